@@ -1,0 +1,311 @@
+"""The command line: the only module that knows click.
+
+Errors from the core arrive as VoiceguideError and leave as one line each on
+stderr with an exit code; a traceback appears only with --debug.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+import traceback
+from enum import IntEnum
+from pathlib import Path
+from typing import Any, Callable
+
+import click
+
+from voiceguide import __version__
+from voiceguide.durations import format_clock
+from voiceguide.errors import InputError, VoiceguideError
+from voiceguide.export import BITRATES, DEFAULT_BITRATE
+from voiceguide.overrides import HoldSetting, Overrides, check_scale, load_profile, parse_hold_option
+from voiceguide.routine import RATE_RANGE, Voice, load_routine
+
+CONTEXT = {"help_option_names": ["-h", "--help"]}
+OUTPUT_DIR = Path("output")
+
+
+class Exit(IntEnum):
+    OK = 0
+    FAILURE = 1
+    BAD_INPUT = 2
+    INTERRUPTED = 130
+
+
+class HoldType(click.ParamType):
+    """``ID=DURATION`` for --hold, checked where it is typed."""
+
+    name = "ID=DURATION"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> tuple[str, int]:
+        if isinstance(value, tuple):
+            return value
+        try:
+            return parse_hold_option(str(value))
+        except ValueError as error:
+            self.fail(str(error), param, ctx)
+
+
+class ScaleType(click.ParamType):
+    name = "FACTOR"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        try:
+            return check_scale(float(value))
+        except ValueError as error:
+            message = str(error) if "must be" in str(error) else f"expected a number such as 1.5, got {value!r}"
+            self.fail(message, param, ctx)
+
+
+class Group(click.Group):
+    """Turns the core's errors into one line and an exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except VoiceguideError as error:
+            for line in error.lines():
+                click.echo(line, err=True)
+            _debug_traceback(ctx)
+            ctx.exit(error.exit_code)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            ctx.exit(Exit.INTERRUPTED)
+        except (click.exceptions.Exit, click.ClickException, click.Abort):
+            raise
+        except Exception as error:  # a bug of ours: say so in one line, details with --debug
+            click.echo(f"voiceguide: internal error: {type(error).__name__}: {error} (run with --debug for details)", err=True)
+            _debug_traceback(ctx)
+            ctx.exit(Exit.FAILURE)
+
+
+def _debug_traceback(ctx: click.Context) -> None:
+    if ctx.obj and ctx.obj.get("debug"):
+        traceback.print_exc()
+
+
+@click.group(cls=Group, context_settings=CONTEXT)
+@click.version_option(__version__, "--version", prog_name="voiceguide")
+@click.option("--debug", is_flag=True, help="Show a traceback when something fails.")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
+    """Turn a scripted routine into one MP3 that talks you through it.
+
+    \b
+    Example:
+      voiceguide plan scripts/sciatica-self-massage.yaml
+      voiceguide build scripts/sciatica-self-massage.yaml --hold tennis-balls=90s
+    """
+    ctx.ensure_object(dict)["debug"] = debug
+
+
+def session_options(command: Callable) -> Callable:
+    """Options shared by `plan` and `build`, so both accept the same words and plan what build makes."""
+    options = [
+        click.option("--hold", "holds", multiple=True, type=HoldType(),
+                     help="Set one step's hold, e.g. --hold tennis-balls=90s (repeatable)."),
+        click.option("--hold-scale", type=ScaleType(), help="Multiply every hold not set explicitly, e.g. 1.5."),
+        click.option("--profile", type=click.Path(dir_okay=False, path_type=Path),
+                     help="YAML file of standing preferences: holds, hold-scale, voice."),
+        click.option("--engine", help="Speech engine (see `voiceguide voices`)."),
+        click.option("--voice", help="Voice id or language, e.g. en-us."),
+        click.option("--rate", type=click.IntRange(*RATE_RANGE), help="Speaking rate in words per minute."),
+        click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path),
+                     help="Where spoken clips are kept (default: the user cache folder; or $VOICEGUIDE_CACHE_DIR)."),
+        click.option("--jobs", "-j", type=click.IntRange(1, 64), help="Clips to synthesize at once (default: all cores)."),
+        click.option("--quiet", "-q", is_flag=True, help="No progress bar."),
+    ]
+    return functools.reduce(lambda f, option: option(f), reversed(options), command)
+
+
+def _overrides(holds: tuple[tuple[str, int], ...], hold_scale: float | None, profile: Path | None,
+               engine: str | None, voice: str | None, rate: int | None) -> Overrides:
+    command_line = Overrides(
+        holds={step_id: HoldSetting(ms, f"--hold {step_id}") for step_id, ms in holds},
+        hold_scale=hold_scale,
+        voice=Voice(engine=engine, voice=voice, rate=rate, engine_at=None, voice_at=None),
+    )
+    return command_line.over(load_profile(profile)) if profile else command_line
+
+
+def _plan(routine: Path, options: dict[str, Any]):
+    from voiceguide.session import plan_session
+    from voiceguide.sounds import Sounds
+    from voiceguide.speech import ClipCache, Speech, default_cache_dir
+
+    overrides = _overrides(options["holds"], options["hold_scale"], options["profile"],
+                           options["engine"], options["voice"], options["rate"])
+    speech = Speech(ClipCache(options["cache_dir"] or default_cache_dir()), jobs=options["jobs"])
+    sounds = Sounds()
+    with _Progress(options["quiet"]) as progress:
+        session = plan_session(routine, overrides, speech, sounds, progress)
+    return session, speech, sounds
+
+
+class _Progress:
+    """A progress bar on stderr that appears only once there is something to synthesize."""
+
+    def __init__(self, quiet: bool):
+        # A bar in a log file is noise: show it only to a person at a terminal.
+        self.quiet = quiet or not sys.stderr.isatty()
+        self.bar: Any = None
+        self.shown = 0
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.quiet:
+            return
+        if self.bar is None:
+            self.bar = click.progressbar(length=total, label="Speaking", file=sys.stderr, show_pos=True)
+            self.bar.__enter__()
+        self.bar.update(done - self.shown)
+        self.shown = done
+
+    def __enter__(self) -> _Progress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(*exc)
+
+
+@cli.command(context_settings=CONTEXT)
+@click.argument("routines", nargs=-1, required=True, type=click.Path(path_type=Path))
+def check(routines: tuple[Path, ...]) -> None:
+    """Check routine files and report every problem as FILE:LINE:COL.
+
+    \b
+    Example:
+      voiceguide check scripts/*.yaml
+    """
+    failed = False
+    for path in routines:
+        try:
+            routine = load_routine(path)
+        except InputError as error:
+            for line in error.lines():
+                click.echo(line, err=True)
+            failed = True
+            continue
+        steps = sum(1 for _ in routine.all_steps())
+        click.echo(f"{path}: ok ({routine.title}: {steps} steps)")
+    if failed:
+        raise click.exceptions.Exit(Exit.BAD_INPUT)
+
+
+@cli.command(context_settings=CONTEXT)
+@click.argument("routine", type=click.Path(path_type=Path))
+@session_options
+@click.option("--json", "as_json", is_flag=True, help="Print the timeline as JSON (format 1).")
+def plan(routine: Path, as_json: bool, **options: Any) -> None:
+    """Show the session second by second, exactly as `build` will render it.
+
+    \b
+    Example:
+      voiceguide plan scripts/sciatica-self-massage.yaml --hold-scale 1.5
+      voiceguide plan scripts/stretch.yaml --json
+    """
+    session, _, _ = _plan(routine, options)
+    if as_json:
+        click.echo(json.dumps(session.timeline.to_json(), indent=2, ensure_ascii=False))
+    else:
+        click.echo(session.timeline.title)
+        click.echo(session.timeline.table())
+
+
+@cli.command(context_settings=CONTEXT)
+@click.argument("routine", type=click.Path(path_type=Path))
+@session_options
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
+              help="Where to write the MP3 (default: output/ROUTINE.mp3).")
+@click.option("--bitrate", type=click.Choice([str(b) for b in BITRATES]), default=str(DEFAULT_BITRATE),
+              show_default=True, help="MP3 bitrate in kbps (constant).")
+def build(routine: Path, output: Path | None, bitrate: str, **options: Any) -> None:
+    """Render a routine to one MP3: speech, holds and chimes, ready for a phone.
+
+    \b
+    Example:
+      voiceguide build scripts/sciatica-self-massage.yaml
+      voiceguide build scripts/stretch.yaml --hold hamstring=45s -o ~/stretch.mp3
+    """
+    from voiceguide.session import build_session
+
+    session, speech, sounds = _plan(routine, options)
+    target = output or OUTPUT_DIR / f"{routine.stem}.mp3"
+    size = build_session(session, speech, sounds, target, int(bitrate))
+    duration = format_clock(round(session.timeline.duration * 1000 / 44100))
+    click.echo(f"{target}  {duration}  {size / 1_000_000:.1f} MB")
+
+
+@cli.command(context_settings=CONTEXT)
+@click.option("--engine", default="pyttsx3", show_default=True, help="Speech engine.")
+@click.option("--json", "as_json", is_flag=True, help="Print the voices as JSON.")
+def voices(engine: str, as_json: bool) -> None:
+    """List the voices of a speech engine: id, name, languages.
+
+    Use an id or a language as `voice:` in a routine or with --voice.
+
+    \b
+    Example:
+      voiceguide voices | grep -i english
+    """
+    from voiceguide.engines import create_engine
+
+    found = create_engine(engine).voices()
+    if as_json:
+        click.echo(json.dumps([{"id": v.id, "name": v.name, "languages": list(v.languages)} for v in found], indent=2))
+        return
+    width = max((len(v.id) for v in found), default=2)
+    for v in found:
+        click.echo(f"{v.id:<{width}}  {v.name}  ({', '.join(v.languages)})")
+
+
+@cli.group(context_settings=CONTEXT)
+def cache() -> None:
+    """Inspect or empty the cache of spoken clips.
+
+    \b
+    Example:
+      voiceguide cache info
+    """
+
+
+def _cache_dir_option(command: Callable) -> Callable:
+    return click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path),
+                        help="Cache folder (default: the user cache folder; or $VOICEGUIDE_CACHE_DIR).")(command)
+
+
+@cache.command("info", context_settings=CONTEXT)
+@_cache_dir_option
+def cache_info(cache_dir: Path | None) -> None:
+    """Show where clips are cached, how many and how much space they take.
+
+    \b
+    Example:
+      voiceguide cache info
+    """
+    from voiceguide.speech import ClipCache, default_cache_dir
+
+    store = ClipCache(cache_dir or default_cache_dir())
+    count, size = store.info()
+    click.echo(f"{store.root}\n{count} clips, {size / 1_000_000:.1f} MB")
+
+
+@cache.command("clear", context_settings=CONTEXT)
+@_cache_dir_option
+def cache_clear(cache_dir: Path | None) -> None:
+    """Delete every cached clip; the next build speaks them again.
+
+    \b
+    Example:
+      voiceguide cache clear
+    """
+    from voiceguide.speech import ClipCache, default_cache_dir
+
+    store = ClipCache(cache_dir or default_cache_dir())
+    click.echo(f"removed {store.clear()} clips from {store.root}")
+
+
+def main() -> None:
+    cli(prog_name="voiceguide")

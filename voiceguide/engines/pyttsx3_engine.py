@@ -1,0 +1,76 @@
+"""The default engine: pyttsx3 (espeak-ng on Linux, the system voices on macOS and Windows).
+
+pyttsx3 keeps one engine per process, ignores rate changes on a reused engine
+and prints to stdout, so every clip is spoken by a fresh worker process
+(pyttsx3_worker) whose output is captured, with a timeout.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from voiceguide.engines import Engine, VoiceInfo
+from voiceguide.errors import EngineError
+
+WORKER = [sys.executable, "-m", "voiceguide.engines.pyttsx3_worker"]
+INFO_TIMEOUT = 30.0
+
+
+class Pyttsx3Engine(Engine):
+    name = "pyttsx3"
+
+    def __init__(self) -> None:
+        # Ask the worker once: it proves pyttsx3 and its backend load, and
+        # brings the version and voices back in one start-up.
+        self._info = _worker_info(tuple(WORKER))
+
+    def version(self) -> str:
+        return self._info["version"]
+
+    def voices(self) -> list[VoiceInfo]:
+        return [VoiceInfo(v["id"], v["name"], tuple(v["languages"])) for v in self._info["voices"]]
+
+    def default_voice(self) -> str:
+        return self._info["default"]
+
+    def synthesize(self, text: str, voice: str, rate: int, volume: float, path: Path, timeout: float) -> None:
+        request = json.dumps({"text": text, "voice": voice, "rate": rate, "volume": volume, "path": str(path)})
+        _run_worker(list(WORKER), request, timeout, f'speaking "{_short(text)}"')
+
+
+@functools.lru_cache(maxsize=None)
+def _worker_info(worker: tuple[str, ...]) -> dict:
+    output = _run_worker([*worker, "--info"], "", INFO_TIMEOUT, "starting pyttsx3")
+    try:
+        info = json.loads(output)
+        assert isinstance(info["voices"], list) and info["version"] and info["default"]
+    except (ValueError, KeyError, TypeError, AssertionError):
+        raise EngineError(f"pyttsx3 worker gave an unreadable answer: {output[:200]!r}") from None
+    return info
+
+
+def _run_worker(command: list[str], request: str, timeout: float, doing: str) -> str:
+    try:
+        # stdout carries only the worker's answer; pyttsx3's own prints go to stderr there.
+        result = subprocess.run(command, input=request, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise EngineError(f"{doing}: no answer from pyttsx3 after {timeout:g} s") from None
+    except OSError as error:
+        raise EngineError(f"{doing}: cannot start the pyttsx3 worker: {error}") from None
+    if result.returncode != 0:
+        reason = _last_line(result.stderr) or f"worker exited with code {result.returncode}"
+        raise EngineError(f"{doing}: {reason}")
+    return result.stdout
+
+
+def _last_line(text: str) -> str:
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1] if lines else ""
+
+
+def _short(text: str, limit: int = 60) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -1,0 +1,95 @@
+"""Speak one line with pyttsx3 in a process of its own (run by Pyttsx3Engine).
+
+Reads a JSON request on stdin and writes the WAV; with --info, prints the
+version and voices as JSON. Errors end with one line on stderr and exit 3.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+import wave
+
+
+def main() -> int:
+    # pyttsx3 prints "Audio saved to ..." on stdout; keep stdout for our answer only.
+    answer = os.fdopen(os.dup(1), "w")
+    os.dup2(2, 1)
+    try:
+        if sys.argv[1:] == ["--info"]:
+            answer.write(json.dumps(info()))
+        else:
+            speak(json.loads(sys.stdin.read()))
+    except Exception as error:  # the parent shows this line to the user
+        print(f"{type(error).__name__}: {error}", file=sys.stderr)
+        return 3
+    finally:
+        answer.flush()
+    return 0
+
+
+def _engine():
+    from voiceguide.tools import load_espeak
+
+    backend = load_espeak() if sys.platform.startswith("linux") else "system"
+    import pyttsx3
+
+    return pyttsx3.init(), backend
+
+
+def info() -> dict:
+    from importlib.metadata import version
+
+    engine, backend = _engine()
+    voices = [
+        {"id": v.id, "name": v.name, "languages": [_text(lang) for lang in (v.languages or [])]}
+        for v in engine.getProperty("voices")
+    ]
+    return {
+        "version": f"pyttsx3 {version('pyttsx3')}; {sys.platform}; {backend} {_backend_version()}",
+        "default": engine.getProperty("voice") or (voices[0]["id"] if voices else ""),
+        "voices": voices,
+    }
+
+
+def _backend_version() -> str:
+    try:
+        from pyttsx3.drivers import _espeak
+
+        return _espeak.Info(None).decode()
+    except Exception:  # not espeak (macOS, Windows): the platform names the voices' source
+        return ""
+
+
+def _text(value: object) -> str:
+    return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
+
+
+def speak(request: dict) -> None:
+    engine, _ = _engine()
+    engine.setProperty("voice", request["voice"])
+    engine.setProperty("rate", int(request["rate"]))
+    engine.setProperty("volume", float(request["volume"]))
+    path = request["path"]
+    engine.save_to_file(request["text"], path)
+    engine.runAndWait()
+    # runAndWait can return before the file is complete; wait until it is a whole WAV.
+    deadline = time.monotonic() + 10
+    while not _complete(path):
+        if time.monotonic() > deadline:
+            raise RuntimeError("pyttsx3 finished without writing a complete WAV file")
+        time.sleep(0.02)
+
+
+def _complete(path: str) -> bool:
+    try:
+        with wave.open(path, "rb") as clip:
+            return clip.getnframes() > 0
+    except (OSError, EOFError, wave.Error):
+        return False
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,71 @@
+"""The project's exceptions: the core raises these, the CLI turns them into messages."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class VoiceguideError(Exception):
+    """Base of every error voiceguide reports to a user.
+
+    ``exit_code`` follows the CLI's convention: 2 for bad input or usage,
+    1 for anything else that went wrong.
+    """
+
+    exit_code = 1
+
+    def lines(self) -> list[str]:
+        """The message as the lines a user sees, one problem per line."""
+        return [str(self)]
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where a value sits in a file; line and column count from 1."""
+
+    path: str
+    line: int = 0
+    column: int = 0
+
+    def __str__(self) -> str:
+        if self.line:
+            return f"{self.path}:{self.line}:{self.column}"
+        return self.path
+
+
+@dataclass(frozen=True)
+class Problem:
+    where: Location
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.message}"
+
+
+class InputError(VoiceguideError):
+    """Bad input from the user: a routine or profile file, or an option."""
+
+    exit_code = 2
+
+
+class RoutineError(InputError):
+    """One or more problems found in a routine or profile file."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+    def lines(self) -> list[str]:
+        return [str(p) for p in self.problems]
+
+
+class EngineError(VoiceguideError):
+    """A speech engine is missing, misconfigured or failed."""
+
+
+class VoiceError(InputError):
+    """The requested voice does not exist for the engine."""
+
+
+class AudioError(VoiceguideError):
+    """Decoding, encoding or writing audio failed."""

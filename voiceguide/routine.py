@@ -1,0 +1,542 @@
+"""Routine files: load a YAML routine, check all of it, and return plain data.
+
+Every problem in a file is collected and reported at once as FILE:LINE:COL,
+so a person fixes their routine in one pass instead of one error per run.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import string
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+from voiceguide.durations import DurationError, format_clock, parse_duration
+from voiceguide.engines import engine_names
+from voiceguide.errors import Location, Problem, RoutineError
+from voiceguide.yamlfile import YList, YMap, read_yaml
+
+BUILTIN_CHIMES = ("bell", "soft", "gong", "wood", "none")
+SOUND_SUFFIXES = (".wav", ".mp3", ".ogg", ".oga", ".flac", ".m4a", ".aac", ".opus")
+DEFAULT_CHIME = "bell"
+DEFAULT_PAUSE_MS = 800
+MAX_SESSION_MS = 12 * 3_600_000
+# A limit on events as well as on time: a routine of many short spoken steps
+# repeated a million times is short of 12 hours of holds but not of work.
+MAX_EVENTS = 50_000
+RATE_RANGE = (40, 600)
+
+TOP_KEYS = ("title", "description", "voice", "chime", "pause", "intro", "outro", "vars", "steps")
+STEP_KEYS = ("title", "id", "say", "hold", "repeat", "between", "sides", "rest", "chime", "voice")
+GROUP_KEYS = ("title", "id", "say", "steps", "rounds", "rest", "sides", "chime", "voice")
+VOICE_KEYS = ("engine", "voice", "rate", "volume")
+RESERVED_IDS = ("intro", "outro")
+# Names the program fills in; a routine's own vars may not take them.
+TEMPLATE_NAMES = ("side", "round", "rounds", "repeat", "repeats", "hold")
+
+_ID = re.compile(r"[a-z0-9][a-z0-9_-]*")
+
+
+@dataclass(frozen=True)
+class Text:
+    """A line to speak, possibly with {templates}; filled in when planning."""
+
+    template: str
+    where: Location
+
+
+@dataclass(frozen=True)
+class Voice:
+    """Speech settings; a field left as None is inherited from the enclosing level."""
+
+    engine: str | None = None
+    voice: str | None = None
+    rate: int | None = None
+    volume: float | None = None
+    engine_at: Location | None = None
+    voice_at: Location | None = None
+
+    def over(self, base: Voice) -> Voice:
+        """These settings, with the fields left unset taken from ``base``."""
+        return Voice(
+            engine=self.engine if self.engine is not None else base.engine,
+            voice=self.voice if self.voice is not None else base.voice,
+            rate=self.rate if self.rate is not None else base.rate,
+            volume=self.volume if self.volume is not None else base.volume,
+            engine_at=self.engine_at if self.engine is not None else base.engine_at,
+            voice_at=self.voice_at if self.voice is not None else base.voice_at,
+        )
+
+
+@dataclass(frozen=True)
+class Chime:
+    """An end-of-hold signal: a built-in name, or a sound file."""
+
+    name: str
+    where: Location
+    path: Path | None = None
+
+
+@dataclass(frozen=True)
+class Step:
+    """A step of a routine; with ``steps`` of its own it is a group."""
+
+    id: str
+    title: str
+    where: Location
+    say: tuple[Text, ...] = ()
+    hold: int | None = None
+    hold_at: Location | None = None
+    repeat: int = 1
+    between: tuple[Text, ...] = ()
+    sides: tuple[str, ...] = ()
+    rest: int = 0
+    chime: Chime | None = None
+    voice: Voice | None = None
+    steps: tuple[Step, ...] = ()
+    rounds: int = 1
+
+    @property
+    def is_group(self) -> bool:
+        return bool(self.steps)
+
+
+@dataclass(frozen=True)
+class Routine:
+    path: Path
+    title: str
+    steps: tuple[Step, ...]
+    description: str = ""
+    voice: Voice = field(default_factory=Voice)
+    chime: Chime | None = None
+    pause: int = DEFAULT_PAUSE_MS
+    intro: tuple[Text, ...] = ()
+    outro: tuple[Text, ...] = ()
+    vars: dict[str, str] = field(default_factory=dict)
+
+    def all_steps(self) -> Iterator[Step]:
+        """Every step and group, depth first, in file order."""
+
+        def walk(steps: tuple[Step, ...]) -> Iterator[Step]:
+            for step in steps:
+                yield step
+                yield from walk(step.steps)
+
+        return walk(self.steps)
+
+    def hold_ids(self) -> list[str]:
+        """Ids of the steps that have a hold, the ones --hold can set."""
+        return [step.id for step in self.all_steps() if step.hold is not None]
+
+
+def load_routine(path: str | os.PathLike[str]) -> Routine:
+    """Read and check the routine file at ``path``; raise RoutineError listing every problem."""
+    data, where = read_yaml(path, "routine")
+    checker = _RoutineChecker(Path(path))
+    routine = checker.routine(data, where)
+    if checker.problems:
+        raise RoutineError(sorted(checker.problems, key=_order))
+    assert routine is not None
+    return routine
+
+
+def _order(problem: Problem) -> tuple[int, int]:
+    return (problem.where.line, problem.where.column)
+
+
+def did_you_mean(word: str, choices: list[str] | tuple[str, ...]) -> str:
+    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+    return f"; did you mean '{close[0]}'?" if close else ""
+
+
+def slug(title: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")
+
+
+class Checker:
+    """Collects problems while reading a YAML tree; shared by routines and profiles."""
+
+    def __init__(self) -> None:
+        self.problems: list[Problem] = []
+
+    def problem(self, where: Location, message: str) -> None:
+        self.problems.append(Problem(where, message))
+
+    def mapping(self, value: Any, where: Location, what: str, keys: tuple[str, ...] | None) -> YMap | None:
+        """``value`` as a mapping, flagging keys outside ``keys`` (None: any key goes)."""
+        if not isinstance(value, YMap):
+            expected = f"{', '.join(keys[:4])}, ..." if keys else "name: value pairs"
+            self.problem(where, f"{what} must be a mapping of {expected}; got {_kind(value)}")
+            return None
+        for key in value:
+            if keys is not None and key not in keys:
+                self.problem(value.key_at[key], f"unknown key '{key}' in {what}{did_you_mean(key, keys)}")
+        return value
+
+    def text(self, data: YMap, key: str, what: str, required: bool = False) -> str | None:
+        if key not in data:
+            if required:
+                self.problem(data.where, f"{what} needs a '{key}'")
+            return None
+        value = data[key]
+        if isinstance(value, (YMap, YList)) or value is None:
+            self.problem(data.at(key), f"'{key}' must be text, got {_kind(value)}")
+            return None
+        # Plain scalars like `yes` or `2024` are text here, as the person wrote them.
+        text = data.raw.get(key, str(value))
+        if required and not text.strip():
+            self.problem(data.at(key), f"'{key}' must not be empty")
+            return None
+        return text
+
+    def duration(self, data: YMap, key: str, allow_zero: bool) -> int | None:
+        if key not in data:
+            return None
+        value = data[key]
+        raw = data.raw.get(key)
+        # YAML 1.1 reads 1:30 as the number 90; read what the person wrote instead.
+        source = raw if isinstance(value, int) and raw is not None and ":" in raw else value
+        try:
+            ms = parse_duration(source)
+        except DurationError as error:
+            self.problem(data.at(key), f"'{key}': {error}")
+            return None
+        if ms == 0 and not allow_zero:
+            self.problem(data.at(key), f"'{key}' must be longer than zero")
+            return None
+        return ms
+
+    def count(self, data: YMap, key: str) -> int | None:
+        if key not in data:
+            return None
+        value = data[key]
+        if isinstance(value, bool) or not isinstance(value, int):
+            self.problem(data.at(key), f"'{key}' must be a whole number, got {_kind(value)}")
+            return None
+        if value < 1:
+            self.problem(data.at(key), f"'{key}' must be at least 1, got {value}")
+            return None
+        return value
+
+    def voice(self, data: YMap, key: str) -> Voice | None:
+        if key not in data:
+            return None
+        value = data[key]
+        where = data.at(key)
+        if isinstance(value, str) or (not isinstance(value, (YMap, YList)) and value is not None and key in data.raw):
+            # `voice: en-us` is short for `voice: {voice: en-us}`.
+            return Voice(voice=data.raw.get(key, str(value)), voice_at=where)
+        settings = self.mapping(value, where, f"'{key}'", VOICE_KEYS)
+        if settings is None:
+            return None
+        rate = None
+        if "rate" in settings:
+            rate_value = settings["rate"]
+            low, high = RATE_RANGE
+            if isinstance(rate_value, bool) or not isinstance(rate_value, (int, float)):
+                self.problem(settings.at("rate"), f"'rate' must be words per minute, a number from {low} to {high}")
+            elif not low <= rate_value <= high:
+                self.problem(settings.at("rate"), f"'rate' must be from {low} to {high} words per minute, got {rate_value:g}")
+            else:
+                rate = round(rate_value)
+        volume = None
+        if "volume" in settings:
+            volume_value = settings["volume"]
+            if isinstance(volume_value, bool) or not isinstance(volume_value, (int, float)) or not 0 < volume_value <= 1:
+                self.problem(settings.at("volume"), "'volume' must be a number above 0 and at most 1")
+            else:
+                volume = float(volume_value)
+        engine = self.text(settings, "engine", "'voice'")
+        if engine is not None:
+            if engine not in engine_names():
+                names = engine_names()
+                self.problem(settings.at("engine"), f"unknown engine '{engine}'{did_you_mean(engine, names)} (valid engines: {', '.join(names)})")
+        return Voice(
+            engine=engine,
+            voice=self.text(settings, "voice", "'voice'"),
+            rate=rate,
+            volume=volume,
+            engine_at=settings.at("engine") if "engine" in settings else None,
+            voice_at=settings.at("voice") if "voice" in settings else None,
+        )
+
+
+class _RoutineChecker(Checker):
+    def __init__(self, path: Path):
+        super().__init__()
+        self.path = path
+        self.ids: dict[str, Location] = {}
+        self.vars: dict[str, str] = {}
+
+    def routine(self, value: Any, where: Location) -> Routine | None:
+        data = self.mapping(value, where, "a routine", TOP_KEYS)
+        if data is None:
+            return None
+        title = self.text(data, "title", "a routine", required=True)
+        description = self.text(data, "description", "a routine") or ""
+        self.vars = self._vars(data)
+        voice = self.voice(data, "voice") or Voice()
+        chime = self._chime(data)
+        pause = self.duration(data, "pause", allow_zero=True)
+        intro = self._texts(data, "intro", scope=())
+        outro = self._texts(data, "outro", scope=())
+        for reserved in RESERVED_IDS:
+            self.ids[reserved] = data.where
+        steps: tuple[Step, ...] = ()
+        if "steps" not in data:
+            self.problem(data.where, "a routine needs 'steps', a list of at least one step")
+        else:
+            steps = self._steps(data["steps"], data.at("steps"), scope=())
+            if steps:
+                self._check_size(steps)
+        return Routine(
+            path=self.path,
+            title=title or "",
+            description=description,
+            voice=voice,
+            chime=chime,
+            pause=DEFAULT_PAUSE_MS if pause is None else pause,
+            intro=intro,
+            outro=outro,
+            vars=self.vars,
+            steps=steps,
+        )
+
+    def _vars(self, data: YMap) -> dict[str, str]:
+        if "vars" not in data:
+            return {}
+        table = self.mapping(data["vars"], data.at("vars"), "'vars'", None)
+        result: dict[str, str] = {}
+        if table is None:
+            return result
+        for name, value in table.items():
+            if not name.isidentifier():
+                self.problem(table.key_at[name], f"variable name '{name}' must be a single word (letters, digits, _)")
+            elif name in TEMPLATE_NAMES:
+                self.problem(table.key_at[name], f"variable name '{name}' is filled in by voiceguide; choose another name")
+            elif isinstance(value, (YMap, YList)) or value is None:
+                self.problem(table.at(name), f"variable '{name}' must be text or a number, got {_kind(value)}")
+            else:
+                result[name] = table.raw.get(name, str(value))
+        return result
+
+    def _chime(self, data: YMap) -> Chime | None:
+        name = self.text(data, "chime", "a step")
+        if name is None:
+            return None
+        where = data.at("chime")
+        if name in BUILTIN_CHIMES:
+            return Chime(name, where)
+        looks_like_file = "/" in name or "\\" in name or name.lower().endswith(SOUND_SUFFIXES)
+        if not looks_like_file:
+            hint = did_you_mean(name, BUILTIN_CHIMES)
+            self.problem(where, f"unknown chime '{name}'{hint} (built-in: {', '.join(BUILTIN_CHIMES)}; or a path to a sound file)")
+            return None
+        path = (self.path.parent / name).resolve() if not Path(name).is_absolute() else Path(name)
+        if not path.is_file():
+            self.problem(where, f"sound file not found: {name} (looked for {path})")
+            return None
+        return Chime(name, where, path)
+
+    def _texts(self, data: YMap, key: str, scope: tuple[str, ...]) -> tuple[Text, ...]:
+        if key not in data:
+            return ()
+        value = data[key]
+        if isinstance(value, YList):
+            items = list(zip(value, value.item_at, value.raw))
+        else:
+            items = [(value, data.at(key), data.raw.get(key))]
+        texts = []
+        for item, where, raw in items:
+            if isinstance(item, (YMap, YList)) or item is None or (not isinstance(item, str) and raw is None):
+                self.problem(where, f"'{key}' must be text or a list of texts, got {_kind(item)}")
+                continue
+            text = item if isinstance(item, str) else raw
+            if not text.strip():
+                self.problem(where, f"'{key}' has an empty line to say")
+                continue
+            self._check_template(text, where, key, scope)
+            texts.append(Text(text, where))
+        return tuple(texts)
+
+    def _check_template(self, text: str, where: Location, key: str, scope: tuple[str, ...]) -> None:
+        try:
+            fields = [(name, spec, conv) for _, name, spec, conv in string.Formatter().parse(text) if name is not None]
+        except ValueError as error:
+            self.problem(where, f"'{key}': bad template ({error}); write {{{{ and }}}} for literal braces")
+            return
+        known = list(scope) + list(self.vars)
+        for name, spec, conv in fields:
+            if spec or conv:
+                self.problem(where, f"'{key}': write the template as {{{name}}}, without ':' or '!'")
+            elif name in scope or name in self.vars:
+                continue
+            elif name in TEMPLATE_NAMES:
+                self.problem(where, f"'{key}': {{{name}}} has no value here ({_scope_hint(name)})")
+            else:
+                choices = sorted(set(known))
+                close = difflib.get_close_matches(name, choices, n=1, cutoff=0.6)
+                if close:
+                    hint = f"; did you mean {{{close[0]}}}?"
+                elif choices:
+                    hint = f"; known here: {', '.join('{' + c + '}' for c in choices)}"
+                else:
+                    hint = "; define it under 'vars'"
+                self.problem(where, f"'{key}': unknown variable {{{name}}}{hint}")
+
+    def _steps(self, value: Any, where: Location, scope: tuple[str, ...]) -> tuple[Step, ...]:
+        if not isinstance(value, YList) or not value:
+            self.problem(where, f"'steps' must be a list of at least one step, got {_kind(value)}")
+            return ()
+        steps = []
+        for item, item_where in zip(value, value.item_at):
+            step = self._step(item, item_where, scope)
+            if step is not None:
+                steps.append(step)
+        return tuple(steps)
+
+    def _step(self, value: Any, where: Location, scope: tuple[str, ...]) -> Step | None:
+        is_group = isinstance(value, YMap) and "steps" in value
+        # Keys of the other kind are flagged below with a clearer message.
+        keys = STEP_KEYS + tuple(k for k in GROUP_KEYS if k not in STEP_KEYS)
+        data = self.mapping(value, where, "a group" if is_group else "a step", keys)
+        if data is None:
+            return None
+        for key in data:
+            if key in ("hold", "repeat", "between") and is_group:
+                self.problem(data.key_at[key], f"'{key}' belongs on a step; a group has 'rounds' and 'steps'")
+            elif key == "rounds" and not is_group:
+                self.problem(data.key_at[key], "'rounds' belongs on a group (a step with 'steps')")
+        title = self.text(data, "title", "a step", required=True) or ""
+        step_id = self._id(data, title, where)
+        sides = self._sides(data)
+        repeat = self.count(data, "repeat") or 1
+        rounds = self.count(data, "rounds") or 1
+        hold = self.duration(data, "hold", allow_zero=False)
+        if "between" in data and repeat == 1:
+            self.problem(data.key_at["between"], "'between' is spoken between repetitions; add 'repeat' of 2 or more")
+
+        inner = scope + (("side",) if sides else ())
+        if is_group:
+            inner += ("round", "rounds")
+            say_scope = inner
+        else:
+            say_scope = inner + ("repeat", "repeats") + (("hold",) if hold is not None else ())
+        say = self._texts(data, "say", say_scope)
+        between = self._texts(data, "between", say_scope)
+        steps = self._steps(data["steps"], data.at("steps"), inner) if is_group else ()
+        return Step(
+            id=step_id,
+            title=title,
+            where=where,
+            say=say,
+            hold=hold,
+            hold_at=data.at("hold") if hold is not None else None,
+            repeat=repeat,
+            between=between,
+            sides=sides,
+            rest=self.duration(data, "rest", allow_zero=True) or 0,
+            chime=self._chime(data),
+            voice=self.voice(data, "voice"),
+            steps=steps,
+            rounds=rounds,
+        )
+
+    def _id(self, data: YMap, title: str, where: Location) -> str:
+        explicit = "id" in data
+        if explicit:
+            step_id = self.text(data, "id", "a step") or ""
+            at = data.at("id")
+            if not _ID.fullmatch(step_id):
+                self.problem(at, f"id '{step_id}' must be lowercase letters, digits, '-' or '_'")
+                return step_id
+        else:
+            step_id = slug(title) or "step"
+            at = data.at("title") if "title" in data else where
+        if step_id in self.ids:
+            first = self.ids[step_id]
+            if step_id in RESERVED_IDS:
+                self.problem(at, f"id '{step_id}' is reserved for the routine's {step_id}; give this step another id")
+            else:
+                how = "" if explicit else f" (made from the title; add an 'id' to tell them apart)"
+                self.problem(at, f"duplicate step id '{step_id}', first used at line {first.line}{how}")
+        else:
+            self.ids[step_id] = at
+        return step_id
+
+    def _sides(self, data: YMap) -> tuple[str, ...]:
+        if "sides" not in data:
+            return ()
+        value = data["sides"]
+        if not isinstance(value, YList) or not value:
+            self.problem(data.at("sides"), f"'sides' must be a list of side names such as [left, right], got {_kind(value)}")
+            return ()
+        sides = []
+        for item, at, raw in zip(value, value.item_at, value.raw):
+            name = raw if raw is not None and not isinstance(item, (YMap, YList)) else None
+            if not name or not name.strip():
+                self.problem(at, "each side must be a name such as left or right")
+            elif name in sides:
+                self.problem(at, f"side '{name}' is listed twice")
+            else:
+                sides.append(name)
+        return tuple(sides)
+
+    def _check_size(self, steps: tuple[Step, ...]) -> None:
+        """Refuse sessions over 12 hours before anything is expanded in memory."""
+        total_ms = 0
+        total_events = 0
+        for step in steps:
+            ms, events = _lower_bound(step)
+            total_ms += ms
+            total_events += events
+            if total_ms > MAX_SESSION_MS:
+                self.problem(step.where, f"the session would last more than 12 hours (holds and rests reach {format_clock(total_ms)} by step '{step.id}')")
+                return
+            if total_events > MAX_EVENTS:
+                self.problem(step.where, f"the session would have more than {MAX_EVENTS} events by step '{step.id}'; use fewer repeats or rounds")
+                return
+
+
+def _lower_bound(step: Step) -> tuple[int, int]:
+    """Least time and event count of a step, computed without expanding it."""
+    sides = max(1, len(step.sides))
+    if step.is_group:
+        parts = [_lower_bound(child) for child in step.steps]
+        round_ms = sum(ms for ms, _ in parts)
+        round_events = sum(events for _, events in parts) + len(step.say) + 1
+        ms = (round_ms * step.rounds + step.rest * (step.rounds - 1)) * sides
+        return ms, round_events * step.rounds * sides
+    per_repeat_ms = step.hold or 0
+    per_repeat_events = 2 + len(step.say) + len(step.between) + 2
+    return per_repeat_ms * step.repeat * sides + step.rest, per_repeat_events * step.repeat * sides + 1
+
+
+def _scope_hint(name: str) -> str:
+    return {
+        "side": "only in a step or group with 'sides'",
+        "round": "only inside a group",
+        "rounds": "only inside a group",
+        "repeat": "only in a step's 'say' or 'between'",
+        "repeats": "only in a step's 'say' or 'between'",
+        "hold": "only in a step with a 'hold'",
+    }[name]
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "nothing"
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, YMap) or isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, YList) or isinstance(value, list):
+        return "a list"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return f"'{value}'" if len(value) < 40 else "text"
+    return type(value).__name__

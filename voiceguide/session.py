@@ -1,0 +1,37 @@
+"""The stages in order: routine file, overrides, parts, clips, timeline, MP3."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from voiceguide.export import write_session
+from voiceguide.overrides import Overrides, apply_overrides
+from voiceguide.render import render
+from voiceguide.routine import Routine, load_routine
+from voiceguide.sounds import Sounds
+from voiceguide.speech import DEFAULT_VOICE, Progress, Speech
+from voiceguide.timeline import Timeline, chimes_of, expand, lines_of, place
+
+
+@dataclass(frozen=True)
+class Session:
+    routine: Routine
+    timeline: Timeline
+
+
+def plan_session(path: Path, overrides: Overrides, speech: Speech, sounds: Sounds,
+                 progress: Progress | None = None) -> Session:
+    """Plan the session exactly as `build` will render it: clips are made (or taken from the cache) here."""
+    routine = apply_overrides(load_routine(path), overrides)
+    sections = expand(routine, overrides.voice, DEFAULT_VOICE)
+    for chime in chimes_of(sections):
+        sounds.samples(chime)  # a sound file that is not audio is reported before any speech is made
+    speech.prepare(lines_of(sections), progress)
+    return Session(routine, place(routine, sections, speech.length, sounds.length))
+
+
+def build_session(session: Session, speech: Speech, sounds: Sounds, target: Path, bitrate: int) -> int:
+    """Render the planned session to ``target``; return the file's size in bytes."""
+    return write_session(session.timeline, target, bitrate,
+                         lambda encoder: render(session.timeline, speech, sounds, encoder))

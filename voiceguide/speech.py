@@ -1,0 +1,264 @@
+"""Spoken clips: synthesize each distinct line once, check it, trim it, cache it.
+
+A clip is stored as 44.1 kHz mono 16-bit WAV, trimmed to its audible speech,
+keyed by everything that changes how it sounds. The timeline is planned from
+the lengths of these clips and the renderer plays exactly them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import wave
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from voiceguide import audio
+from voiceguide.engines import Engine, create_engine
+from voiceguide.errors import EngineError, InputError, Location, VoiceError
+from voiceguide.routine import Voice
+from voiceguide.timeline import SAMPLE_RATE, Line
+
+DEFAULT_VOICE = Voice(engine="pyttsx3", rate=160, volume=1.0)
+CACHE_ENV = "VOICEGUIDE_CACHE_DIR"
+# Bumped whenever clip processing changes, so old clips are not reused.
+CLIP_FORMAT = 1
+# Speech quieter than this, relative to the clip's peak, counts as the gap around it.
+TRIM_BELOW_PEAK_DB = 40.0
+EDGE_FADE_MS = 4
+
+Progress = Callable[[int, int], None]
+
+
+def default_cache_dir() -> Path:
+    configured = os.environ.get(CACHE_ENV)
+    if configured:
+        return Path(configured)
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("voiceguide", appauthor=False))
+
+
+@dataclass(frozen=True)
+class Clip:
+    path: Path
+    length: int  # samples at SAMPLE_RATE
+
+    def samples(self) -> np.ndarray:
+        with wave.open(str(self.path), "rb") as clip:
+            return np.frombuffer(clip.readframes(clip.getnframes()), dtype="<i2")
+
+
+class ClipCache:
+    """Clips on disk, one file per key, written atomically so a crash never leaves a bad clip."""
+
+    def __init__(self, root: Path):
+        self.root = root
+
+    @property
+    def clips_dir(self) -> Path:
+        return self.root / f"clips-{CLIP_FORMAT}"
+
+    def path(self, key: str) -> Path:
+        return self.clips_dir / key[:2] / f"{key}.wav"
+
+    def get(self, key: str) -> Clip | None:
+        path = self.path(key)
+        try:
+            with wave.open(str(path), "rb") as clip:
+                if (clip.getframerate(), clip.getnchannels(), clip.getsampwidth()) != (SAMPLE_RATE, 1, 2):
+                    raise wave.Error("unexpected format")
+                length = clip.getnframes()
+            if length == 0 or path.stat().st_size < 44 + 2 * length:
+                raise wave.Error("truncated")
+        except FileNotFoundError:
+            return None
+        except (OSError, EOFError, wave.Error):
+            # Damaged by something outside us (a full disk, a copy): speak it again.
+            path.unlink(missing_ok=True)
+            return None
+        return Clip(path, length)
+
+    def put(self, key: str, samples: np.ndarray) -> Clip:
+        path = self.path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temp = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=".tmp")
+        try:
+            with os.fdopen(handle, "wb") as file:
+                audio.write_wav(file, samples)
+                file.flush()
+                os.fsync(file.fileno())
+            os.replace(temp, path)
+        except BaseException:
+            Path(temp).unlink(missing_ok=True)
+            raise
+        return Clip(path, len(samples))
+
+    def info(self) -> tuple[int, int]:
+        """Number of clips and their total size in bytes."""
+        count = size = 0
+        if self.root.is_dir():
+            for path in self.root.rglob("*.wav"):
+                count += 1
+                size += path.stat().st_size
+        return count, size
+
+    def clear(self) -> int:
+        count, _ = self.info()
+        for entry in self.root.glob("clips-*") if self.root.is_dir() else ():
+            shutil.rmtree(entry, ignore_errors=True)
+        return count
+
+
+class Speech:
+    """The speech layer: engines, voice lookup, synthesis with checks, and the cache."""
+
+    def __init__(self, cache: ClipCache, jobs: int | None = None, timeout: float = 60.0):
+        self.cache = cache
+        self.jobs = max(1, jobs or os.cpu_count() or 1)
+        self.timeout = timeout
+        self.synthesized = 0
+        self._engines: dict[str, Engine] = {}
+        self._voices: dict[tuple[str, str | None], str] = {}
+        self._clips: dict[Line, Clip] = {}
+
+    def engine(self, name: str, where: Location | None = None) -> Engine:
+        if name not in self._engines:
+            try:
+                self._engines[name] = create_engine(name)
+            except InputError as error:
+                raise InputError(f"{where}: {error}" if where else str(error)) from None
+        return self._engines[name]
+
+    def voice_id(self, voice: Voice) -> str:
+        key = (voice.engine or "", voice.voice)
+        if key not in self._voices:
+            engine = self.engine(voice.engine or "", voice.engine_at)
+            try:
+                self._voices[key] = engine.resolve_voice(voice.voice)
+            except VoiceError as error:
+                raise VoiceError(f"{voice.voice_at}: {error}" if voice.voice_at else str(error)) from None
+        return self._voices[key]
+
+    def key(self, line: Line) -> str:
+        voice = line.voice
+        engine = self.engine(voice.engine or "", voice.engine_at)
+        parts = [CLIP_FORMAT, engine.name, engine.version(), self.voice_id(voice), voice.rate, voice.volume, line.text]
+        return hashlib.sha256(json.dumps(parts).encode()).hexdigest()
+
+    def prepare(self, lines: list[Line], progress: Progress | None = None) -> None:
+        """Make sure every line has a clip: from the cache, or synthesized in parallel."""
+        missing: dict[str, Line] = {}
+        for line in lines:
+            if line in self._clips:
+                continue
+            key = self.key(line)
+            clip = self.cache.get(key)
+            if clip is None:
+                missing.setdefault(key, line)
+            else:
+                self._clips[line] = clip
+        if not missing:
+            return
+        done = 0
+        if progress:
+            progress(done, len(missing))
+        with ThreadPoolExecutor(max_workers=min(self.jobs, len(missing))) as pool:
+            futures = {key: pool.submit(self._synthesize, line) for key, line in missing.items()}
+            try:
+                for key, future in futures.items():
+                    clip = self.cache.put(key, future.result())
+                    self.synthesized += 1
+                    done += 1
+                    if progress:
+                        progress(done, len(missing))
+            except BaseException:
+                for future in futures.values():
+                    future.cancel()
+                raise
+        for line in lines:
+            if line not in self._clips:
+                self._clips[line] = self.cache.get(self.key(line))
+
+    def clip(self, line: Line) -> Clip:
+        if line not in self._clips:
+            self.prepare([line])
+        return self._clips[line]
+
+    def length(self, line: Line) -> int:
+        return self.clip(line).length
+
+    def _synthesize(self, line: Line) -> np.ndarray:
+        """One clip, checked; one retry, then an error that names the text."""
+        voice = line.voice
+        engine = self.engine(voice.engine or "")
+        voice_id = self.voice_id(voice)
+        error: EngineError | None = None
+        for _ in range(2):
+            with tempfile.TemporaryDirectory(prefix="voiceguide-") as folder:
+                path = Path(folder) / "clip.wav"
+                try:
+                    engine.synthesize(line.text, voice_id, voice.rate or 0, voice.volume or 1.0, path, self.timeout)
+                    return _checked(line, path)
+                except EngineError as failure:
+                    error = failure
+        raise EngineError(f'could not speak "{_short(line.text)}": {_reason(error, line.text)}')
+
+
+def _checked(line: Line, path: Path) -> np.ndarray:
+    """The clip as 44.1 kHz mono, trimmed; refuses empty or implausibly short or long audio."""
+    if not path.is_file() or path.stat().st_size <= 44:
+        raise EngineError("the engine wrote no audio")
+    try:
+        samples = audio.decode(path)
+    except Exception as error:
+        raise EngineError(f"the engine wrote unreadable audio ({error})") from None
+    samples = trim(samples)
+    seconds = len(samples) / SAMPLE_RATE
+    words = max(1, len(line.text.split()))
+    rate = line.voice.rate or DEFAULT_VOICE.rate or 160
+    expected = words * 60 / rate
+    # Generous bounds: voices differ, but a fraction of this or many times it means a broken clip.
+    if seconds < min(0.15, expected / 2) or seconds < expected / 8 or seconds > expected * 6 + 3:
+        raise EngineError(f"the engine wrote {seconds:.2f} s of audio for {words} words at {rate} words per minute")
+    return samples
+
+
+def trim(samples: np.ndarray) -> np.ndarray:
+    """Cut the silence engines leave around speech (espeak-ng adds about 0.2 s at the end).
+
+    Without this a "60 s" hold would be heard as 60.2 s and speech would not sit
+    where the timeline says. Short fades keep the cut edges free of clicks.
+    """
+    if not len(samples):
+        return samples
+    level = np.abs(samples.astype(np.int32))
+    peak = int(level.max())
+    if peak == 0:
+        return samples[:0]
+    threshold = peak * 10 ** (-TRIM_BELOW_PEAK_DB / 20)
+    loud = np.flatnonzero(level > threshold)
+    clip = samples[loud[0] : loud[-1] + 1].astype(np.float64)
+    fade = min(len(clip) // 2, SAMPLE_RATE * EDGE_FADE_MS // 1000)
+    if fade:
+        ramp = np.linspace(0.0, 1.0, fade, endpoint=False)
+        clip[:fade] *= ramp
+        clip[-fade:] *= ramp[::-1]
+    return np.round(clip).astype("<i2")
+
+
+def _short(text: str, limit: int = 60) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _reason(error: EngineError | None, text: str) -> str:
+    message = str(error) if error else "unknown failure"
+    prefix = f'speaking "{_short(text)}": '
+    return message[len(prefix):] if message.startswith(prefix) else message

@@ -1,0 +1,58 @@
+"""Find the external programs voiceguide runs: ffmpeg and the espeak-ng library.
+
+The system's copies are preferred; the ones shipped in the imageio-ffmpeg and
+espeakng-loader wheels make a plain `pip install` work without root.
+VOICEGUIDE_BUNDLED=1 forces the shipped copies (for tests and bug reports).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import functools
+import os
+import shutil
+
+from voiceguide.errors import AudioError, EngineError
+
+BUNDLED_ENV = "VOICEGUIDE_BUNDLED"
+
+
+def force_bundled() -> bool:
+    return os.environ.get(BUNDLED_ENV, "") not in ("", "0")
+
+
+@functools.lru_cache(maxsize=None)
+def ffmpeg() -> str:
+    """Path of the ffmpeg to run."""
+    system = None if force_bundled() else shutil.which("ffmpeg")
+    if system:
+        return system
+    try:
+        import imageio_ffmpeg
+    except ImportError:
+        raise AudioError("ffmpeg not found: install it, or `pip install imageio-ffmpeg`") from None
+    try:
+        return imageio_ffmpeg.get_ffmpeg_exe()
+    except RuntimeError as error:
+        raise AudioError(f"ffmpeg not found: {error}") from None
+
+
+def load_espeak() -> str:
+    """Make libespeak-ng loadable for pyttsx3; return 'system' or 'bundled'.
+
+    Must run before pyttsx3 is imported: pyttsx3 opens the library by name at
+    import time, and a copy already loaded with RTLD_GLOBAL answers to that name.
+    """
+    if not force_bundled() and ctypes.util.find_library("espeak-ng"):
+        return "system"
+    try:
+        import espeakng_loader
+    except ImportError:
+        raise EngineError(
+            "espeak-ng not found: install it (e.g. `apt install espeak-ng`) or `pip install espeakng-loader`"
+        ) from None
+    # Without its data path espeak-ng calls exit(1) inside initialisation.
+    os.environ["ESPEAK_DATA_PATH"] = espeakng_loader.get_data_path()
+    ctypes.CDLL(espeakng_loader.get_library_path(), mode=ctypes.RTLD_GLOBAL)
+    return "bundled"
