@@ -33,6 +33,9 @@ CLIP_FORMAT = 1
 # Speech quieter than this, relative to the clip's peak, counts as the gap around it.
 TRIM_BELOW_PEAK_DB = 40.0
 EDGE_FADE_MS = 4
+# Seconds one clip may take before its synthesis counts as hung; a long
+# paragraph on a slow machine takes a few seconds, a hung one forever.
+SYNTHESIS_TIMEOUT = 60.0
 
 Progress = Callable[[int, int], None]
 
@@ -120,10 +123,10 @@ class ClipCache:
 class Speech:
     """The speech layer: engines, voice lookup, synthesis with checks, and the cache."""
 
-    def __init__(self, cache: ClipCache, jobs: int | None = None, timeout: float = 60.0):
+    def __init__(self, cache: ClipCache, jobs: int | None = None, timeout: float | None = None):
         self.cache = cache
         self.jobs = max(1, jobs or os.cpu_count() or 1)
-        self.timeout = timeout
+        self.timeout = timeout or SYNTHESIS_TIMEOUT
         self.synthesized = 0
         self._engines: dict[str, Engine] = {}
         self._voices: dict[tuple[str, str | None], str] = {}
