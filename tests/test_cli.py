@@ -1,0 +1,75 @@
+"""The command line itself: help for every command, exit codes, `python -m voiceguide`."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from voiceguide.cli import cli
+
+
+def all_commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    found = []
+    for name, command in group.commands.items():
+        found.append(prefix + (name,))
+        if isinstance(command, click.Group):
+            found.extend(all_commands(command, prefix + (name,)))
+    return found
+
+
+COMMANDS = all_commands(cli)
+
+
+def test_expected_commands_exist() -> None:
+    assert set(COMMANDS) >= {("check",), ("plan",), ("build",), ("voices",), ("cache",), ("cache", "info"), ("cache", "clear")}
+
+
+@pytest.mark.parametrize("path", COMMANDS, ids=" ".join)
+def test_every_command_has_help_with_an_example(path: tuple[str, ...]) -> None:
+    for flag in ("-h", "--help"):
+        result = CliRunner().invoke(cli, [*path, flag])
+        assert result.exit_code == 0, result.output
+        assert "Example:" in result.stdout
+        assert f"voiceguide {' '.join(path[:1])}" in result.stdout
+
+
+def test_python_dash_m_runs_the_cli() -> None:
+    result = subprocess.run([sys.executable, "-m", "voiceguide", "--version"], capture_output=True, text=True)
+    assert result.returncode == 0
+    assert result.stdout.startswith("voiceguide, version ")
+
+
+def test_usage_errors_exit_2_without_traceback() -> None:
+    result = CliRunner().invoke(cli, ["plan"])
+    assert result.exit_code == 2
+    assert "Missing argument 'ROUTINE'" in result.stderr
+    result = CliRunner().invoke(cli, ["plan", "x.yaml", "--rate", "5"])
+    assert result.exit_code == 2
+    assert "--rate" in result.stderr
+
+
+def test_internal_errors_are_one_line_unless_debug(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    def broken(path):
+        raise ZeroDivisionError("boom")
+
+    monkeypatch.setattr("voiceguide.cli.load_routine", broken)
+    result = CliRunner().invoke(cli, ["check", str(tmp_path / "x.yaml")])
+    assert result.exit_code == 1
+    assert result.stderr == "voiceguide: internal error: ZeroDivisionError: boom (run with --debug for details)\n"
+    result = CliRunner().invoke(cli, ["--debug", "check", str(tmp_path / "x.yaml")])
+    assert result.exit_code == 1
+    assert "Traceback" in result.stderr
+
+
+def test_ctrl_c_exits_130_quietly(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    def interrupted(path):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("voiceguide.cli.load_routine", interrupted)
+    result = CliRunner().invoke(cli, ["check", str(tmp_path / "x.yaml")])
+    assert result.exit_code == 130
+    assert result.stderr == "interrupted\n"
