@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 
 MS_PER_UNIT = {
@@ -37,7 +38,7 @@ def parse_duration(value: object) -> int:
             raise DurationError(f"expected {EXPECTED}, got {value}")
         if seconds < 0:
             raise DurationError(f"a duration cannot be negative, got {value}")
-        return round(seconds * 1000)
+        return _whole_ms(seconds * 1000, value)
     if not isinstance(value, str):
         raise DurationError(f"expected {EXPECTED}, got {_show(value)}")
 
@@ -45,7 +46,7 @@ def parse_duration(value: object) -> int:
     if text.startswith("-"):
         raise DurationError(f"a duration cannot be negative, got {value!r}")
     if re.fullmatch(_NUMBER, text):
-        return round(float(text) * 1000)
+        return _whole_ms(float(text) * 1000, value)
     clock = _CLOCK.fullmatch(text)
     if clock:
         hours, minutes, seconds = clock.groups()
@@ -54,7 +55,7 @@ def parse_duration(value: object) -> int:
         if float(seconds) >= 60:
             raise DurationError(f"seconds must be under 60 in {value!r}")
         total = int(hours or 0) * 3600 + int(minutes) * 60 + float(seconds)
-        return round(total * 1000)
+        return _whole_ms(total * 1000, value)
     return _parse_units(text, value)
 
 
@@ -76,7 +77,17 @@ def _parse_units(text: str, original: str) -> int:
         position = match.end()
     if position != len(text) or last_scale is None:
         raise DurationError(f"expected {EXPECTED}, got {original!r}")
-    return round(total)
+    return _whole_ms(total, original)
+
+
+# Far beyond any session, but small enough that arithmetic on it stays exact.
+_LONGEST_MS = 10**15
+
+
+def _whole_ms(ms: float, original: object) -> int:
+    if not math.isfinite(ms) or ms > _LONGEST_MS:
+        raise DurationError(f"too long for a duration, got {original!r}")
+    return round(ms)
 
 
 def _show(value: object) -> str:

@@ -10,9 +10,9 @@ import dataclasses
 import os
 from dataclasses import dataclass, field
 
-from voiceguide.durations import DurationError, parse_duration
-from voiceguide.errors import Location, Problem, RoutineError
-from voiceguide.routine import Checker, Routine, Step, Voice
+from voiceguide.durations import DurationError, format_clock, parse_duration
+from voiceguide.errors import InputError, Location, Problem, RoutineError
+from voiceguide.routine import MAX_SESSION_MS, Checker, Routine, Step, Voice, did_you_mean, minimum_length
 from voiceguide.yamlfile import read_yaml
 
 PROFILE_KEYS = ("holds", "hold-scale", "voice")
@@ -50,8 +50,8 @@ def check_scale(value: float) -> float:
 
 def load_profile(path: str | os.PathLike[str]) -> Overrides:
     """Read a profile file; raise RoutineError listing every problem in it."""
-    data, where = read_yaml(path, "profile")
     checker = Checker()
+    data, where = read_yaml(path, "profile", checker.problems)
     table = checker.mapping(data, where, "a profile", PROFILE_KEYS)
     holds: dict[str, HoldSetting] = {}
     scale = None
@@ -73,7 +73,7 @@ def load_profile(path: str | os.PathLike[str]) -> Overrides:
                 checker.problem(table.at("hold-scale"), f"'hold-scale' {error}")
         voice = checker.voice(table, "voice") or Voice()
     if checker.problems:
-        raise RoutineError(checker.problems)
+        raise RoutineError(sorted(checker.problems, key=lambda p: (p.where.line, p.where.column)))
     return Overrides(holds=holds, hold_scale=scale, voice=voice)
 
 
@@ -83,8 +83,11 @@ def apply_overrides(routine: Routine, overrides: Overrides) -> Routine:
     problems = []
     for step_id, setting in overrides.holds.items():
         if step_id not in valid:
-            listed = ", ".join(valid) if valid else "none (no step has a hold)"
-            problems.append(Problem(Location(setting.source), f"no step with id '{step_id}' has a hold; valid ids: {listed}"))
+            if valid:
+                message = f"no step with id '{step_id}' has a hold{did_you_mean(step_id, valid)} (valid ids: {', '.join(valid)})"
+            else:
+                message = f"no step with id '{step_id}' has a hold; this routine has no holds"
+            problems.append(Problem(Location(setting.source), message))
     if problems:
         # A profile's problems already carry FILE:LINE:COL; a --hold option names itself.
         raise RoutineError(problems)
@@ -97,7 +100,13 @@ def apply_overrides(routine: Routine, overrides: Overrides) -> Routine:
             hold = setting.ms if setting else max(1, round(hold * scale))
         return dataclasses.replace(step, hold=hold, steps=tuple(adjust(s) for s in step.steps))
 
-    return dataclasses.replace(routine, steps=tuple(adjust(s) for s in routine.steps))
+    adjusted = dataclasses.replace(routine, steps=tuple(adjust(s) for s in routine.steps))
+    # Checked here, before any speech is made for a session that cannot be built.
+    least = sum(minimum_length(step) for step in adjusted.steps)
+    if least > MAX_SESSION_MS:
+        raise InputError(f"{routine.path}: with these holds the session would last more than 12 hours "
+                         f"(holds and rests alone: {format_clock(least)})")
+    return adjusted
 
 
 def parse_hold_option(text: str) -> tuple[str, int]:

@@ -134,8 +134,8 @@ class Routine:
 
 def load_routine(path: str | os.PathLike[str]) -> Routine:
     """Read and check the routine file at ``path``; raise RoutineError listing every problem."""
-    data, where = read_yaml(path, "routine")
     checker = _RoutineChecker(Path(path))
+    data, where = read_yaml(path, "routine", checker.problems)
     routine = checker.routine(data, where)
     if checker.problems:
         raise RoutineError(sorted(checker.problems, key=_order))
@@ -168,12 +168,16 @@ class Checker:
     def mapping(self, value: Any, where: Location, what: str, keys: tuple[str, ...] | None) -> YMap | None:
         """``value`` as a mapping, flagging keys outside ``keys`` (None: any key goes)."""
         if not isinstance(value, YMap):
-            expected = f"{', '.join(keys[:4])}, ..." if keys else "name: value pairs"
+            if keys is None:
+                expected = "name: value pairs"
+            else:
+                expected = ", ".join(keys[:4]) + (", ..." if len(keys) > 4 else "")
             self.problem(where, f"{what} must be a mapping of {expected}; got {_kind(value)}")
             return None
         for key in value:
             if keys is not None and key not in keys:
-                self.problem(value.key_at[key], f"unknown key '{key}' in {what}{did_you_mean(key, keys)}")
+                hint = did_you_mean(key, keys) or f" (valid keys: {', '.join(keys)})"
+                self.problem(value.key_at[key], f"unknown key '{key}' in {what}{hint}")
         return value
 
     def text(self, data: YMap, key: str, what: str, required: bool = False) -> str | None:
@@ -197,8 +201,9 @@ class Checker:
             return None
         value = data[key]
         raw = data.raw.get(key)
-        # YAML 1.1 reads 1:30 as the number 90; read what the person wrote instead.
-        source = raw if isinstance(value, int) and raw is not None and ":" in raw else value
+        # YAML 1.1 reads 1:30 as the number 90 and `yes` as true; use what the person wrote.
+        misread = isinstance(value, bool) or (isinstance(value, int) and raw is not None and ":" in raw)
+        source = raw if misread and raw is not None else value
         try:
             ms = parse_duration(source)
         except DurationError as error:
@@ -237,7 +242,7 @@ class Checker:
             rate_value = settings["rate"]
             low, high = RATE_RANGE
             if isinstance(rate_value, bool) or not isinstance(rate_value, (int, float)):
-                self.problem(settings.at("rate"), f"'rate' must be words per minute, a number from {low} to {high}")
+                self.problem(settings.at("rate"), f"'rate' must be words per minute, a number from {low} to {high}, got {_kind(rate_value)}")
             elif not low <= rate_value <= high:
                 self.problem(settings.at("rate"), f"'rate' must be from {low} to {high} words per minute, got {rate_value:g}")
             else:
@@ -246,7 +251,7 @@ class Checker:
         if "volume" in settings:
             volume_value = settings["volume"]
             if isinstance(volume_value, bool) or not isinstance(volume_value, (int, float)) or not 0 < volume_value <= 1:
-                self.problem(settings.at("volume"), "'volume' must be a number above 0 and at most 1")
+                self.problem(settings.at("volume"), f"'volume' must be a number above 0 and at most 1, got {_kind(volume_value)}")
             else:
                 volume = float(volume_value)
         engine = self.text(settings, "engine", "'voice'")
@@ -501,6 +506,11 @@ class _RoutineChecker(Checker):
                 return
 
 
+def minimum_length(step: Step) -> int:
+    """Least time a step takes in ms (its holds and rests, without speech)."""
+    return _lower_bound(step)[0]
+
+
 def _lower_bound(step: Step) -> tuple[int, int]:
     """Least time and event count of a step, computed without expanding it."""
     sides = max(1, len(step.sides))
@@ -531,12 +541,14 @@ def _kind(value: Any) -> str:
         return "nothing"
     if isinstance(value, bool):
         return "true/false"
-    if isinstance(value, YMap) or isinstance(value, dict):
+    if isinstance(value, (YMap, dict)):
         return "a mapping"
-    if isinstance(value, YList) or isinstance(value, list):
-        return "a list"
-    if isinstance(value, (int, float)):
-        return "a number"
+    if isinstance(value, (YList, list)):
+        return "a list" if value else "an empty list"
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, int):
+        return str(value)
     if isinstance(value, str):
         return f"'{value}'" if len(value) < 40 else "text"
     return type(value).__name__

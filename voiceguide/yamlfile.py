@@ -41,10 +41,11 @@ class YList(list):
     raw: list[str | None]
 
 
-def read_yaml(path: str | os.PathLike[str], what: str = "routine") -> tuple[Any, Location]:
+def read_yaml(path: str | os.PathLike[str], what: str, problems: list[Problem]) -> tuple[Any, Location]:
     """Parse the file at ``path``; return its top value and its location.
 
-    Raises RoutineError with one problem for anything that stops parsing.
+    Problems that do not stop reading (duplicate keys) are added to
+    ``problems``; anything that stops parsing raises RoutineError.
     """
     name = str(path)
     text = _read_text(Path(path), name, what)
@@ -53,16 +54,15 @@ def read_yaml(path: str | os.PathLike[str], what: str = "routine") -> tuple[Any,
         try:
             node = loader.get_single_node()
         except yaml.composer.ComposerError as error:
-            if "expected a single document" in str(error.problem):
+            if "expected a single document" in str(error.context):
                 raise _fail(name, error.problem_mark, f"a {what} file holds one YAML document; found a second one") from None
             raise
         if node is None:
             raise RoutineError([Problem(Location(name), f"the file is empty; a {what} file needs {_needs(what)}")])
-        builder = _Builder(name, loader)
+        builder = _Builder(name, loader, problems)
         value = builder.build(node)
     except yaml.MarkedYAMLError as error:
-        mark = error.problem_mark or error.context_mark
-        detail = error.problem or error.context or "invalid YAML"
+        mark, detail = _explain(error)
         raise _fail(name, mark, f"invalid YAML: {detail}") from None
     except yaml.YAMLError as error:
         raise RoutineError([Problem(Location(name), f"invalid YAML: {error}")]) from None
@@ -71,6 +71,25 @@ def read_yaml(path: str | os.PathLike[str], what: str = "routine") -> tuple[Any,
     finally:
         loader.dispose()
     return value, _where(name, node.start_mark)
+
+
+def _explain(error: yaml.MarkedYAMLError) -> tuple[yaml.Mark | None, str]:
+    """Where and what went wrong, in words a person writing YAML by hand understands."""
+    context, problem = error.context or "", error.problem or ""
+    opened = error.context_mark or error.problem_mark
+    if "quoted scalar" in context and "end of stream" in problem:
+        return opened, "this quoted text is never closed"
+    if context.startswith("while parsing a flow sequence"):
+        return opened, "this '[' is never closed"
+    if context.startswith("while parsing a flow mapping"):
+        return opened, "this '{' is never closed"
+    if problem.startswith("expected <block end>"):
+        return error.problem_mark, "this line is indented differently from the lines above it"
+    if "'\\t'" in problem or "\t" in problem:
+        return error.problem_mark, "a tab here; indent with spaces"
+    if problem.startswith("mapping values are not allowed"):
+        return error.problem_mark, "unexpected ':' here; put text containing ': ' in quotes"
+    return error.problem_mark or error.context_mark, problem or context or "invalid YAML"
 
 
 def _needs(what: str) -> str:
@@ -100,8 +119,11 @@ def _read_text(path: Path, name: str, what: str) -> str:
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as error:
+        line_start = data.rfind(b"\n", 0, error.start) + 1
         line = data[: error.start].count(b"\n") + 1
-        raise fail(f"not a text file (invalid UTF-8 on line {line})") from None
+        column = len(data[line_start : error.start].decode("utf-8", errors="replace")) + 1
+        where = Location(name, line, column)
+        raise RoutineError([Problem(where, f"not UTF-8 text (byte 0x{data[error.start]:02x}); save the file as UTF-8")]) from None
     if not text.strip():
         raise fail(f"the file is empty; a {what} file needs {_needs(what)}")
     return text
@@ -118,9 +140,10 @@ def _fail(name: str, mark: yaml.Mark | None, message: str) -> RoutineError:
 
 
 class _Builder:
-    def __init__(self, name: str, loader: yaml.SafeLoader):
+    def __init__(self, name: str, loader: yaml.SafeLoader, problems: list[Problem]):
         self.name = name
         self.loader = loader
+        self.problems = problems
         self.count = 0
 
     def build(self, node: yaml.Node) -> Any:
@@ -139,17 +162,25 @@ class _Builder:
         return self.loader.construct_object(node, deep=True)
 
     def _mapping(self, node: yaml.MappingNode) -> YMap:
+        own = sum(1 for key, _ in node.value if key.tag != "tag:yaml.org,2002:merge")
         self.loader.flatten_mapping(node)
+        # flatten_mapping puts the pairs of `<<: *anchor` first; the mapping's own keys override them.
+        merged = len(node.value) - own
         result = YMap()
         result.where = _where(self.name, node.start_mark)
         result.key_at, result.value_at, result.raw = {}, {}, {}
-        for key_node, value_node in node.value:
+        own_keys: set[str] = set()
+        for index, (key_node, value_node) in enumerate(node.value):
             if not isinstance(key_node, yaml.ScalarNode):
                 raise _fail(self.name, key_node.start_mark, "a key must be a plain word, not a list or mapping")
             key = str(key_node.value)
-            if key in result:
-                raise _fail(self.name, key_node.start_mark,
-                            f"duplicate key '{key}' (first at line {result.key_at[key].line})")
+            if index >= merged:
+                if key in own_keys:
+                    # Reported, and reading goes on so the file's other problems are found too.
+                    first = result.key_at[key].line
+                    self.problems.append(Problem(_where(self.name, key_node.start_mark), f"duplicate key '{key}' (first at line {first})"))
+                    continue
+                own_keys.add(key)
             result[key] = self.build(value_node)
             result.key_at[key] = _where(self.name, key_node.start_mark)
             result.value_at[key] = _where(self.name, value_node.start_mark)
