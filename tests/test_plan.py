@@ -12,7 +12,8 @@ from click.testing import CliRunner
 from voiceguide.cli import cli
 from voiceguide.durations import format_clock, spoken_duration
 from voiceguide.routine import Voice, load_routine
-from voiceguide.timeline import SAMPLE_RATE, Line, expand, place
+from voiceguide.planner import expand, place
+from voiceguide.timeline import SAMPLE_RATE, Line
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPTS = sorted((ROOT / "scripts").glob("*.yaml"))
@@ -41,9 +42,14 @@ def holds_by_step(timeline: dict) -> dict[str, list[float]]:
 @pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.stem)
 def test_timeline_adds_up(cache_dir: Path, script: Path) -> None:
     timeline = plan_json(cache_dir, script)
-    events = timeline["events"]
+    cues = [e for e in timeline["events"] if e["kind"] == "cue"]
+    events = [e for e in timeline["events"] if e["kind"] != "cue"]
     assert timeline["format"] == 1
     assert events[0]["start"] == 0
+    # Every cue lies inside a hold or a rest of its step.
+    for cue in cues:
+        assert any(e["kind"] in ("hold", "rest") and e["step"] == cue["step"] and e["start"] <= cue["start"] < e["end"]
+                   for e in events), cue
     # Events follow one another without gaps or overlaps and end at the total.
     for before, after in zip(events, events[1:]):
         assert before["end"] == after["start"], (before, after)
@@ -60,7 +66,7 @@ def test_every_hold_lasts_its_duration(cache_dir: Path, script: Path) -> None:
     routine = load_routine(script)
     planned = {step.id: step.hold / 1000 for step in routine.all_steps() if step.hold is not None}
     timeline = plan_json(cache_dir, script)
-    events = timeline["events"]
+    events = [e for e in timeline["events"] if e["kind"] != "cue"]
     for index, event in enumerate(events):
         if event["kind"] != "hold":
             continue

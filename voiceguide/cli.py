@@ -18,7 +18,7 @@ import click
 
 from voiceguide import __version__
 from voiceguide.durations import format_clock
-from voiceguide.errors import InputError, VoiceguideError
+from voiceguide.errors import InputError, RoutineError, VoiceguideError
 from voiceguide.export import BITRATES, DEFAULT_BITRATE
 from voiceguide.overrides import HoldSetting, Overrides, check_scale, load_profile, parse_hold_option
 from voiceguide.routine import RATE_RANGE, Voice, load_routine
@@ -116,6 +116,7 @@ def session_options(command: Callable) -> Callable:
                      help="Where spoken clips are kept (default: the user cache folder; or $VOICEGUIDE_CACHE_DIR)."),
         click.option("--jobs", "-j", type=click.IntRange(1, 64), help="Clips to synthesize at once (default: all cores)."),
         click.option("--quiet", "-q", is_flag=True, help="No progress bar."),
+        click.option("--strict", is_flag=True, help="Treat warnings about cue timing as errors (exit 2)."),
     ]
     return functools.reduce(lambda f, option: option(f), reversed(options), command)
 
@@ -141,6 +142,11 @@ def _plan(routine: Path, options: dict[str, Any]):
     sounds = Sounds()
     with _Progress(options["quiet"]) as progress:
         session = plan_session(routine, overrides, speech, sounds, progress)
+    warnings = list(session.timeline.warnings)
+    if warnings and options["strict"]:
+        raise RoutineError(warnings)
+    for warning in warnings:
+        click.echo(f"{warning.where}: warning: {warning.message}", err=True)
     return session, speech, sounds
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+from typing import Callable, Mapping
 
 MS_PER_UNIT = {
     "h": 3_600_000, "hr": 3_600_000, "hrs": 3_600_000, "hour": 3_600_000, "hours": 3_600_000,
@@ -148,11 +149,17 @@ def number_words(n: int) -> str:
     raise AssertionError("unreachable")
 
 
-def spoken_duration(ms: int) -> str:
+ENGLISH_UNITS = {"hour": "hour", "hours": "hours", "minute": "minute", "minutes": "minutes",
+                 "second": "second", "seconds": "seconds"}
+
+
+def spoken_duration(ms: int, units: Mapping[str, str] = ENGLISH_UNITS,
+                    number: Callable[[int], str] = number_words) -> str:
     """A duration as a person says it: 'one minute thirty seconds'.
 
     Rounded to whole seconds because nobody says "twelve point three seconds"
     to someone holding a stretch; anything above zero is at least one second.
+    ``units`` and ``number`` let a routine in another language say it its way.
     """
     seconds = max(1, round(ms / 1000)) if ms > 0 else 0
     hours, rest = divmod(seconds, 3600)
@@ -160,5 +167,5 @@ def spoken_duration(ms: int) -> str:
     parts = []
     for amount, unit in ((hours, "hour"), (minutes, "minute"), (seconds, "second")):
         if amount:
-            parts.append(f"{number_words(amount)} {unit}{'' if amount == 1 else 's'}")
-    return " ".join(parts) or "zero seconds"
+            parts.append(f"{number(amount)} {units[unit if amount == 1 else unit + 's']}")
+    return " ".join(parts) or f"{number(0)} {units['seconds']}"

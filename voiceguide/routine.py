@@ -10,11 +10,11 @@ import difflib
 import os
 import re
 import string
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Iterator
 
-from voiceguide.durations import DurationError, format_clock, parse_duration
+from voiceguide.durations import ENGLISH_UNITS, DurationError, format_clock, parse_duration
 from voiceguide.engines import engine_names
 from voiceguide.errors import Location, Problem, RoutineError
 from voiceguide.yamlfile import YList, YMap, read_yaml
@@ -29,11 +29,28 @@ MAX_SESSION_MS = 12 * 3_600_000
 MAX_EVENTS = 50_000
 RATE_RANGE = (40, 600)
 
-TOP_KEYS = ("title", "description", "voice", "chime", "pause", "intro", "outro", "vars", "steps")
-STEP_KEYS = ("title", "id", "say", "hold", "repeat", "between", "sides", "rest", "chime", "voice")
-GROUP_KEYS = ("title", "id", "say", "steps", "rounds", "rest", "sides", "chime", "voice")
+# Cue settings: at the top of a routine they are defaults, on a group or step they refine them.
+COACHING_KEYS = ("countdown", "halfway", "remaining", "cues", "bells", "switch", "next")
+TOP_KEYS = ("title", "description", "voice", "chime", "pause", "intro", "outro", "vars", "steps",
+            "lead-in", "closing", "phrases") + COACHING_KEYS
+STEP_KEYS = ("title", "id", "say", "hold", "repeat", "between", "sides", "rest", "chime", "voice") + COACHING_KEYS
+GROUP_KEYS = ("title", "id", "say", "steps", "rounds", "rest", "sides", "chime", "voice") + COACHING_KEYS
 VOICE_KEYS = ("engine", "voice", "rate", "volume")
-RESERVED_IDS = ("intro", "outro")
+RESERVED_IDS = ("intro", "outro", "lead-in")
+DEFAULT_PHRASES = {
+    "halfway": "Halfway.",
+    "remaining": "{time} left.",
+    "switch": "Switch to the {side} side.",
+    "next": "Next up: {title}.",
+    "lead-in": "Get ready.",
+}
+# The names each phrase may use besides the routine's vars.
+PHRASE_SCOPE = {"halfway": (), "remaining": ("time",), "switch": ("side",), "next": ("title",), "lead-in": ()}
+UNIT_PHRASES = ("second", "seconds", "minute", "minutes", "hour", "hours")
+PHRASE_KEYS = tuple(DEFAULT_PHRASES) + UNIT_PHRASES + ("numbers",)
+DEFAULT_COUNTDOWN = 3
+DEFAULT_SWITCH_GAP_MS = 3000
+DEFAULT_LEAD_IN_MS = 5000
 # Names the program fills in; a routine's own vars may not take them.
 TEMPLATE_NAMES = ("side", "round", "rounds", "repeat", "repeats", "hold")
 
@@ -81,6 +98,65 @@ class Chime:
 
 
 @dataclass(frozen=True)
+class Signal:
+    """What a cue gives: words, a sound, or the routine's phrase for it. Neither: off."""
+
+    text: Text | None = None
+    sound: Chime | None = None
+    phrase: bool = False
+
+    @property
+    def on(self) -> bool:
+        return self.phrase or self.text is not None or self.sound is not None
+
+
+OFF = Signal()
+
+
+@dataclass(frozen=True)
+class TimedCue:
+    """A line or sound at a point of a hold: ``at`` ms from its start, or from its end when negative."""
+
+    at: int
+    signal: Signal
+    where: Location
+
+
+@dataclass(frozen=True)
+class Coaching:
+    """How holds are coached. A field left as None is inherited from the enclosing level."""
+
+    countdown: int | None = None
+    countdown_sound: Chime | None = None
+    halfway: Signal | None = None
+    remaining: tuple[int, ...] | None = None
+    remaining_every: int | None = None
+    bell_every: int | None = None
+    bell: Chime | None = None
+    strikes: int | None = None
+    cues: tuple[TimedCue, ...] | None = None
+    switch: Signal | None = None
+    switch_gap: int | None = None
+    next: Signal | None = None
+
+    def over(self, base: Coaching) -> Coaching:
+        """These settings, with the fields left unset taken from ``base``."""
+        return Coaching(**{
+            f.name: getattr(self, f.name) if getattr(self, f.name) is not None else getattr(base, f.name)
+            for f in fields(self)
+        })
+
+
+@dataclass(frozen=True)
+class Phrases:
+    """The words of cues, replaceable so a routine in another language speaks only it."""
+
+    texts: dict[str, Text]
+    units: dict[str, str]
+    digits: bool = False
+
+
+@dataclass(frozen=True)
 class Step:
     """A step of a routine; with ``steps`` of its own it is a group."""
 
@@ -98,6 +174,7 @@ class Step:
     voice: Voice | None = None
     steps: tuple[Step, ...] = ()
     rounds: int = 1
+    coaching: Coaching = field(default_factory=Coaching)
 
     @property
     def is_group(self) -> bool:
@@ -116,6 +193,11 @@ class Routine:
     intro: tuple[Text, ...] = ()
     outro: tuple[Text, ...] = ()
     vars: dict[str, str] = field(default_factory=dict)
+    coaching: Coaching = field(default_factory=Coaching)
+    lead_in: Signal = OFF
+    lead_in_ms: int = 0
+    closing: Chime | None = None
+    phrases: Phrases = field(default_factory=lambda: Phrases({}, {}))
 
     def all_steps(self) -> Iterator[Step]:
         """Every step and group, depth first, in file order."""
@@ -199,18 +281,19 @@ class Checker:
     def duration(self, data: YMap, key: str, allow_zero: bool) -> int | None:
         if key not in data:
             return None
-        value = data[key]
-        raw = data.raw.get(key)
+        return self.duration_value(data[key], data.raw.get(key), data.at(key), key, allow_zero)
+
+    def duration_value(self, value: Any, raw: str | None, where: Location, key: str, allow_zero: bool) -> int | None:
         # YAML 1.1 reads 1:30 as the number 90 and `yes` as true; use what the person wrote.
         misread = isinstance(value, bool) or (isinstance(value, int) and raw is not None and ":" in raw)
         source = raw if misread and raw is not None else value
         try:
             ms = parse_duration(source)
         except DurationError as error:
-            self.problem(data.at(key), f"'{key}': {error}")
+            self.problem(where, f"'{key}': {error}")
             return None
         if ms == 0 and not allow_zero:
-            self.problem(data.at(key), f"'{key}' must be longer than zero")
+            self.problem(where, f"'{key}' must be longer than zero")
             return None
         return ms
 
@@ -288,6 +371,11 @@ class _RoutineChecker(Checker):
         pause = self.duration(data, "pause", allow_zero=True)
         intro = self._texts(data, "intro", scope=())
         outro = self._texts(data, "outro", scope=())
+        phrases = self._phrases(data)
+        # Defaults apply to steps of any shape, so their texts may use only what every hold has.
+        coaching = self._coaching(data, ("hold", "repeat", "repeats"))
+        lead_in, lead_in_ms = self._lead_in(data)
+        closing = self._chime(data, "closing")
         for reserved in RESERVED_IDS:
             self.ids[reserved] = data.where
         steps: tuple[Step, ...] = ()
@@ -308,6 +396,11 @@ class _RoutineChecker(Checker):
             outro=outro,
             vars=self.vars,
             steps=steps,
+            coaching=coaching,
+            lead_in=lead_in,
+            lead_in_ms=lead_in_ms,
+            closing=closing,
+            phrases=phrases,
         )
 
     def _vars(self, data: YMap) -> dict[str, str]:
@@ -328,11 +421,195 @@ class _RoutineChecker(Checker):
                 result[name] = table.raw.get(name, str(value))
         return result
 
-    def _chime(self, data: YMap) -> Chime | None:
-        name = self.text(data, "chime", "a step")
+    def _phrases(self, data: YMap) -> Phrases:
+        where = Location(str(self.path))
+        texts = {key: Text(value, where) for key, value in DEFAULT_PHRASES.items()}
+        units = dict(ENGLISH_UNITS)
+        digits = False
+        table = self.mapping(data["phrases"], data.at("phrases"), "'phrases'", PHRASE_KEYS) if "phrases" in data else None
+        for key in table or {}:
+            if key not in PHRASE_KEYS:
+                continue
+            text = self.text(table, key, "'phrases'", required=True)
+            if text is None:
+                continue
+            if key == "numbers":
+                if text not in ("words", "digits"):
+                    self.problem(table.at(key), f"'numbers' must be words (English number words) or digits (read by the voice in its language), got '{text}'")
+                digits = text == "digits"
+            elif key in UNIT_PHRASES:
+                units[key] = text
+            else:
+                self._check_template(text, table.at(key), key, PHRASE_SCOPE[key])
+                texts[key] = Text(text, table.at(key))
+        return Phrases(texts, units, digits)
+
+    def _lead_in(self, data: YMap) -> tuple[Signal, int]:
+        """`lead-in: 5s`, or `lead-in: {say: ..., time: 5s}`: a line, then time to get into place."""
+        if "lead-in" not in data or data["lead-in"] is False:
+            return OFF, 0
+        value = data["lead-in"]
+        if value is True:
+            return Signal(phrase=True), DEFAULT_LEAD_IN_MS
+        if isinstance(value, YMap):
+            settings = self.mapping(value, data.at("lead-in"), "'lead-in'", ("say", "time"))
+            assert settings is not None
+            texts = self._texts(settings, "say", ())
+            ms = self.duration(settings, "time", allow_zero=True)
+            signal = Signal(text=texts[0]) if len(texts) == 1 else Signal(phrase=True)
+            if len(texts) > 1:
+                self.problem(settings.at("say"), "'say' of 'lead-in' is one line")
+            return signal, DEFAULT_LEAD_IN_MS if ms is None else ms
+        ms = self.duration(data, "lead-in", allow_zero=True)
+        return Signal(phrase=True), ms or 0
+
+    def _coaching(self, data: YMap, scope: tuple[str, ...]) -> Coaching:
+        settings: dict[str, Any] = {}
+        if "countdown" in data:
+            settings.update(self._countdown(data))
+        for key in ("halfway", "switch", "next"):
+            if key in data:
+                settings.update(self._signal_setting(data, key, scope))
+        if "remaining" in data:
+            settings.update(self._remaining(data))
+        if "bells" in data:
+            settings.update(self._bells(data))
+        if "cues" in data:
+            settings["cues"] = self._timed_cues(data, scope)
+        return Coaching(**settings)
+
+    def _countdown(self, data: YMap) -> dict[str, Any]:
+        value = data["countdown"]
+        if value is False:
+            return {"countdown": 0}
+        if value is True:
+            return {"countdown": DEFAULT_COUNTDOWN}
+        if isinstance(value, YMap):
+            settings = self.mapping(value, data.at("countdown"), "'countdown'", ("count", "sound"))
+            assert settings is not None
+            return {"countdown": self._small_count(settings, "count", DEFAULT_COUNTDOWN),
+                    "countdown_sound": self._chime(settings, "sound")}
+        return {"countdown": self._small_count(data, "countdown", 0)}
+
+    def _small_count(self, data: YMap, key: str, default: int) -> int:
+        if key not in data:
+            return default
+        value = data[key]
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 10:
+            self.problem(data.at(key), f"'{key}' must be a whole number from 0 to 10, got {_kind(value)}")
+            return default
+        return value
+
+    def _signal_setting(self, data: YMap, key: str, scope: tuple[str, ...]) -> dict[str, Any]:
+        """`true` (the routine's phrase), `false`, a text, or `{say: ...}` / `{sound: ...}`."""
+        value = data[key]
+        if value is True:
+            return {key: Signal(phrase=True)}
+        if value is False:
+            return {key: OFF}
+        if isinstance(value, YMap):
+            keys = ("say", "sound", "gap") if key == "switch" else ("say", "sound")
+            settings = self.mapping(value, data.at(key), f"'{key}'", keys)
+            assert settings is not None
+            result: dict[str, Any] = {key: self._signal(settings, scope, f"'{key}'") or Signal(phrase=True)}
+            if key == "switch" and "gap" in settings:
+                result["switch_gap"] = self.duration(settings, "gap", allow_zero=True)
+            return result
+        texts = self._texts(data, key, scope)
+        return {key: Signal(text=texts[0])} if texts else {}
+
+    def _signal(self, data: YMap, scope: tuple[str, ...], what: str) -> Signal | None:
+        if "say" in data and "sound" in data:
+            self.problem(data.key_at["sound"], f"{what} has both 'say' and 'sound'; give one")
+        if "sound" in data:
+            chime = self._chime(data, "sound")
+            return Signal(sound=chime) if chime else None
+        if "say" in data:
+            texts = self._texts(data, "say", scope)
+            if len(texts) > 1:
+                self.problem(data.at("say"), f"'say' of {what} is one line")
+            return Signal(text=texts[0]) if texts else None
+        return None
+
+    def _remaining(self, data: YMap) -> dict[str, Any]:
+        """`remaining: [1m, 30s]`, or `{at: [...], every: 1m}`; `false` turns it off."""
+        value = data["remaining"]
+        if value is False:
+            return {"remaining": (), "remaining_every": 0}
+        every = None
+        if isinstance(value, YMap):
+            settings = self.mapping(value, data.at("remaining"), "'remaining'", ("at", "every"))
+            assert settings is not None
+            every = self.duration(settings, "every", allow_zero=False)
+            at = self._durations(settings, "at") if "at" in settings else ()
+        else:
+            at = self._durations(data, "remaining")
+        return {"remaining": at, "remaining_every": every or 0}
+
+    def _durations(self, data: YMap, key: str) -> tuple[int, ...]:
+        value = data[key]
+        if not isinstance(value, YList):
+            ms = self.duration(data, key, allow_zero=False)
+            return (ms,) if ms else ()
+        found = (self.duration_value(item, raw, where, key, allow_zero=False)
+                 for item, where, raw in zip(value, value.item_at, value.raw))
+        return tuple(ms for ms in found if ms)
+
+    def _bells(self, data: YMap) -> dict[str, Any]:
+        """`bells: {every: 5m, sound: bell, strikes: 3}`: interval bells, and the end chime struck N times."""
+        value = data["bells"]
+        if value is False:
+            return {"bell_every": 0, "strikes": 1}
+        settings = self.mapping(value, data.at("bells"), "'bells'", ("every", "sound", "strikes"))
+        if settings is None:
+            return {}
+        result: dict[str, Any] = {}
+        if "every" in settings:
+            result["bell_every"] = self.duration(settings, "every", allow_zero=False)
+        if "sound" in settings:
+            result["bell"] = self._chime(settings, "sound")
+        if "strikes" in settings:
+            strikes = self._small_count(settings, "strikes", 1)
+            result["strikes"] = max(1, strikes)
+        return result
+
+    def _timed_cues(self, data: YMap, scope: tuple[str, ...]) -> tuple[TimedCue, ...]:
+        value = data["cues"]
+        if not isinstance(value, YList):
+            self.problem(data.at("cues"), f"'cues' must be a list of {{at: 20s, say: ...}} or {{at: -10s, sound: ...}}, got {_kind(value)}")
+            return ()
+        cues = []
+        for item, where in zip(value, value.item_at):
+            settings = self.mapping(item, where, "a cue", ("at", "say", "sound"))
+            if settings is None:
+                continue
+            if "at" not in settings:
+                self.problem(where, "a cue needs 'at': a time from the start of the hold (20s) or from its end (-10s)")
+                continue
+            at = self._offset(settings)
+            signal = self._signal(settings, scope, "a cue")
+            if signal is None and "say" not in settings and "sound" not in settings:
+                self.problem(where, "a cue needs 'say' or 'sound'")
+            if at is not None and signal is not None:
+                cues.append(TimedCue(at, signal, where))
+        return tuple(cues)
+
+    def _offset(self, data: YMap) -> int | None:
+        """A signed duration: negative counts from the end of the hold."""
+        value, raw, where = data["at"], data.raw.get("at"), data.at("at")
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0:
+            ms = self.duration_value(-value, None, where, "at", allow_zero=False)
+            return None if ms is None else -ms
+        if isinstance(value, str) and value.strip().startswith("-"):
+            ms = self.duration_value(value.strip()[1:], None, where, "at", allow_zero=False)
+            return None if ms is None else -ms
+        return self.duration_value(value, raw, where, "at", allow_zero=True)
+
+    def _chime(self, data: YMap, key: str = "chime") -> Chime | None:
+        name = self.text(data, key, "a step")
         if name is None:
             return None
-        where = data.at("chime")
+        where = data.at(key)
         if name in BUILTIN_CHIMES:
             return Chime(name, where)
         looks_like_file = "/" in name or "\\" in name or name.lower().endswith(SOUND_SUFFIXES)
@@ -432,6 +709,8 @@ class _RoutineChecker(Checker):
             say_scope = inner + ("repeat", "repeats") + (("hold",) if hold is not None else ())
         say = self._texts(data, "say", say_scope)
         between = self._texts(data, "between", say_scope)
+        # Cue texts inside a group apply to the steps in it, which each have a hold.
+        coaching = self._coaching(data, say_scope + ("hold", "repeat", "repeats") if is_group else say_scope)
         steps = self._steps(data["steps"], data.at("steps"), inner) if is_group else ()
         return Step(
             id=step_id,
@@ -448,6 +727,7 @@ class _RoutineChecker(Checker):
             voice=self.voice(data, "voice"),
             steps=steps,
             rounds=rounds,
+            coaching=coaching,
         )
 
     def _id(self, data: YMap, title: str, where: Location) -> str:

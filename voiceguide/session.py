@@ -11,7 +11,8 @@ from voiceguide.render import render
 from voiceguide.routine import Routine, load_routine
 from voiceguide.sounds import Sounds
 from voiceguide.speech import DEFAULT_VOICE, Progress, Speech
-from voiceguide.timeline import Timeline, chimes_of, expand, lines_of, place
+from voiceguide.planner import chimes_of, expand, lines_of, place
+from voiceguide.timeline import Timeline
 
 
 @dataclass(frozen=True)

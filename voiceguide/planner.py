@@ -1,0 +1,405 @@
+"""Plan a session: expand a routine into parts, then place them on the timeline.
+
+Expanding fills in templates and unrolls sides, repetitions and rounds, with
+every cue attached to the hold or rest it sits in; it needs no audio. Placing
+gives each part its time from the real lengths of the clips, and reports cues
+that overlap or do not fit, so that nothing ever drifts silently.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Callable, Iterator
+
+from voiceguide.durations import format_clock, number_words, spoken_duration
+from voiceguide.errors import InputError, Location, Problem
+from voiceguide.routine import (
+    DEFAULT_CHIME, DEFAULT_SWITCH_GAP_MS, MAX_SESSION_MS, Chime, Coaching, Routine, Signal, Step, Text, Voice,
+)
+from voiceguide.timeline import SAMPLE_RATE, STRIKE_SPACING_MS, Event, Line, StepSpan, Timeline, samples
+
+INTRO_TITLE = "Introduction"
+OUTRO_TITLE = "Closing"
+LEAD_IN_TITLE = "Get ready"
+# A remaining-time call closer than this to the start of a hold would only talk over its instruction.
+REMAINING_MARGIN_MS = 2000
+
+
+@dataclass(frozen=True)
+class Part:
+    """A piece of the session before it has a time: what happens, and in which step.
+
+    A ``cue`` part belongs to the hold or rest before it, at ``at`` ms from its
+    start (from its end when negative, or ending at its end with ``align_end``).
+    A ``rest`` part with a ``line`` begins with that line spoken as a cue and
+    lasts the line's length plus ``ms``.
+    """
+
+    kind: str  # speech, hold, chime, rest or cue
+    step: str
+    line: Line | None = None
+    chime: Chime | None = None
+    ms: int = 0
+    side: str | None = None
+    repeat: int | None = None
+    round: int | None = None
+    cue: str | None = None
+    at: int = 0
+    align_end: bool = False
+    strikes: int = 1
+    where: Location | None = None
+
+
+@dataclass(frozen=True)
+class Section:
+    """A top-level step (or the intro, lead-in or outro) and its parts, in order."""
+
+    id: str
+    title: str
+    parts: tuple[Part, ...]
+
+
+def expand(routine: Routine, person: Voice, defaults: Voice) -> tuple[Section, ...]:
+    """The routine's parts in playing order, templates filled in.
+
+    ``person`` holds the listener's own voice settings (profile, command line):
+    they win over the file at every level; ``defaults`` fill what nobody set.
+    Holds must already carry any overrides: `{hold}` is spoken from them.
+    """
+    expander = _Expander(routine, person)
+    voice = person.over(routine.voice.over(defaults))
+    default_chime = routine.chime or Chime(DEFAULT_CHIME, Location(str(routine.path)))
+    sections = []
+    if routine.intro:
+        sections.append(Section("intro", INTRO_TITLE, tuple(expander.lines("intro", routine.intro, {}, voice))))
+    if routine.lead_in.on:
+        line = expander.signal_line(routine.lead_in, "lead-in", {}, voice)
+        sections.append(Section("lead-in", LEAD_IN_TITLE, (
+            Part("rest", "lead-in", line=line, ms=routine.lead_in_ms, cue="lead-in", where=Location(str(routine.path))),
+        )))
+    for step in routine.steps:
+        parts = tuple(expander.step(step, {}, default_chime, voice, routine.coaching))
+        sections.append(Section(step.id, step.title, parts))
+    if routine.outro:
+        sections.append(Section("outro", OUTRO_TITLE, tuple(expander.lines("outro", routine.outro, {}, voice))))
+    if routine.closing and routine.closing.name != "none":
+        last = sections[-1]
+        sections[-1] = replace(last, parts=last.parts + (Part("chime", last.id, chime=routine.closing),))
+    return _announce_next(routine, tuple(sections), expander, voice)
+
+
+def lines_of(sections: tuple[Section, ...]) -> list[Line]:
+    """Every distinct line to speak, in first-use order: what the speech layer must provide."""
+    seen: dict[Line, None] = {}
+    for section in sections:
+        for part in section.parts:
+            if part.line is not None:
+                seen.setdefault(part.line)
+    return list(seen)
+
+
+def chimes_of(sections: tuple[Section, ...]) -> list[Chime]:
+    seen: dict[Chime, None] = {}
+    for section in sections:
+        for part in section.parts:
+            if part.chime is not None:
+                seen.setdefault(part.chime)
+    return list(seen)
+
+
+class _Expander:
+    def __init__(self, routine: Routine, person: Voice):
+        self.routine = routine
+        self.person = person
+        self.phrases = routine.phrases
+
+    def fill(self, text: Text, values: dict[str, object]) -> str:
+        return text.template.format(**{**self.routine.vars, **{k: str(v) for k, v in values.items()}})
+
+    def number(self, n: int) -> str:
+        return str(n) if self.phrases.digits else number_words(n)
+
+    def duration(self, ms: int) -> str:
+        return spoken_duration(ms, self.phrases.units, self.number)
+
+    def lines(self, step_id: str, texts: tuple[Text, ...], values: dict[str, object], voice: Voice,
+              **where: object) -> Iterator[Part]:
+        for text in texts:
+            yield Part("speech", step_id, line=Line(self.fill(text, values), voice), **where)
+
+    def signal_line(self, signal: Signal, phrase: str, values: dict[str, object], voice: Voice) -> Line | None:
+        """The line a cue speaks: its own text, or the routine's phrase for it."""
+        if signal.text is not None:
+            return Line(self.fill(signal.text, values), voice)
+        if signal.phrase:
+            return Line(self.fill(self.phrases.texts[phrase], values), voice)
+        return None
+
+    def step(self, step: Step, values: dict[str, object], chime: Chime, voice: Voice,
+             coaching: Coaching) -> Iterator[Part]:
+        chime = step.chime or chime
+        coaching = step.coaching.over(coaching)
+        # A step's voice refines its parent's, but never the listener's own settings.
+        voice = self.person.over(step.voice.over(voice)) if step.voice else voice
+        sides = step.sides or (None,)
+        for index, side in enumerate(sides):
+            context = dict(values, side=side) if side is not None else dict(values)
+            if index > 0:
+                yield from self._switch(step, coaching, context, voice)
+            if step.is_group:
+                yield from self._group(step, context, chime, voice, side, coaching)
+            else:
+                yield from self._leaf(step, context, chime, voice, side, coaching)
+        if not step.is_group and step.rest:
+            yield Part("rest", step.id, ms=step.rest, where=step.where)
+
+    def _switch(self, step: Step, coaching: Coaching, values: dict[str, object], voice: Voice) -> Iterator[Part]:
+        """Between sides: "switch to the right side", then time to change position."""
+        signal = coaching.switch if coaching.switch is not None else Signal(phrase=True)
+        gap = DEFAULT_SWITCH_GAP_MS if coaching.switch_gap is None else coaching.switch_gap
+        line = self.signal_line(signal, "switch", values, voice)
+        if line is not None or signal.sound is not None or gap:
+            yield Part("rest", step.id, line=line, chime=signal.sound, ms=gap, cue="switch",
+                       side=values.get("side"), where=step.where)  # type: ignore[arg-type]
+
+    def _group(self, step: Step, values: dict[str, object], chime: Chime, voice: Voice, side: str | None,
+               coaching: Coaching) -> Iterator[Part]:
+        for number in range(1, step.rounds + 1):
+            context = dict(values, round=number, rounds=step.rounds)
+            where = {"side": side, "round": number if step.rounds > 1 else None}
+            yield from self.lines(step.id, step.say, context, voice, **where)
+            for child in step.steps:
+                for part in self.step(child, context, chime, voice, coaching):
+                    if part.round is None and step.rounds > 1:
+                        part = replace(part, round=number)
+                    yield part
+            if number < step.rounds and step.rest:
+                yield Part("rest", step.id, ms=step.rest, side=side, round=number, where=step.where)
+
+    def _leaf(self, step: Step, values: dict[str, object], chime: Chime, voice: Voice, side: str | None,
+              coaching: Coaching) -> Iterator[Part]:
+        for number in range(1, step.repeat + 1):
+            context = dict(values, repeat=number, repeats=step.repeat)
+            if step.hold is not None:
+                context["hold"] = self.duration(step.hold)
+            repeat = number if step.repeat > 1 else None
+            where = {"side": side, "repeat": repeat}
+            # Later repetitions speak `between` when given; otherwise the instruction again.
+            texts = step.between if number > 1 and step.between else step.say
+            yield from self.lines(step.id, texts, context, voice, **where)
+            if step.hold is not None:
+                yield Part("hold", step.id, ms=step.hold, where=step.where, **where)
+                yield from self._hold_cues(step, step.hold, coaching, context, voice, where)
+                if chime.name != "none":
+                    yield Part("chime", step.id, chime=chime, strikes=coaching.strikes or 1, **where)
+
+    def _hold_cues(self, step: Step, hold: int, coaching: Coaching, values: dict[str, object], voice: Voice,
+                   where: dict) -> Iterator[Part]:
+        """The cues inside one hold, each at its offset; they never change the hold's length."""
+
+        def cue(kind: str, at: int, line: Line | None = None, sound: Chime | None = None,
+                place: Location | None = None) -> Part:
+            return Part("cue", step.id, line=line, chime=sound, cue=kind, at=at, where=place or step.where, **where)
+
+        if coaching.bell_every and coaching.bell_every < hold:
+            bell = coaching.bell or Chime("bell", step.where)
+            for at in range(coaching.bell_every, hold, coaching.bell_every):
+                yield cue("bell", at, sound=bell)
+        if coaching.halfway is not None and coaching.halfway.on:
+            line = self.signal_line(coaching.halfway, "halfway", values, voice)
+            yield cue("halfway", hold // 2, line, coaching.halfway.sound)
+        for left in _remaining_times(hold, coaching):
+            line = self.signal_line(Signal(phrase=True), "remaining", dict(values, time=self.duration(left)), voice)
+            yield cue("remaining", -left, line)
+        for timed in coaching.cues or ():
+            line = Line(self.fill(timed.signal.text, values), voice) if timed.signal.text else None
+            yield cue("cue", timed.at, line, timed.signal.sound, timed.where)
+        for count in range(min(coaching.countdown or 0, hold // 1000), 0, -1):
+            if coaching.countdown_sound is not None:
+                yield cue("countdown", -count * 1000, sound=coaching.countdown_sound)
+            else:
+                yield cue("countdown", -count * 1000, Line(self.number(count), voice))
+
+
+def _remaining_times(hold: int, coaching: Coaching) -> list[int]:
+    """Times before the end to announce, longest first; those that would not fit are left out."""
+    times = set(t for t in coaching.remaining or () if t <= hold - REMAINING_MARGIN_MS)
+    if coaching.remaining_every:
+        times.update(range(coaching.remaining_every, hold - REMAINING_MARGIN_MS + 1, coaching.remaining_every))
+    return sorted(times, reverse=True)
+
+
+def _announce_next(routine: Routine, sections: tuple[Section, ...], expander: _Expander,
+                   voice: Voice) -> tuple[Section, ...]:
+    """Add "next up: <title>" at the end of each rest that a following step comes after.
+
+    Done after expansion because the step that follows a rest is only known then.
+    """
+    titles = {step.id: step.title for step in routine.all_steps()}
+    coaching = {step.id: step.coaching for step in routine.all_steps()}
+    parents = _parents(routine)
+    flat = [(index, part) for index, section in enumerate(sections) for part in section.parts]
+    rebuilt: list[list[Part]] = [[] for _ in sections]
+    for position, (index, part) in enumerate(flat):
+        rebuilt[index].append(part)
+        if part.kind != "rest" or part.cue is not None:
+            continue
+        signal = _setting(part.step, coaching, parents, routine.coaching, "next")
+        if signal is None or not signal.on:
+            continue
+        following = next((p for _, p in flat[position + 1:] if p.kind in ("speech", "hold")), None)
+        if following is None or following.step not in titles:
+            continue
+        line = expander.signal_line(signal, "next", {"title": titles[following.step]}, voice)
+        rebuilt[index].append(Part("cue", part.step, line=line, chime=signal.sound, cue="next", align_end=True,
+                                   side=part.side, round=part.round, where=part.where))
+    return tuple(replace(section, parts=tuple(parts)) for section, parts in zip(sections, rebuilt))
+
+
+def _parents(routine: Routine) -> dict[str, str | None]:
+    parents: dict[str, str | None] = {}
+
+    def walk(steps: tuple[Step, ...], parent: str | None) -> None:
+        for step in steps:
+            parents[step.id] = parent
+            walk(step.steps, step.id)
+
+    walk(routine.steps, None)
+    return parents
+
+
+def _setting(step_id: str, coaching: dict[str, Coaching], parents: dict[str, str | None], top: Coaching,
+             name: str) -> Signal | None:
+    """A cue setting as it applies to a step: its own, else its group's, else the routine's."""
+    current: str | None = step_id
+    while current is not None:
+        value = getattr(coaching[current], name)
+        if value is not None:
+            return value
+        current = parents[current]
+    return getattr(top, name)
+
+
+def place(
+    routine: Routine,
+    sections: tuple[Section, ...],
+    speech_length: Callable[[Line], int],
+    chime_length: Callable[[Chime], int],
+) -> Timeline:
+    """Give every part its start and end, in samples.
+
+    A hold begins where the speech before it ends and its chime starts exactly
+    where it ends. A pause of the routine's `pause` separates two sounds that
+    would otherwise touch, and opens and closes the session. Cues sit inside
+    their hold or rest and never move anything else.
+    """
+    gap = samples(routine.pause)
+    events: list[Event] = []
+    spans: list[StepSpan] = []
+    warnings: list[Problem] = []
+    position = 0
+    last_sounded = True  # so the session opens with a pause
+    anchor: Event | None = None
+    anchored: list[tuple[Event, Part]] = []
+
+    def length_of(part: Part) -> int:
+        if part.line is not None:
+            return speech_length(part.line)
+        if part.chime is not None:
+            return chime_length(part.chime)
+        return 0
+
+    for section in sections:
+        section_start = position
+        for part in section.parts:
+            where = {"side": part.side, "repeat": part.repeat, "round": part.round}
+            if part.kind == "cue":
+                cue_event = _place_cue(part, anchor, length_of(part), warnings)
+                if cue_event is not None:
+                    anchored.append((cue_event, part))
+                continue
+            if part.kind in ("speech", "chime"):
+                length = length_of(part)
+                if part.kind == "chime" and length:
+                    length += (part.strikes - 1) * samples(STRIKE_SPACING_MS)
+                if length <= 0:
+                    continue
+                if last_sounded and gap:
+                    events.append(Event("pause", position, position + gap, part.step))
+                    position += gap
+                events.append(Event(part.kind, position, position + length, part.step, line=part.line,
+                                    chime=part.chime, strikes=part.strikes, **where))
+                last_sounded = True
+            else:
+                spoken = length_of(part) if part.kind == "rest" else 0
+                length = samples(part.ms) + spoken
+                event = Event(part.kind, position, position + length, part.step, **where)
+                events.append(event)
+                anchor = event
+                if spoken or (part.kind == "rest" and part.chime is not None):
+                    opening = Event("cue", position, position + (spoken or length_of(part)), part.step,
+                                    line=part.line, chime=part.chime, cue=part.cue, **where)
+                    anchored.append((opening, part))
+                last_sounded = False
+            position += length
+        if section is sections[-1] and gap:
+            events.append(Event("pause", position, position + gap, section.id))
+            position += gap
+        spans.append(StepSpan(section.id, section.title, section_start, position))
+
+    warnings.extend(_overlaps(anchored))
+    ordered = sorted(events + [cue for cue, _ in anchored], key=lambda e: (e.start, e.kind == "cue"))
+    timeline = Timeline(routine.title, routine.description, tuple(ordered), tuple(spans), tuple(warnings))
+    if timeline.duration > samples(MAX_SESSION_MS):
+        raise InputError(f"{routine.path}: the session would last {format_clock(_ms(timeline.duration))}, more than 12 hours")
+    return timeline
+
+
+def _place_cue(part: Part, anchor: Event | None, length: int, warnings: list[Problem]) -> Event | None:
+    if anchor is None or length <= 0:
+        return None
+    if part.align_end:
+        start = anchor.end - length
+    elif part.at >= 0:
+        start = anchor.start + samples(part.at)
+    else:
+        start = anchor.end - samples(-part.at)
+    label = _label(part)
+    span = f"{anchor.kind} of {format_clock(_ms(anchor.length))}"
+    if not anchor.start <= start < anchor.end:
+        if part.align_end:
+            start = anchor.start
+            warnings.append(Problem(part.where or Location("?"), f"step '{part.step}': {label} ({_secs(length)}) is longer than "
+                            f"its {span}; it runs {_secs(length - anchor.length)} past it at {format_clock(_ms(anchor.end))}"))
+        else:
+            warnings.append(Problem(part.where or Location("?"), f"step '{part.step}': {label} at {_secs(samples(part.at))} falls outside "
+                            f"its {span} at {format_clock(_ms(anchor.start))}; it is left out"))
+            return None
+    elif start + length > anchor.end:
+        warnings.append(Problem(part.where or Location("?"), f"step '{part.step}': {label} at {format_clock(_ms(start))} runs "
+                        f"{_secs(start + length - anchor.end)} past the end of its {span}"))
+    return Event("cue", start, start + length, part.step, line=part.line, chime=part.chime, cue=part.cue,
+                 side=part.side, repeat=part.repeat, round=part.round)
+
+
+def _overlaps(anchored: list[tuple[Event, Part]]) -> list[Problem]:
+    found = []
+    ordered = sorted(anchored, key=lambda item: item[0].start)
+    for (before, before_part), (after, after_part) in zip(ordered, ordered[1:]):
+        if before.end > after.start:
+            found.append(Problem(after_part.where or Location("?"), f"step '{after.step}': {_label(after_part)} at "
+                         f"{format_clock(_ms(after.start))} overlaps {_label(before_part)} by {_secs(before.end - after.start)}"))
+    return found
+
+
+def _label(part: Part) -> str:
+    what = f'"{part.line.text}"' if part.line else f"({part.chime.name if part.chime else ''})"
+    return f"{part.cue} cue {what}"
+
+
+def _ms(count: int) -> int:
+    return round(count * 1000 / SAMPLE_RATE)
+
+
+def _secs(count: int) -> str:
+    return f"{count / SAMPLE_RATE:.1f} s"
