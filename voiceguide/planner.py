@@ -332,6 +332,10 @@ def place(
                 last_sounded = True
             else:
                 spoken = length_of(part) if part.kind == "rest" else 0
+                if spoken and last_sounded and gap:
+                    # A rest that opens with a spoken cue is a sound too: keep it off the one before.
+                    events.append(Event("pause", position, position + gap, part.step))
+                    position += gap
                 length = samples(part.ms) + spoken
                 event = Event(part.kind, position, position + length, part.step, **where)
                 events.append(event)
@@ -372,8 +376,8 @@ def _place_cue(part: Part, anchor: Event | None, length: int, warnings: list[Pro
             warnings.append(Problem(part.where or Location("?"), f"step '{part.step}': {label} ({_secs(length)}) is longer than "
                             f"its {span}; it runs {_secs(length - anchor.length)} past it at {format_clock(_ms(anchor.end))}"))
         else:
-            warnings.append(Problem(part.where or Location("?"), f"step '{part.step}': {label} at {_secs(samples(part.at))} falls outside "
-                            f"its {span} at {format_clock(_ms(anchor.start))}; it is left out"))
+            warnings.append(Problem(part.where or Location("?"), f"step '{part.step}': {label} at {_secs(samples(part.at))} "
+                            f"does not fit in its {span}; it is left out"))
             return None
     elif start + length > anchor.end:
         warnings.append(Problem(part.where or Location("?"), f"step '{part.step}': {label} at {format_clock(_ms(start))} runs "
@@ -394,7 +398,7 @@ def _overlaps(anchored: list[tuple[Event, Part]]) -> list[Problem]:
 
 def _label(part: Part) -> str:
     what = f'"{part.line.text}"' if part.line else f"({part.chime.name if part.chime else ''})"
-    return f"{part.cue} cue {what}"
+    return f"cue {what}" if part.cue == "cue" else f"{part.cue} cue {what}"
 
 
 def _ms(count: int) -> int:

@@ -469,7 +469,8 @@ class _RoutineChecker(Checker):
             settings.update(self._countdown(data))
         for key in ("halfway", "switch", "next"):
             if key in data:
-                settings.update(self._signal_setting(data, key, scope))
+                # `switch` may say {side} and `next` {title} wherever they are set.
+                settings.update(self._signal_setting(data, key, scope + PHRASE_SCOPE[key]))
         if "remaining" in data:
             settings.update(self._remaining(data))
         if "bells" in data:
