@@ -80,7 +80,8 @@ def test_every_hold_lasts_its_duration(cache_dir: Path, script: Path) -> None:
     # Every repetition, side and round is there: count the holds each step should have.
     expected_count = {"sciatica-self-massage": {"palms": 1, "thumbs": 1, "tennis-balls": 3, "knuckles": 1, "side-rest": 1},
                       "piriformis-stretch": {"figure-four": 4, "knee-to-chest": 2},
-                      "box-breathing": {"in": 4, "hold-in": 4, "out": 4, "hold-out": 4}}[script.stem]
+                      "box-breathing": {"in": 4, "hold-in": 4, "out": 4, "hold-out": 4},
+                      "meditation": {"sit": 1}}[script.stem]
     assert {k: len(v) for k, v in holds_by_step(timeline).items()} == expected_count
 
 
@@ -98,7 +99,7 @@ def test_sides_and_templates_are_filled(cache_dir: Path) -> None:
 
 def test_rounds_rest_between_rounds_only(cache_dir: Path) -> None:
     timeline = plan_json(cache_dir, ROOT / "scripts" / "box-breathing.yaml")
-    rests = [e for e in timeline["events"] if e["kind"] == "rest"]
+    rests = [e for e in timeline["events"] if e["kind"] == "rest" and e["step"] == "box"]
     assert [r["round"] for r in rests] == [1, 2, 3]
     assert all(r["end"] - r["start"] == pytest.approx(6.0, abs=0.001) for r in rests)
     announcements = [e["text"] for e in timeline["events"] if e["kind"] == "speech" and e["step"] == "box"]
@@ -165,7 +166,9 @@ def test_plan_table_shows_every_hold_and_the_total(cache_dir: Path) -> None:
     hold_rows = [line for line in lines if " hold" in line and "knuckles" in line]
     assert len(hold_rows) == 1 and hold_rows[0].endswith("1m15s")
     timeline = plan_json(cache_dir, SCIATICA, "--hold", "knuckles=75s")
-    assert lines[-1] == f"total {format_clock(round(timeline['duration'] * 1000))} (8 steps, 7 holds)"
+    cues = sum(1 for e in timeline["events"] if e["kind"] == "cue")
+    assert cues > 10
+    assert lines[-1] == f"total {format_clock(round(timeline['duration'] * 1000))} (8 steps, 7 holds, {cues} cues)"
 
 
 # Planning without an engine: lengths come from a stand-in so the rules themselves are checked.

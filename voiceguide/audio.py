@@ -40,7 +40,10 @@ def decode(path: Path) -> np.ndarray:
     segment = None
     if is_wav:
         try:
-            segment = AudioSegment.from_wav(str(path))
+            with warnings.catch_warnings():
+                # pydub falls back to ffprobe for WAVs it cannot parse and warns when none exists.
+                warnings.simplefilter("ignore", RuntimeWarning)
+                segment = AudioSegment.from_wav(str(path))
         except Exception:  # a WAV pydub cannot parse (float, extensible): let ffmpeg read it
             segment = None
     if segment is None:

@@ -219,6 +219,8 @@ def _checked(line: Line, path: Path) -> np.ndarray:
     """The clip as 44.1 kHz mono, trimmed; refuses empty or implausibly short or long audio."""
     if not path.is_file() or path.stat().st_size <= 44:
         raise EngineError("the engine wrote no audio")
+    if _truncated_wav(path):
+        raise EngineError("the engine wrote a truncated WAV file")
     try:
         samples = audio.decode(path)
     except Exception as error:
@@ -232,6 +234,16 @@ def _checked(line: Line, path: Path) -> np.ndarray:
     if seconds < min(0.15, expected / 2) or seconds < expected / 8 or seconds > expected * 6 + 3:
         raise EngineError(f"the engine wrote {seconds:.2f} s of audio for {words} words at {rate} words per minute")
     return samples
+
+
+def _truncated_wav(path: Path) -> bool:
+    """A WAV whose data stops before its header says: a write cut short, never to be cached."""
+    try:
+        with wave.open(str(path), "rb") as clip:
+            frames = clip.getnframes()
+            return len(clip.readframes(frames)) < frames * clip.getsampwidth() * clip.getnchannels()
+    except (wave.Error, EOFError):
+        return False  # not a plain PCM WAV (AIFF, float): decode() judges it
 
 
 def trim(samples: np.ndarray) -> np.ndarray:

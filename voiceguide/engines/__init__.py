@@ -66,10 +66,19 @@ class Engine(ABC):
             found = [v for v in voices if match(v)]
             if found:
                 return found[0].id
-        words = [v.id for v in voices] + [v.name for v in voices] + [lang for v in voices for lang in v.languages]
-        close = difflib.get_close_matches(wanted, words, n=4, cutoff=0.6)
-        hint = f"; close matches: {', '.join(dict.fromkeys(close))}" if close else ""
+        # Compare folded words, names without their "(region)", so "englsh" finds the English voices.
+        candidates: dict[str, VoiceInfo] = {}
+        for v in voices:
+            for word in (v.id, v.id.rsplit("/", 1)[-1], v.name, v.name.split(" (")[0], *v.languages):
+                candidates.setdefault(word.casefold(), v)
+        close = difflib.get_close_matches(folded, list(candidates), n=8, cutoff=0.6)
+        shown = dict.fromkeys(f"{_short_id(candidates[c])} ({candidates[c].name})" for c in close)
+        hint = f"; close matches: {', '.join(list(shown)[:4])}" if shown else ""
         raise VoiceError(f"unknown voice '{wanted}' for engine {self.name}{hint} (see `voiceguide voices`)")
+
+
+def _short_id(voice: VoiceInfo) -> str:
+    return voice.id.rsplit("/", 1)[-1]
 
 
 def engine_names() -> list[str]:

@@ -84,9 +84,12 @@ def speak(request: dict) -> None:
 
 
 def _complete(path: str) -> bool:
+    """True once the file holds every frame its header announces (the header is written first)."""
     try:
         with wave.open(path, "rb") as clip:
-            return clip.getnframes() > 0
+            frames = clip.getnframes()
+            data = clip.readframes(frames)
+            return frames > 0 and len(data) == frames * clip.getsampwidth() * clip.getnchannels()
     except (OSError, EOFError, wave.Error):
         return False
 
