@@ -101,6 +101,17 @@ def cli(ctx: click.Context, debug: bool) -> None:
     ctx.ensure_object(dict)["debug"] = debug
 
 
+cache_dir_option = click.option(
+    "--cache-dir", type=click.Path(file_okay=False, path_type=Path),
+    help="Where spoken clips are kept (default: the user cache folder; or $VOICEGUIDE_CACHE_DIR).")
+
+
+def _clip_cache(cache_dir: Path | None):
+    from voiceguide.speech import ClipCache, default_cache_dir
+
+    return ClipCache(cache_dir or default_cache_dir())
+
+
 def session_options(command: Callable) -> Callable:
     """Options shared by `plan` and `build`, so both accept the same words and plan what build makes."""
     options = [
@@ -112,8 +123,7 @@ def session_options(command: Callable) -> Callable:
         click.option("--engine", help="Speech engine (see `voiceguide voices`)."),
         click.option("--voice", help="Voice id or language, e.g. en-us."),
         click.option("--rate", type=click.IntRange(*RATE_RANGE), help="Speaking rate in words per minute."),
-        click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path),
-                     help="Where spoken clips are kept (default: the user cache folder; or $VOICEGUIDE_CACHE_DIR)."),
+        cache_dir_option,
         click.option("--jobs", "-j", type=click.IntRange(1, 64), help="Clips to synthesize at once (default: all cores)."),
         click.option("--quiet", "-q", is_flag=True, help="No progress bar."),
         click.option("--strict", is_flag=True, help="Treat warnings about cue timing as errors (exit 2)."),
@@ -134,11 +144,11 @@ def _overrides(holds: tuple[tuple[str, int], ...], hold_scale: float | None, pro
 def _plan(routine: Path, options: dict[str, Any]):
     from voiceguide.session import plan_session
     from voiceguide.sounds import Sounds
-    from voiceguide.speech import ClipCache, Speech, default_cache_dir
+    from voiceguide.speech import Speech
 
     overrides = _overrides(options["holds"], options["hold_scale"], options["profile"],
                            options["engine"], options["voice"], options["rate"])
-    speech = Speech(ClipCache(options["cache_dir"] or default_cache_dir()), jobs=options["jobs"])
+    speech = Speech(_clip_cache(options["cache_dir"]), jobs=options["jobs"])
     sounds = Sounds()
     with _Progress(options["quiet"]) as progress:
         session = plan_session(routine, overrides, speech, sounds, progress)
@@ -277,13 +287,8 @@ def cache() -> None:
     """
 
 
-def _cache_dir_option(command: Callable) -> Callable:
-    return click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path),
-                        help="Cache folder (default: the user cache folder; or $VOICEGUIDE_CACHE_DIR).")(command)
-
-
 @cache.command("info", context_settings=CONTEXT)
-@_cache_dir_option
+@cache_dir_option
 def cache_info(cache_dir: Path | None) -> None:
     """Show where clips are cached, how many and how much space they take.
 
@@ -291,15 +296,13 @@ def cache_info(cache_dir: Path | None) -> None:
     Example:
       voiceguide cache info
     """
-    from voiceguide.speech import ClipCache, default_cache_dir
-
-    store = ClipCache(cache_dir or default_cache_dir())
+    store = _clip_cache(cache_dir)
     count, size = store.info()
     click.echo(f"{store.root}\n{count} clips, {size / 1_000_000:.1f} MB")
 
 
 @cache.command("clear", context_settings=CONTEXT)
-@_cache_dir_option
+@cache_dir_option
 def cache_clear(cache_dir: Path | None) -> None:
     """Delete every cached clip; the next build speaks them again.
 
@@ -307,9 +310,7 @@ def cache_clear(cache_dir: Path | None) -> None:
     Example:
       voiceguide cache clear
     """
-    from voiceguide.speech import ClipCache, default_cache_dir
-
-    store = ClipCache(cache_dir or default_cache_dir())
+    store = _clip_cache(cache_dir)
     click.echo(f"removed {store.clear()} clips from {store.root}")
 
 

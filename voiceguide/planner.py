@@ -9,7 +9,7 @@ that overlap or do not fit, so that nothing ever drifts silently.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Callable, Iterator
+from typing import Callable, Iterable, Iterator, TypeVar
 
 from voiceguide.durations import format_clock, number_words, spoken_duration
 from voiceguide.errors import InputError, Location, Problem
@@ -18,6 +18,7 @@ from voiceguide.routine import (
 )
 from voiceguide.timeline import SAMPLE_RATE, STRIKE_SPACING_MS, Event, Line, StepSpan, Timeline, samples
 
+T = TypeVar("T")
 INTRO_TITLE = "Introduction"
 OUTRO_TITLE = "Closing"
 LEAD_IN_TITLE = "Get ready"
@@ -90,21 +91,15 @@ def expand(routine: Routine, person: Voice, defaults: Voice) -> tuple[Section, .
 
 def lines_of(sections: tuple[Section, ...]) -> list[Line]:
     """Every distinct line to speak, in first-use order: what the speech layer must provide."""
-    seen: dict[Line, None] = {}
-    for section in sections:
-        for part in section.parts:
-            if part.line is not None:
-                seen.setdefault(part.line)
-    return list(seen)
+    return _distinct(part.line for section in sections for part in section.parts)
 
 
 def chimes_of(sections: tuple[Section, ...]) -> list[Chime]:
-    seen: dict[Chime, None] = {}
-    for section in sections:
-        for part in section.parts:
-            if part.chime is not None:
-                seen.setdefault(part.chime)
-    return list(seen)
+    return _distinct(part.chime for section in sections for part in section.parts)
+
+
+def _distinct(items: Iterable[T | None]) -> list[T]:
+    return list(dict.fromkeys(item for item in items if item is not None))
 
 
 class _Expander:
