@@ -20,6 +20,7 @@ from voiceguide import __version__
 from voiceguide.durations import format_clock
 from voiceguide.errors import InputError, RoutineError, VoiceguideError
 from voiceguide.export import BITRATES, DEFAULT_BITRATE
+from voiceguide.loudness import DEFAULT_TARGET_LUFS
 from voiceguide.overrides import HoldSetting, Overrides, check_scale, load_profile, parse_hold_option
 from voiceguide.routine import RATE_RANGE, Voice, load_routine
 
@@ -237,7 +238,9 @@ def plan(routine: Path, as_json: bool, **options: Any) -> None:
               help="Where to write the MP3 (default: output/ROUTINE.mp3).")
 @click.option("--bitrate", type=click.Choice([str(b) for b in BITRATES]), default=str(DEFAULT_BITRATE),
               show_default=True, help="MP3 bitrate in kbps (constant).")
-def build(routine: Path, output: Path | None, bitrate: str, **options: Any) -> None:
+@click.option("--loudness", type=click.FloatRange(-40, -6), default=DEFAULT_TARGET_LUFS, show_default=True,
+              help="Integrated loudness to reach, in LUFS (-16 is the spoken-word norm).")
+def build(routine: Path, output: Path | None, bitrate: str, loudness: float, **options: Any) -> None:
     """Render a routine to one MP3: speech, holds and chimes, ready for a phone.
 
     \b
@@ -249,7 +252,7 @@ def build(routine: Path, output: Path | None, bitrate: str, **options: Any) -> N
 
     session, speech, sounds = _plan(routine, options)
     target = output or OUTPUT_DIR / f"{routine.stem}.mp3"
-    size = build_session(session, speech, sounds, target, int(bitrate))
+    size = build_session(session, speech, sounds, target, int(bitrate), loudness)
     duration = format_clock(round(session.timeline.duration * 1000 / 44100))
     click.echo(f"{target}  {duration}  {size / 1_000_000:.1f} MB")
 

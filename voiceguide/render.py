@@ -1,4 +1,4 @@
-"""Render a timeline into an encoder: every sound laid over silence, one short stretch at a time.
+"""Render a timeline: every sound laid over silence, one short stretch at a time, at the target loudness.
 
 Sounds (speech, chimes, cues) are layers at their planned start. Between two
 moments where a layer starts or ends the mix does not change, so silence is
@@ -8,15 +8,28 @@ in memory.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Protocol
 
 import numpy as np
 
-from voiceguide.audio import Mp3Encoder
+from voiceguide.loudness import CEILING_DBFS, PEAK_LIMIT_DBFS, SILENCE_LUFS, Meter, limit
 from voiceguide.sounds import Sounds
 from voiceguide.speech import Speech
 from voiceguide.timeline import Timeline
+
+
+LOUDNESS_ROUNDS = 6
+LOUDNESS_TOLERANCE = 0.1  # LU; well inside the ±1 LU that listeners and platforms allow
+
+
+class Sink(Protocol):
+    written: int
+
+    def write(self, samples: np.ndarray) -> None: ...
+
+    def silence(self, count: int) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -31,25 +44,28 @@ def layers(timeline: Timeline, speech: Speech, sounds: Sounds) -> list[Layer]:
     found = []
     for event in timeline.events:
         if event.line is not None:
-            line = event.line
-            found.append(Layer(event.start, speech.clip(line).length, lambda line=line: speech.clip(line).samples()))
+            clip = speech.clip(event.line)
+            # The plan was made from these very clips; a mismatch would shift everything after it.
+            if event.kind == "speech" and clip.length != event.length:
+                raise AssertionError(f"speech at {event.start} has {clip.length} samples, planned {event.length}")
+            found.append(Layer(event.start, clip.length, clip.samples))
         elif event.chime is not None:
             chime = event.chime
             for start in event.strike_starts():
                 found.append(Layer(start, sounds.length(chime), lambda chime=chime: sounds.samples(chime)))
-    _check_speech(timeline, speech)
     return sorted(found, key=lambda layer: layer.start)
 
 
-def _check_speech(timeline: Timeline, speech: Speech) -> None:
-    # The plan was made from these very clips; a mismatch would shift everything after it.
-    for event in timeline.events:
-        if event.kind == "speech" and event.line is not None and speech.clip(event.line).length != event.length:
-            raise AssertionError(f"speech at {event.start} has {speech.clip(event.line).length} samples, planned {event.length}")
+@dataclass(frozen=True)
+class Level:
+    """How loud the sounds are made: a gain, and the limiter's ceiling in dBFS."""
+
+    gain: float = 1.0
+    ceiling: float = CEILING_DBFS
 
 
-def render(timeline: Timeline, speech: Speech, sounds: Sounds, encoder: Mp3Encoder) -> None:
-    pending = layers(timeline, speech, sounds)
+def mix(timeline: Timeline, pending: list[Layer], sink: Sink, level: Level) -> None:
+    """Write the session into ``sink``: each layer at ``level`` through the limiter, silence between."""
     total = timeline.duration
     active: list[tuple[int, np.ndarray]] = []
     position = 0
@@ -57,21 +73,59 @@ def render(timeline: Timeline, speech: Speech, sounds: Sounds, encoder: Mp3Encod
     while position < total:
         while index < len(pending) and pending[index].start <= position:
             layer = pending[index]
-            active.append((layer.start, layer.load()))
+            active.append((layer.start, limit(layer.load(), level.gain, level.ceiling)))
             index += 1
         active = [(start, data) for start, data in active if start + len(data) > position]
         upcoming = pending[index].start if index < len(pending) else total
         stop = min([upcoming, total] + [start + len(data) for start, data in active])
         if not active:
-            encoder.silence(stop - position)
+            sink.silence(stop - position)
         elif len(active) == 1:
             start, data = active[0]
-            encoder.write(data[position - start : stop - start])
+            sink.write(data[position - start : stop - start])
         else:
-            mix = np.zeros(stop - position, dtype=np.int32)
+            total_mix = np.zeros(stop - position, dtype=np.int32)
             for start, data in active:
-                mix += data[position - start : stop - start]
+                total_mix += data[position - start : stop - start]
             # Overlapping cues are reported when planning; here they only must not wrap around.
-            encoder.write(np.clip(mix, -32768, 32767).astype("<i2"))
+            sink.write(np.clip(total_mix, -32768, 32767).astype("<i2"))
         position = stop
-    assert encoder.written == total, "the rendered length must be the planned length"
+    assert sink.written == total, "the rendered length must be the planned length"
+
+
+def leveled(timeline: Timeline, pending: list[Layer], target_lufs: float, bitrate: int) -> Level:
+    """The level that brings the encoded session to ``target_lufs`` with peaks under PEAK_LIMIT_DBFS.
+
+    Measured again after each correction: the limiter takes some loudness off
+    the peaks that a gain raises, and the encoder adds to the peaks, so gain
+    and ceiling are refined until both land.
+    """
+    level = Level()
+    previous: tuple[float, float] | None = None  # (gain in dB, loudness) of the round before
+    for _ in range(LOUDNESS_ROUNDS):
+        meter = Meter(bitrate)
+        try:
+            mix(timeline, pending, meter, level)
+        except BaseException:
+            meter.abort()
+            raise
+        measured, peak = meter.result()
+        if measured <= SILENCE_LUFS:
+            return level
+        over = max(0.0, peak - PEAK_LIMIT_DBFS)
+        if abs(target_lufs - measured) < LOUDNESS_TOLERANCE and not over:
+            return level
+        gain_db = 20 * math.log10(level.gain)
+        # Once the limiter works, a dB of gain buys less than a dB of loudness: follow the slope seen.
+        slope = 1.0
+        if previous is not None and gain_db != previous[0]:
+            slope = min(1.0, max(0.2, (measured - previous[1]) / (gain_db - previous[0])))
+        previous = (gain_db, measured)
+        step = (target_lufs - measured) / slope
+        level = Level(10 ** ((gain_db + step) / 20), level.ceiling - over)
+    return level
+
+
+def render(timeline: Timeline, speech: Speech, sounds: Sounds, sink: Sink, target_lufs: float, bitrate: int) -> None:
+    pending = layers(timeline, speech, sounds)
+    mix(timeline, pending, sink, leveled(timeline, pending, target_lufs, bitrate))

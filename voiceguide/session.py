@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from voiceguide.export import write_session
+from voiceguide.loudness import DEFAULT_TARGET_LUFS
 from voiceguide.overrides import Overrides, apply_overrides
 from voiceguide.render import render
 from voiceguide.routine import Routine, load_routine
@@ -32,7 +33,8 @@ def plan_session(path: Path, overrides: Overrides, speech: Speech, sounds: Sound
     return Session(routine, place(routine, sections, speech.length, sounds.length))
 
 
-def build_session(session: Session, speech: Speech, sounds: Sounds, target: Path, bitrate: int) -> int:
-    """Render the planned session to ``target``; return the file's size in bytes."""
+def build_session(session: Session, speech: Speech, sounds: Sounds, target: Path, bitrate: int,
+                  loudness: float = DEFAULT_TARGET_LUFS) -> int:
+    """Render the planned session to ``target`` at ``loudness`` LUFS; return the file's size in bytes."""
     return write_session(session.timeline, target, bitrate,
-                         lambda encoder: render(session.timeline, speech, sounds, encoder))
+                         lambda encoder: render(session.timeline, speech, sounds, encoder, loudness, bitrate))

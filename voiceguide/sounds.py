@@ -7,9 +7,13 @@ import numpy as np
 from voiceguide import audio, chimes
 from voiceguide.errors import AudioError, InputError
 from voiceguide.routine import Chime
+from voiceguide.timeline import SAMPLE_RATE
 
 # Chimes sit below speech so an end-of-hold signal never startles.
 CHIME_PEAK_DBFS = -9.0
+# Above this the MP3 encoder cuts; a sharp strike that still holds such content
+# rings when it is cut, and its peak grows past what was limited before encoding.
+BAND_LIMIT_HZ = 11_000
 
 
 class Sounds:
@@ -43,6 +47,14 @@ class Sounds:
 def _level(samples: np.ndarray) -> np.ndarray:
     if not len(samples):
         return samples
-    peak = float(np.max(np.abs(samples.astype(np.int32))))
-    gain = 32767 * 10 ** (CHIME_PEAK_DBFS / 20) / peak
-    return np.round(samples.astype(np.float64) * gain).astype("<i2")
+    smooth = _band_limit(samples.astype(np.float64))
+    gain = 32767 * 10 ** (CHIME_PEAK_DBFS / 20) / float(np.max(np.abs(smooth)))
+    return np.round(smooth * gain).astype("<i2")
+
+
+def _band_limit(samples: np.ndarray) -> np.ndarray:
+    """Remove what lies above BAND_LIMIT_HZ, with a gentle slope so nothing rings."""
+    spectrum = np.fft.rfft(samples)
+    frequencies = np.fft.rfftfreq(len(samples), 1 / SAMPLE_RATE)
+    slope = np.clip((frequencies - BAND_LIMIT_HZ) / 2000, 0.0, 1.0)
+    return np.fft.irfft(spectrum * np.cos(slope * np.pi / 2) ** 2, len(samples))
