@@ -23,8 +23,8 @@ DEFAULT_TARGET_LUFS = -16.0
 # Where the limiter starts. MP3 encoding adds to the peaks of buzzy synthetic
 # speech (up to 2 dB seen), so the encoded peaks are measured and the ceiling
 # lowered until they stay under PEAK_LIMIT_DBFS.
-CEILING_DBFS = -2.5
-PEAK_LIMIT_DBFS = -1.5  # decoded sample peak; the true peak lies within a few tenths above
+CEILING_DBFS = -3.0
+PEAK_LIMIT_DBFS = -2.0  # decoded sample peak; the true peak lies within a few tenths above
 # A silence longer than one 400 ms gating block only adds blocks below the
 # absolute gate, which the measure ignores. Cut to one block plus its remainder
 # in 100 ms steps, the blocks that do hold sound are measured exactly as in the
@@ -59,15 +59,21 @@ class Meter:
         self.written = 0
 
     def write(self, samples: np.ndarray) -> None:
-        assert self._encoder.stdin is not None
-        self._encoder.stdin.write(samples.astype("<i2", copy=False).tobytes())
+        self._send(samples.astype("<i2", copy=False).tobytes())
         self.written += len(samples)
 
     def silence(self, count: int) -> None:
-        assert self._encoder.stdin is not None
         kept = count if count <= GATE_BLOCK else GATE_BLOCK + (count - GATE_BLOCK) % GATE_STEP
-        self._encoder.stdin.write(self._zeros[: 2 * kept])
+        self._send(self._zeros[: 2 * kept])
         self.written += count
+
+    def _send(self, data: bytes) -> None:
+        assert self._encoder.stdin is not None
+        try:
+            self._encoder.stdin.write(data)
+        except BrokenPipeError:
+            self.abort()
+            raise AudioError("measuring loudness failed: ffmpeg stopped") from None
 
     def result(self) -> tuple[float, float]:
         """Integrated loudness in LUFS (SILENCE_LUFS for a silent session) and sample peak in dBFS."""
@@ -125,3 +131,17 @@ def _centered_mean(values: np.ndarray, size: int) -> np.ndarray:
     padded = np.concatenate([np.full(half, values[0]), values, np.full(size - half, values[-1])])
     sums = np.concatenate([[0.0], np.cumsum(padded)])
     return (sums[size : size + len(values)] - sums[: len(values)]) / size
+
+
+def loudness_of(samples: np.ndarray) -> float:
+    """Integrated loudness of a short sound in LUFS; sounds under a second are measured repeated."""
+    if not len(samples) or not np.any(samples):
+        return SILENCE_LUFS
+    repeats = max(1, -(-SAMPLE_RATE // len(samples)))
+    command = [tools.ffmpeg(), "-nostdin", "-hide_banner", "-nostats", "-f", "s16le", "-ar", str(SAMPLE_RATE),
+               "-ac", "1", "-i", "pipe:0", "-af", "ebur128=framelog=quiet", "-f", "null", "-"]
+    result = subprocess.run(command, input=np.tile(samples.astype("<i2"), repeats).tobytes(), capture_output=True)
+    found = re.findall(r"I:\s+(-?[\d.]+) LUFS", result.stderr.decode(errors="replace"))
+    if result.returncode != 0 or not found:
+        raise AudioError("measuring loudness failed: " + result.stderr.decode(errors="replace").strip()[-200:])
+    return max(float(found[-1]), SILENCE_LUFS)

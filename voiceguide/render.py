@@ -15,13 +15,15 @@ from typing import Callable, Protocol
 import numpy as np
 
 from voiceguide.loudness import CEILING_DBFS, PEAK_LIMIT_DBFS, SILENCE_LUFS, Meter, limit
-from voiceguide.sounds import Sounds
+from voiceguide.sounds import CHIME_LUFS, Sounds
 from voiceguide.speech import Speech
 from voiceguide.timeline import Timeline
 
 
 LOUDNESS_ROUNDS = 6
 LOUDNESS_TOLERANCE = 0.1  # LU; well inside the ±1 LU that listeners and platforms allow
+# A chime or bell this far under the speech is heard clearly and never startles.
+SOUND_BELOW_SPEECH_LU = 8.0
 
 
 class Sink(Protocol):
@@ -37,6 +39,7 @@ class Layer:
     start: int
     length: int
     load: Callable[[], np.ndarray]
+    spoken: bool  # speech is levelled to the target; chimes and other sounds sit at a fixed distance below
 
 
 def layers(timeline: Timeline, speech: Speech, sounds: Sounds) -> list[Layer]:
@@ -48,19 +51,20 @@ def layers(timeline: Timeline, speech: Speech, sounds: Sounds) -> list[Layer]:
             # The plan was made from these very clips; a mismatch would shift everything after it.
             if event.kind == "speech" and clip.length != event.length:
                 raise AssertionError(f"speech at {event.start} has {clip.length} samples, planned {event.length}")
-            found.append(Layer(event.start, clip.length, clip.samples))
+            found.append(Layer(event.start, clip.length, clip.samples, spoken=True))
         elif event.chime is not None:
             chime = event.chime
             for start in event.strike_starts():
-                found.append(Layer(start, sounds.length(chime), lambda chime=chime: sounds.samples(chime)))
+                found.append(Layer(start, sounds.length(chime), lambda chime=chime: sounds.samples(chime), spoken=False))
     return sorted(found, key=lambda layer: layer.start)
 
 
 @dataclass(frozen=True)
 class Level:
-    """How loud the sounds are made: a gain, and the limiter's ceiling in dBFS."""
+    """How loud the layers are made: gains for speech and for sounds, and the limiter's ceiling in dBFS."""
 
     gain: float = 1.0
+    sound_gain: float = 1.0
     ceiling: float = CEILING_DBFS
 
 
@@ -73,7 +77,8 @@ def mix(timeline: Timeline, pending: list[Layer], sink: Sink, level: Level) -> N
     while position < total:
         while index < len(pending) and pending[index].start <= position:
             layer = pending[index]
-            active.append((layer.start, limit(layer.load(), level.gain, level.ceiling)))
+            gain = level.gain if layer.spoken else level.sound_gain
+            active.append((layer.start, limit(layer.load(), gain, level.ceiling)))
             index += 1
         active = [(start, data) for start, data in active if start + len(data) > position]
         upcoming = pending[index].start if index < len(pending) else total
@@ -100,7 +105,8 @@ def leveled(timeline: Timeline, pending: list[Layer], target_lufs: float, bitrat
     the peaks that a gain raises, and the encoder adds to the peaks, so gain
     and ceiling are refined until both land.
     """
-    level = Level()
+    # Sounds were made CHIME_LUFS loud; put them SOUND_BELOW_SPEECH_LU under the target.
+    level = Level(sound_gain=10 ** ((target_lufs - SOUND_BELOW_SPEECH_LU - CHIME_LUFS) / 20))
     previous: tuple[float, float] | None = None  # (gain in dB, loudness) of the round before
     for _ in range(LOUDNESS_ROUNDS):
         meter = Meter(bitrate)
@@ -122,7 +128,7 @@ def leveled(timeline: Timeline, pending: list[Layer], target_lufs: float, bitrat
             slope = min(1.0, max(0.2, (measured - previous[1]) / (gain_db - previous[0])))
         previous = (gain_db, measured)
         step = (target_lufs - measured) / slope
-        level = Level(10 ** ((gain_db + step) / 20), level.ceiling - over)
+        level = Level(10 ** ((gain_db + step) / 20), level.sound_gain, level.ceiling - over)
     return level
 
 

@@ -6,10 +6,13 @@ import numpy as np
 
 from voiceguide import audio, chimes
 from voiceguide.errors import AudioError, InputError
+from voiceguide.loudness import loudness_of
 from voiceguide.routine import Chime
 from voiceguide.timeline import SAMPLE_RATE
 
-# Chimes sit below speech so an end-of-hold signal never startles.
+# Every sound is made this loud here (a sharp knock less, by the peak cap);
+# rendering then sets it at a fixed distance under the speech.
+CHIME_LUFS = -27.0
 CHIME_PEAK_DBFS = -9.0
 # Above this the MP3 encoder cuts; a sharp strike that still holds such content
 # rings when it is cut, and its peak grows past what was limited before encoding.
@@ -48,8 +51,12 @@ def _level(samples: np.ndarray) -> np.ndarray:
     if not len(samples):
         return samples
     smooth = _band_limit(samples.astype(np.float64))
-    gain = 32767 * 10 ** (CHIME_PEAK_DBFS / 20) / float(np.max(np.abs(smooth)))
-    return np.round(smooth * gain).astype("<i2")
+    peak = float(np.max(np.abs(smooth)))
+    if peak == 0:
+        return samples
+    at_peak = smooth * (32767 * 10 ** (CHIME_PEAK_DBFS / 20) / peak)
+    gain_db = min(0.0, CHIME_LUFS - loudness_of(np.round(at_peak).astype("<i2")))
+    return np.round(at_peak * 10 ** (gain_db / 20)).astype("<i2")
 
 
 def _band_limit(samples: np.ndarray) -> np.ndarray:

@@ -29,7 +29,7 @@ from voiceguide.timeline import SAMPLE_RATE, Line
 DEFAULT_VOICE = Voice(engine="pyttsx3", rate=160, volume=1.0)
 CACHE_ENV = "VOICEGUIDE_CACHE_DIR"
 # Bumped whenever clip processing changes, so old clips are not reused.
-CLIP_FORMAT = 2
+CLIP_FORMAT = 3
 # Speech quieter than this, relative to the clip's peak, counts as the gap around it.
 TRIM_BELOW_PEAK_DB = 40.0
 EDGE_FADE_MS = 4

@@ -36,7 +36,32 @@ def _engine():
     backend = load_espeak() if sys.platform.startswith("linux") else "system"
     import pyttsx3
 
+    if sys.platform.startswith("linux"):
+        _keep_last_chunk()
     return pyttsx3.init(), backend
+
+
+def _keep_last_chunk() -> None:
+    """Make pyttsx3's espeak driver keep the audio that arrives with the end of a message.
+
+    Its callback writes the WAV when it sees the end-of-message event and only
+    then adds the samples that came with that event, so up to a buffer's worth
+    (one second) of the end of a line can be lost, depending on timing. Adding
+    the samples first, then letting the driver handle the events, keeps them.
+    """
+    import ctypes
+
+    from pyttsx3.drivers.espeak import EspeakDriver
+
+    original = EspeakDriver._onSynth
+
+    def on_synth(self, wav, numsamples, events):  # type: ignore[no-untyped-def]
+        if numsamples > 0 and self._speaking:
+            self._data_buffer += ctypes.string_at(wav, numsamples * ctypes.sizeof(ctypes.c_short))
+        return original(self, wav, 0, events)
+
+    # Bound when the driver is created, so this must come before pyttsx3.init().
+    EspeakDriver._onSynth = on_synth
 
 
 def info() -> dict:
