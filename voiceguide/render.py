@@ -20,7 +20,10 @@ from voiceguide.speech import Speech
 from voiceguide.timeline import Timeline
 
 
-LOUDNESS_ROUNDS = 6
+LOUDNESS_ROUNDS = 8
+MAX_STEP_DB = 6.0
+# Past this the limiter would flatten the speech; a session this quiet stays under its target.
+MAX_SPEECH_GAIN_DB = 15.0
 LOUDNESS_TOLERANCE = 0.1  # LU; well inside the ±1 LU that listeners and platforms allow
 # A chime or bell this far under the speech is heard clearly and never startles.
 SOUND_BELOW_SPEECH_LU = 8.0
@@ -101,35 +104,48 @@ def mix(timeline: Timeline, pending: list[Layer], sink: Sink, level: Level) -> N
 def leveled(timeline: Timeline, pending: list[Layer], target_lufs: float, bitrate: int) -> Level:
     """The level that brings the encoded session to ``target_lufs`` with peaks under PEAK_LIMIT_DBFS.
 
-    Measured again after each correction: the limiter takes some loudness off
-    the peaks that a gain raises, and the encoder adds to the peaks, so gain
-    and ceiling are refined until both land.
+    The speech alone is measured first, to set the balance: speech at the
+    target, sounds SOUND_BELOW_SPEECH_LU under it. Then the whole session is
+    measured and both are moved together until it lands: the limiter takes
+    some loudness off the peaks that a gain raises, and the encoder adds to the
+    peaks, so the gain and the ceiling are refined round by round.
     """
-    # Sounds were made CHIME_LUFS loud; put them SOUND_BELOW_SPEECH_LU under the target.
-    level = Level(sound_gain=10 ** ((target_lufs - SOUND_BELOW_SPEECH_LU - CHIME_LUFS) / 20))
-    previous: tuple[float, float] | None = None  # (gain in dB, loudness) of the round before
+    spoken = [layer for layer in pending if layer.spoken]
+    speech_lufs, _ = _measure(timeline, spoken, Level(), bitrate) if spoken else (SILENCE_LUFS, 0.0)
+    speech_db = min(MAX_SPEECH_GAIN_DB, target_lufs - speech_lufs) if speech_lufs > SILENCE_LUFS else 0.0
+    sound_db = target_lufs - SOUND_BELOW_SPEECH_LU - CHIME_LUFS
+    shift = 0.0
+    ceiling = CEILING_DBFS
+    previous: tuple[float, float] | None = None  # (shift, loudness) of the round before
+    level = Level()
     for _ in range(LOUDNESS_ROUNDS):
-        meter = Meter(bitrate)
-        try:
-            mix(timeline, pending, meter, level)
-        except BaseException:
-            meter.abort()
-            raise
-        measured, peak = meter.result()
+        level = Level(10 ** ((speech_db + shift) / 20), 10 ** ((sound_db + shift) / 20), ceiling)
+        measured, peak = _measure(timeline, pending, level, bitrate)
         if measured <= SILENCE_LUFS:
             return level
         over = max(0.0, peak - PEAK_LIMIT_DBFS)
         if abs(target_lufs - measured) < LOUDNESS_TOLERANCE and not over:
             return level
-        gain_db = 20 * math.log10(level.gain)
-        # Once the limiter works, a dB of gain buys less than a dB of loudness: follow the slope seen.
+        # Once the limiter works, a dB of gain buys less than a dB of loudness: follow the slope
+        # seen, as long as only the gain changed since.
         slope = 1.0
-        if previous is not None and gain_db != previous[0]:
-            slope = min(1.0, max(0.2, (measured - previous[1]) / (gain_db - previous[0])))
-        previous = (gain_db, measured)
-        step = (target_lufs - measured) / slope
-        level = Level(10 ** ((gain_db + step) / 20), level.sound_gain, level.ceiling - over)
+        if previous is not None and shift != previous[0]:
+            slope = min(1.0, max(0.3, (measured - previous[1]) / (shift - previous[0])))
+        previous = (shift, measured) if not over else None
+        shift += max(-MAX_STEP_DB, min(MAX_STEP_DB, (target_lufs - measured) / slope))
+        shift = min(shift, MAX_SPEECH_GAIN_DB - speech_db)
+        ceiling -= over
     return level
+
+
+def _measure(timeline: Timeline, pending: list[Layer], level: Level, bitrate: int) -> tuple[float, float]:
+    meter = Meter(bitrate)
+    try:
+        mix(timeline, pending, meter, level)
+    except BaseException:
+        meter.abort()
+        raise
+    return meter.result()
 
 
 def render(timeline: Timeline, speech: Speech, sounds: Sounds, sink: Sink, target_lufs: float, bitrate: int) -> None:
