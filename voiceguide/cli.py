@@ -60,6 +60,23 @@ class ScaleType(click.ParamType):
             self.fail(message, param, ctx)
 
 
+class SidecarType(click.ParamType):
+    """A comma-separated list of sidecar kinds, e.g. ``lrc,vtt``."""
+
+    name = "KINDS"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> tuple[str, ...]:
+        from voiceguide.sidecars import SIDECARS
+
+        if isinstance(value, tuple):
+            return value
+        kinds = tuple(dict.fromkeys(k.strip().lower() for k in str(value).split(",") if k.strip()))
+        unknown = [k for k in kinds if k not in SIDECARS]
+        if unknown:
+            self.fail(f"unknown sidecar {unknown[0]!r}; choose from {', '.join(SIDECARS)}", param, ctx)
+        return kinds
+
+
 class Group(click.Group):
     """Turns the core's errors into one line and an exit code."""
 
@@ -240,7 +257,10 @@ def plan(routine: Path, as_json: bool, **options: Any) -> None:
               show_default=True, help="MP3 bitrate in kbps (constant).")
 @click.option("--loudness", type=click.FloatRange(-40, -6), default=DEFAULT_TARGET_LUFS, show_default=True,
               help="Integrated loudness to reach, in LUFS (-16 is the spoken-word norm).")
-def build(routine: Path, output: Path | None, bitrate: str, loudness: float, **options: Any) -> None:
+@click.option("--with", "sidecars", type=SidecarType(), default="",
+              help="Sidecar files to write beside the MP3, comma-separated: lrc, vtt, json, m3u.")
+def build(routine: Path, output: Path | None, bitrate: str, loudness: float, sidecars: tuple[str, ...],
+          **options: Any) -> None:
     """Render a routine to one MP3: speech, holds and chimes, ready for a phone.
 
     \b
@@ -252,7 +272,7 @@ def build(routine: Path, output: Path | None, bitrate: str, loudness: float, **o
 
     session, speech, sounds = _plan(routine, options)
     target = output or OUTPUT_DIR / f"{routine.stem}.mp3"
-    size = build_session(session, speech, sounds, target, int(bitrate), loudness)
+    size = build_session(session, speech, sounds, target, int(bitrate), loudness, sidecars)
     duration = format_clock(round(session.timeline.duration * 1000 / 44100))
     click.echo(f"{target}  {duration}  {size / 1_000_000:.1f} MB")
 

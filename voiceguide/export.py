@@ -1,8 +1,9 @@
-"""Write a session's MP3: atomically, with ID3v2.3 tags.
+"""Write a session's files: the MP3 with its ID3v2.3 tags, and sidecars, each atomically.
 
-The MP3 is encoded into a temporary file beside the target and moved into
+Every file is written into a temporary file beside its target and moved into
 place only when complete, so a failed or interrupted build keeps the previous
-session intact and never leaves a partial file.
+session intact and never leaves a partial file. Chapters, lyrics and sidecars
+are all made from the timeline, so they agree with each other and the sound.
 """
 
 from __future__ import annotations
@@ -12,19 +13,21 @@ import tempfile
 from pathlib import Path
 from typing import Callable
 
-from mutagen.id3 import COMM, ID3, TALB, TCON, TIT2, TPE1, TSSE
+from mutagen.id3 import APIC, CHAP, COMM, CTOC, ID3, SYLT, TALB, TCON, TIT2, TPE1, TSSE, USLT, CTOCFlags
 
 from voiceguide import __version__
 from voiceguide.audio import Mp3Encoder
 from voiceguide.errors import AudioError
-from voiceguide.timeline import Timeline
+from voiceguide import cover as covers
+from voiceguide.timeline import SAMPLE_RATE, Timeline
 
 DEFAULT_BITRATE = 64
 BITRATES = (32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320)
 
 
-def write_session(timeline: Timeline, target: Path, bitrate: int, fill: Callable[[Mp3Encoder], None]) -> int:
-    """Encode what ``fill`` writes into ``target``; return the file's size in bytes."""
+def write_session(timeline: Timeline, target: Path, bitrate: int, fill: Callable[[Mp3Encoder], None],
+                  cover: bytes) -> int:
+    """Encode what ``fill`` writes into ``target``, tagged; return the file's size in bytes."""
     folder = target.parent
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -41,7 +44,7 @@ def write_session(timeline: Timeline, target: Path, bitrate: int, fill: Callable
         except BaseException:
             encoder.abort()
             raise
-        _tag(temp, timeline)
+        _tag(temp, timeline, cover)
         with open(temp, "rb+") as file:
             os.fsync(file.fileno())
         os.chmod(temp, 0o644 & ~_umask())
@@ -53,7 +56,7 @@ def write_session(timeline: Timeline, target: Path, bitrate: int, fill: Callable
     return target.stat().st_size
 
 
-def _tag(path: Path, timeline: Timeline) -> None:
+def _tag(path: Path, timeline: Timeline, cover: bytes) -> None:
     tags = ID3()
     tags.add(TIT2(encoding=3, text=timeline.title))
     tags.add(TPE1(encoding=3, text="voiceguide"))
@@ -62,8 +65,45 @@ def _tag(path: Path, timeline: Timeline) -> None:
     tags.add(TSSE(encoding=3, text=f"voiceguide {__version__}"))
     if timeline.description:
         tags.add(COMM(encoding=3, lang="eng", desc="", text=timeline.description))
+    ids = [f"chp{number}" for number in range(len(timeline.steps))]
+    tags.add(CTOC(element_id="toc", flags=CTOCFlags.TOP_LEVEL | CTOCFlags.ORDERED, child_element_ids=ids,
+                  sub_frames=[TIT2(encoding=3, text="Steps")]))
+    for chapter_id, step in zip(ids, timeline.steps):
+        # Offsets 0xFFFFFFFF: players seek by time, which the CBR file makes exact.
+        tags.add(CHAP(element_id=chapter_id, start_time=_ms(step.start), end_time=_ms(step.end),
+                      start_offset=0xFFFFFFFF, end_offset=0xFFFFFFFF, sub_frames=[TIT2(encoding=3, text=step.title)]))
+    spoken = lyrics(timeline)
+    tags.add(SYLT(encoding=3, lang="eng", format=2, type=1, desc="", text=[(text, ms) for ms, _, text in spoken]))
+    tags.add(USLT(encoding=3, lang="eng", desc="", text="\n".join(text for _, _, text in spoken)))
+    tags.add(APIC(encoding=3, mime=covers.mime(cover), type=3, desc="Cover", data=cover))
     # ID3v2.3: the version phones and car stereos read most reliably.
     tags.save(str(path), v2_version=3)
+
+
+def lyrics(timeline: Timeline) -> list[tuple[int, int, str]]:
+    """Every spoken line, cues included: (start ms, end ms, text), in order."""
+    return [(_ms(e.start), _ms(e.end), e.line.text) for e in timeline.events if e.line is not None]
+
+
+def _ms(samples: int) -> int:
+    return round(samples * 1000 / SAMPLE_RATE)
+
+
+def write_text(target: Path, text: str) -> None:
+    """Write a sidecar file atomically."""
+    try:
+        handle, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+        try:
+            with os.fdopen(handle, "w", encoding="utf-8", newline="\n") as file:
+                file.write(text)
+                file.flush()
+                os.fsync(file.fileno())
+            os.chmod(name, 0o644 & ~_umask())
+            os.replace(name, target)
+        finally:
+            Path(name).unlink(missing_ok=True)
+    except OSError as error:
+        raise AudioError(f"cannot write {target}: {error.strerror or error}") from None
 
 
 def _umask() -> int:

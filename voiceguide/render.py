@@ -95,8 +95,8 @@ def mix(timeline: Timeline, pending: list[Layer], sink: Sink, level: Level) -> N
             total_mix = np.zeros(stop - position, dtype=np.int32)
             for start, data in active:
                 total_mix += data[position - start : stop - start]
-            # Overlapping cues are reported when planning; here they only must not wrap around.
-            sink.write(np.clip(total_mix, -32768, 32767).astype("<i2"))
+            # Overlapping cues are reported when planning; here their sum must stay under the ceiling too.
+            sink.write(limit(total_mix, 1.0, level.ceiling))
         position = stop
     assert sink.written == total, "the rendered length must be the planned length"
 
@@ -119,7 +119,7 @@ def leveled(timeline: Timeline, pending: list[Layer], target_lufs: float, bitrat
     previous: tuple[float, float] | None = None  # (shift, loudness) of the round before
     level = Level()
     for _ in range(LOUDNESS_ROUNDS):
-        level = Level(10 ** ((speech_db + shift) / 20), 10 ** ((sound_db + shift) / 20), ceiling)
+        level = Level(10 ** ((speech_db + shift) / 20), 10 ** (sound_db / 20), ceiling)
         measured, peak = _measure(timeline, pending, level, bitrate)
         if measured <= SILENCE_LUFS:
             return level

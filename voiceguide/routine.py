@@ -32,7 +32,7 @@ RATE_RANGE = (40, 600)
 # Cue settings: at the top of a routine they are defaults, on a group or step they refine them.
 COACHING_KEYS = ("countdown", "halfway", "remaining", "cues", "bells", "switch", "next")
 TOP_KEYS = ("title", "description", "voice", "chime", "pause", "intro", "outro", "vars", "steps",
-            "lead-in", "closing", "phrases") + COACHING_KEYS
+            "lead-in", "closing", "phrases", "cover") + COACHING_KEYS
 STEP_KEYS = ("title", "id", "say", "hold", "repeat", "between", "sides", "rest", "chime", "voice") + COACHING_KEYS
 GROUP_KEYS = ("title", "id", "say", "steps", "rounds", "rest", "sides", "chime", "voice") + COACHING_KEYS
 VOICE_KEYS = ("engine", "voice", "rate", "volume")
@@ -198,6 +198,8 @@ class Routine:
     lead_in_ms: int = 0
     closing: Chime | None = None
     phrases: Phrases = field(default_factory=lambda: Phrases({}, {}))
+    cover: Path | None = None
+    cover_at: Location | None = None
 
     def all_steps(self) -> Iterator[Step]:
         """Every step and group, depth first, in file order."""
@@ -376,6 +378,7 @@ class _RoutineChecker(Checker):
         coaching = self._coaching(data, ("hold", "repeat", "repeats"))
         lead_in, lead_in_ms = self._lead_in(data)
         closing = self._chime(data, "closing")
+        cover = self._file(data, "cover", "cover image")
         for reserved in RESERVED_IDS:
             self.ids[reserved] = data.where
         steps: tuple[Step, ...] = ()
@@ -401,6 +404,8 @@ class _RoutineChecker(Checker):
             lead_in_ms=lead_in_ms,
             closing=closing,
             phrases=phrases,
+            cover=cover,
+            cover_at=data.at("cover") if cover else None,
         )
 
     def _vars(self, data: YMap) -> dict[str, str]:
@@ -605,6 +610,16 @@ class _RoutineChecker(Checker):
             ms = self.duration_value(value.strip()[1:], None, where, "at", allow_zero=False)
             return None if ms is None else -ms
         return self.duration_value(value, raw, where, "at", allow_zero=True)
+
+    def _file(self, data: YMap, key: str, what: str) -> Path | None:
+        name = self.text(data, key, "a routine")
+        if name is None:
+            return None
+        path = (self.path.parent / name).resolve() if not Path(name).is_absolute() else Path(name)
+        if not path.is_file():
+            self.problem(data.at(key), f"{what} not found: {name} (looked for {path})")
+            return None
+        return path
 
     def _chime(self, data: YMap, key: str = "chime") -> Chime | None:
         name = self.text(data, key, "a step")

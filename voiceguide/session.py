@@ -5,11 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from voiceguide import cover as covers
+from voiceguide.errors import Location
 from voiceguide.export import write_session
 from voiceguide.loudness import DEFAULT_TARGET_LUFS
 from voiceguide.overrides import Overrides, apply_overrides
 from voiceguide.render import render
 from voiceguide.routine import Routine, load_routine
+from voiceguide.sidecars import write_sidecars
 from voiceguide.sounds import Sounds
 from voiceguide.speech import DEFAULT_VOICE, Progress, Speech
 from voiceguide.planner import chimes_of, expand, lines_of, place
@@ -34,7 +37,14 @@ def plan_session(path: Path, overrides: Overrides, speech: Speech, sounds: Sound
 
 
 def build_session(session: Session, speech: Speech, sounds: Sounds, target: Path, bitrate: int,
-                  loudness: float = DEFAULT_TARGET_LUFS) -> int:
-    """Render the planned session to ``target`` at ``loudness`` LUFS; return the file's size in bytes."""
-    return write_session(session.timeline, target, bitrate,
-                         lambda encoder: render(session.timeline, speech, sounds, encoder, loudness, bitrate))
+                  loudness: float = DEFAULT_TARGET_LUFS, sidecars: tuple[str, ...] = ()) -> int:
+    """Render the planned session to ``target`` at ``loudness`` LUFS; return the MP3's size in bytes."""
+    routine = session.routine
+    if routine.cover is not None:
+        art = covers.from_file(routine.cover, routine.cover_at or Location(str(routine.path)))
+    else:
+        art = covers.generated(routine.title)
+    size = write_session(session.timeline, target, bitrate,
+                         lambda encoder: render(session.timeline, speech, sounds, encoder, loudness, bitrate), art)
+    write_sidecars(session.timeline, target, list(sidecars))
+    return size

@@ -1,0 +1,155 @@
+"""What a phone needs from a session, measured on the built MP3: loudness, chapters, lyrics, cover, sidecars."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from mutagen.id3 import ID3
+from PIL import Image
+
+from audio_probe import decode, ffmpeg
+from voiceguide.cli import cli
+from voiceguide.loudness import loudness_of
+
+ROOT = Path(__file__).resolve().parent.parent
+SCRIPTS = sorted((ROOT / "scripts").glob("*.yaml"))
+# Loudness does not depend on hold lengths (silence is gated out): short holds keep the tests quick.
+SHORT = ("--hold-scale", "0.5")
+
+
+def plan_and_build(routine: Path, output: Path, cache: Path, *options: str, build_only: tuple[str, ...] = ()) -> dict:
+    common = ["--cache-dir", str(cache), *options]
+    planned = CliRunner().invoke(cli, ["plan", str(routine), "--json", *common])
+    assert planned.exit_code == 0, planned.stderr
+    built = CliRunner().invoke(cli, ["build", str(routine), "-o", str(output), "-q", *common, *build_only])
+    assert built.exit_code == 0, built.stderr
+    return json.loads(planned.stdout)
+
+
+def ebur128(path: Path) -> tuple[float, float]:
+    """Integrated loudness (LUFS) and true peak (dBTP) of a file, by ffmpeg's ebur128 filter."""
+    result = subprocess.run([ffmpeg(), "-nostdin", "-hide_banner", "-nostats", "-i", str(path),
+                             "-af", "ebur128=peak=true:framelog=quiet", "-f", "null", "-"], capture_output=True, text=True)
+    integrated = float(re.findall(r"I:\s+(-?[\d.]+) LUFS", result.stderr)[-1])
+    peak = float(re.findall(r"Peak:\s+(-?[\d.]+) dBFS", result.stderr)[-1])
+    return integrated, peak
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.stem)
+def test_loudness_is_spoken_word_standard(script: Path, tmp_path: Path, speech_cache: Path) -> None:
+    output = tmp_path / "session.mp3"
+    plan_and_build(script, output, speech_cache, *SHORT)
+    integrated, peak = ebur128(output)
+    assert integrated == pytest.approx(-16.0, abs=1.0)
+    assert peak <= -1.0
+
+
+def test_loudness_option_changes_the_target(tmp_path: Path, speech_cache: Path) -> None:
+    output = tmp_path / "quiet.mp3"
+    plan_and_build(ROOT / "scripts" / "piriformis-stretch.yaml", output, speech_cache, *SHORT,
+                   build_only=("--loudness", "-23"))
+    integrated, peak = ebur128(output)
+    assert integrated == pytest.approx(-23.0, abs=1.0)
+    assert peak <= -1.0
+
+
+def test_chimes_sit_under_the_speech(tmp_path: Path, speech_cache: Path) -> None:
+    output = tmp_path / "session.mp3"
+    plan = plan_and_build(ROOT / "scripts" / "sciatica-self-massage.yaml", output, speech_cache, *SHORT)
+    audio = decode(output)
+
+    def loudness(event: dict) -> float:
+        return loudness_of(audio[round(event["start"] * 44100) : round(event["end"] * 44100)])
+
+    speech = sorted(loudness(e) for e in plan["events"] if e["kind"] == "speech" and e["end"] - e["start"] > 2)
+    chimes = [loudness(e) for e in plan["events"] if e["kind"] == "chime"]
+    typical_speech = speech[len(speech) // 2]
+    # Heard clearly, never startling: several LU under the speech, never above it.
+    assert all(typical_speech - 16 < chime < typical_speech - 3 for chime in chimes), (typical_speech, str(chimes))
+
+
+@pytest.fixture(scope="module")
+def session(tmp_path_factory: pytest.TempPathFactory, speech_cache: Path) -> tuple[dict, Path]:
+    folder = tmp_path_factory.mktemp("phone")
+    output = folder / "stretch.mp3"
+    plan = plan_and_build(ROOT / "scripts" / "piriformis-stretch.yaml", output, speech_cache,
+                          build_only=("--with", "lrc,vtt,json,m3u"))
+    return plan, output
+
+
+def test_chapters_follow_the_steps(session: tuple[dict, Path]) -> None:
+    plan, output = session
+    tags = ID3(output)
+    assert tags.version == (2, 3, 0)
+    (toc,) = tags.getall("CTOC")
+    chapters = {chap.element_id: chap for chap in tags.getall("CHAP")}
+    ordered = [chapters[element] for element in toc.child_element_ids]
+    assert len(ordered) == len(plan["steps"]) == 4
+    for chapter, step in zip(ordered, plan["steps"]):
+        assert chapter.sub_frames["TIT2"].text == [step["title"]]
+        assert chapter.start_time == round(step["start"] * 1000)
+        assert chapter.end_time == round(step["end"] * 1000)
+    assert ordered[-1].end_time == round(plan["duration"] * 1000)
+
+
+def test_lyrics_follow_the_speech(session: tuple[dict, Path]) -> None:
+    plan, output = session
+    tags = ID3(output)
+    (synced,) = tags.getall("SYLT")
+    spoken = [e for e in plan["events"] if "text" in e]
+    assert synced.format == 2
+    assert [(text, ms) for text, ms in synced.text] == [(e["text"], round(e["start"] * 1000)) for e in spoken]
+    (plain,) = tags.getall("USLT")
+    assert plain.text.splitlines() == [e["text"] for e in spoken]
+
+
+def test_cover_is_present_and_small(session: tuple[dict, Path], tmp_path: Path, speech_cache: Path) -> None:
+    _, output = session
+    (art,) = ID3(output).getall("APIC")
+    assert len(art.data) < 300_000
+    assert Image.open(io.BytesIO(art.data)).size == (600, 600)
+    # A routine's own cover is used; a large one is made small.
+    picture = tmp_path / "big.png"
+    Image.effect_noise((2400, 2400), 90).convert("RGB").save(picture)
+    assert picture.stat().st_size > 300_000
+    routine = tmp_path / "r.yaml"
+    routine.write_text("title: Own cover\ncover: big.png\nsteps:\n  - {title: A, say: Stand tall., hold: 2s}\n")
+    plan_and_build(routine, tmp_path / "own.mp3", speech_cache)
+    (own,) = ID3(tmp_path / "own.mp3").getall("APIC")
+    assert len(own.data) < 300_000
+    assert max(Image.open(io.BytesIO(own.data)).size) == 600
+
+
+def test_sidecars_agree_with_the_mp3_and_the_plan(session: tuple[dict, Path]) -> None:
+    plan, output = session
+    assert json.loads(output.with_suffix(".json").read_text()) == plan
+    synced = ID3(output).getall("SYLT")[0].text
+    lrc = [line for line in output.with_suffix(".lrc").read_text().splitlines() if re.match(r"\[\d\d:", line)]
+    assert len(lrc) == len(synced)
+    for line, (text, ms) in zip(lrc, synced):
+        minutes, seconds, hundredths, said = re.fullmatch(r"\[(\d\d):(\d\d)\.(\d\d)\](.*)", line).groups()
+        assert said == text
+        assert abs(int(minutes) * 60_000 + int(seconds) * 1000 + int(hundredths) * 10 - ms) < 10
+    vtt = output.with_suffix(".vtt").read_text()
+    assert vtt.startswith("WEBVTT\n")
+    times = re.findall(r"(\d\d):(\d\d):(\d\d)\.(\d{3}) --> (\d\d):(\d\d):(\d\d)\.(\d{3})", vtt)
+    spoken = [e for e in plan["events"] if "text" in e]
+    assert len(times) == len(spoken)
+    for found, event in zip(times, spoken):
+        h1, m1, s1, ms1, h2, m2, s2, ms2 = map(int, found)
+        assert (h1 * 3600 + m1 * 60 + s1) * 1000 + ms1 == round(event["start"] * 1000)
+        assert (h2 * 3600 + m2 * 60 + s2) * 1000 + ms2 == round(event["end"] * 1000)
+    m3u = output.with_suffix(".m3u").read_text().splitlines()
+    assert m3u == ["#EXTM3U", f"#EXTINF:{round(plan['duration'])},{plan['title']}", output.name]
+
+
+def test_unknown_sidecar_is_refused(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["build", str(ROOT / "scripts" / "box-breathing.yaml"), "--with", "lrc,pdf"])
+    assert result.exit_code == 2
+    assert "unknown sidecar 'pdf'; choose from lrc, vtt, json, m3u" in result.stderr

@@ -1,0 +1,70 @@
+"""Cover art for the lock screen: a small generated image with the routine's title, or the routine's own.
+
+Kept well under 300 KB (Android skips tags over 3 MB, and large art slows
+players); JPEG at a modest size does that for photos and drawings alike.
+"""
+
+from __future__ import annotations
+
+import io
+import textwrap
+from pathlib import Path
+
+from voiceguide.errors import InputError, Location
+
+SIZE = 600
+MAX_BYTES = 300_000
+TOP = (36, 59, 85)
+BOTTOM = (122, 160, 150)
+
+
+def generated(title: str) -> bytes:
+    """A calm gradient with the title in large type, as JPEG bytes; the same title gives the same bytes."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    image = Image.new("RGB", (SIZE, SIZE))
+    draw = ImageDraw.Draw(image)
+    for y in range(SIZE):
+        mix = y / (SIZE - 1)
+        draw.line([(0, y), (SIZE, y)], fill=tuple(round(a + (b - a) * mix) for a, b in zip(TOP, BOTTOM)))
+    font = ImageFont.load_default(size=54)
+    lines = textwrap.wrap(title, width=16)[:5] or [" "]
+    heights = [draw.textbbox((0, 0), line, font=font)[3] for line in lines]
+    y = (SIZE - sum(heights) - 14 * (len(lines) - 1)) // 2
+    for line, height in zip(lines, heights):
+        width = draw.textlength(line, font=font)
+        draw.text(((SIZE - width) / 2, y), line, font=font, fill=(245, 242, 232))
+        y += height + 14
+    small = ImageFont.load_default(size=22)
+    draw.text((SIZE / 2 - draw.textlength("voiceguide", font=small) / 2, SIZE - 48), "voiceguide",
+              font=small, fill=(230, 236, 230))
+    return _jpeg(image)
+
+
+def from_file(path: Path, where: Location) -> bytes:
+    """The routine's own cover, made small enough; InputError if it is not an image."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as opened:
+            image = opened.convert("RGB")
+    except (OSError, UnidentifiedImageError) as error:
+        raise InputError(f"{where}: cover {path}: not an image ({error})") from None
+    data = path.read_bytes()
+    if len(data) <= MAX_BYTES and path.suffix.lower() in (".jpg", ".jpeg", ".png"):
+        return data
+    image.thumbnail((SIZE, SIZE))
+    return _jpeg(image)
+
+
+def mime(data: bytes) -> str:
+    return "image/png" if data.startswith(b"\x89PNG") else "image/jpeg"
+
+
+def _jpeg(image) -> bytes:  # type: ignore[no-untyped-def]
+    for quality in (88, 75, 60, 45):
+        out = io.BytesIO()
+        image.save(out, "JPEG", quality=quality, optimize=True)
+        if out.tell() <= MAX_BYTES:
+            break
+    return out.getvalue()
