@@ -35,6 +35,11 @@ LOOKAHEAD = SAMPLE_RATE * 10 // 1000
 SILENCE_LUFS = -70.0
 
 
+def condensed(silence: int) -> int:
+    """How much of a silence the meter needs: all of a short one, a long one cut short (see GATE_BLOCK)."""
+    return silence if silence <= GATE_BLOCK else GATE_BLOCK + (silence - GATE_BLOCK) % GATE_STEP
+
+
 class Meter:
     """A sink for rendered PCM that measures integrated loudness; long silences are cut short.
 
@@ -63,8 +68,7 @@ class Meter:
         self.written += len(samples)
 
     def silence(self, count: int) -> None:
-        kept = count if count <= GATE_BLOCK else GATE_BLOCK + (count - GATE_BLOCK) % GATE_STEP
-        self._send(self._zeros[: 2 * kept])
+        self._send(self._zeros[: 2 * condensed(count)])
         self.written += count
 
     def _send(self, data: bytes) -> None:

@@ -8,23 +8,28 @@ in memory.
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 import math
 from dataclasses import dataclass
 from typing import Callable, Protocol
 
 import numpy as np
 
-from voiceguide.loudness import CEILING_DBFS, PEAK_LIMIT_DBFS, SILENCE_LUFS, Meter, limit
+from voiceguide.loudness import CEILING_DBFS, PEAK_LIMIT_DBFS, SILENCE_LUFS, Meter, condensed, limit
 from voiceguide.sounds import CHIME_LUFS, Sounds
 from voiceguide.speech import Speech
 from voiceguide.timeline import Timeline
 
 
 LOUDNESS_ROUNDS = 8
+LEVEL_FORMAT = 1  # bumped whenever levelling changes, so stored levels are not reused
 MAX_STEP_DB = 6.0
+PEAK_MARGIN_DB = 0.5
 # Past this the limiter would flatten the speech; a session this quiet stays under its target.
 MAX_SPEECH_GAIN_DB = 15.0
-LOUDNESS_TOLERANCE = 0.1  # LU; well inside the ±1 LU that listeners and platforms allow
+LOUDNESS_TOLERANCE = 0.2  # LU; well inside the ±1 LU that listeners and platforms allow
 # A chime or bell this far under the speech is heard clearly and never startles.
 SOUND_BELOW_SPEECH_LU = 8.0
 
@@ -43,6 +48,7 @@ class Layer:
     length: int
     load: Callable[[], np.ndarray]
     spoken: bool  # speech is levelled to the target; chimes and other sounds sit at a fixed distance below
+    source: str  # what sounds: the clip's file, or the chime; the same source sounds the same
 
 
 def layers(timeline: Timeline, speech: Speech, sounds: Sounds) -> list[Layer]:
@@ -54,11 +60,12 @@ def layers(timeline: Timeline, speech: Speech, sounds: Sounds) -> list[Layer]:
             # The plan was made from these very clips; a mismatch would shift everything after it.
             if event.kind == "speech" and clip.length != event.length:
                 raise AssertionError(f"speech at {event.start} has {clip.length} samples, planned {event.length}")
-            found.append(Layer(event.start, clip.length, clip.samples, spoken=True))
+            found.append(Layer(event.start, clip.length, clip.samples, spoken=True, source=clip.path.name))
         elif event.chime is not None:
             chime = event.chime
             for start in event.strike_starts():
-                found.append(Layer(start, sounds.length(chime), lambda chime=chime: sounds.samples(chime), spoken=False))
+                found.append(Layer(start, sounds.length(chime), lambda chime=chime: sounds.samples(chime), spoken=False,
+                                   source=f"{chime.name}:{chime.path}"))
     return sorted(found, key=lambda layer: layer.start)
 
 
@@ -119,7 +126,9 @@ def leveled(timeline: Timeline, pending: list[Layer], target_lufs: float, bitrat
     previous: tuple[float, float] | None = None  # (shift, loudness) of the round before
     level = Level()
     for _ in range(LOUDNESS_ROUNDS):
-        level = Level(10 ** ((speech_db + shift) / 20), 10 ** (sound_db / 20), ceiling)
+        # Past the most the speech may take, the sounds carry the rest (a session mostly of ticks).
+        speech_shift = min(shift, MAX_SPEECH_GAIN_DB - speech_db)
+        level = Level(10 ** ((speech_db + speech_shift) / 20), 10 ** ((sound_db + shift - speech_shift) / 20), ceiling)
         measured, peak = _measure(timeline, pending, level, bitrate)
         if measured <= SILENCE_LUFS:
             return level
@@ -133,8 +142,9 @@ def leveled(timeline: Timeline, pending: list[Layer], target_lufs: float, bitrat
             slope = min(1.0, max(0.3, (measured - previous[1]) / (shift - previous[0])))
         previous = (shift, measured) if not over else None
         shift += max(-MAX_STEP_DB, min(MAX_STEP_DB, (target_lufs - measured) / slope))
-        shift = min(shift, MAX_SPEECH_GAIN_DB - speech_db)
-        ceiling -= over
+        if over:
+            # A margin, so that the next round does not land on the limit again.
+            ceiling -= over + PEAK_MARGIN_DB
     return level
 
 
@@ -148,6 +158,27 @@ def _measure(timeline: Timeline, pending: list[Layer], level: Level, bitrate: in
     return meter.result()
 
 
+def level_key(pending: list[Layer], target_lufs: float, bitrate: int) -> str:
+    """What the level depends on: the sounds and their spacing as the meter hears it, target and bitrate.
+
+    Holds only add silence that the meter cuts short, so changing a hold
+    usually leaves this key, and the level, as it was.
+    """
+    parts: list[object] = [LEVEL_FORMAT, target_lufs, bitrate, CEILING_DBFS, PEAK_LIMIT_DBFS, SOUND_BELOW_SPEECH_LU]
+    position = 0
+    for layer in pending:
+        parts.append((layer.source, layer.spoken, condensed(layer.start - position)))
+        position = max(position, layer.start)
+    return hashlib.sha256(json.dumps(parts).encode()).hexdigest()
+
+
 def render(timeline: Timeline, speech: Speech, sounds: Sounds, sink: Sink, target_lufs: float, bitrate: int) -> None:
     pending = layers(timeline, speech, sounds)
-    mix(timeline, pending, sink, leveled(timeline, pending, target_lufs, bitrate))
+    key = level_key(pending, target_lufs, bitrate)
+    stored = speech.cache.get_json("levels", key)
+    if stored is not None:
+        level = Level(**stored)
+    else:
+        level = leveled(timeline, pending, target_lufs, bitrate)
+        speech.cache.put_json("levels", key, dataclasses.asdict(level))
+    mix(timeline, pending, sink, level)

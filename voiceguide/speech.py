@@ -104,6 +104,26 @@ class ClipCache:
             raise
         return Clip(path, len(samples))
 
+    def get_json(self, kind: str, key: str) -> dict | None:
+        """A small result stored under ``kind``; None when absent or unreadable."""
+        try:
+            value = json.loads((self.root / kind / f"{key}.json").read_text())
+        except (OSError, ValueError):
+            return None
+        return value if isinstance(value, dict) else None
+
+    def put_json(self, kind: str, key: str, value: dict) -> None:
+        folder = self.root / kind
+        folder.mkdir(parents=True, exist_ok=True)
+        handle, temp = tempfile.mkstemp(dir=folder, prefix=".", suffix=".tmp")
+        try:
+            with os.fdopen(handle, "w") as file:
+                json.dump(value, file)
+            os.replace(temp, folder / f"{key}.json")
+        except BaseException:
+            Path(temp).unlink(missing_ok=True)
+            raise
+
     def info(self) -> tuple[int, int]:
         """Number of clips and their total size in bytes."""
         count = size = 0
@@ -115,8 +135,9 @@ class ClipCache:
 
     def clear(self) -> int:
         count, _ = self.info()
-        for entry in self.root.glob("clips-*") if self.root.is_dir() else ():
-            shutil.rmtree(entry, ignore_errors=True)
+        for entry in self.root.glob("*") if self.root.is_dir() else ():
+            if entry.name.startswith("clips-") or entry.name == "levels":
+                shutil.rmtree(entry, ignore_errors=True)
         return count
 
 
