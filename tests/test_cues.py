@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from audio_probe import decode, first_loud, max_level, measure_timeline, worst
 from voiceguide.cli import cli
-from voiceguide.planner import expand, lines_of, place
+from voiceguide.planner import expand, place
 from voiceguide.routine import Voice, load_routine
 from voiceguide.timeline import SAMPLE_RATE, STRIKE_SPACING_MS, Timeline, samples
 

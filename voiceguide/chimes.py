@@ -7,7 +7,6 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from voiceguide.routine import BUILTIN_CHIMES
 from voiceguide.timeline import SAMPLE_RATE
 
 # Leaves headroom so the caller can balance chimes against speech without clipping.

@@ -762,7 +762,7 @@ class _RoutineChecker(Checker):
             if step_id in RESERVED_IDS:
                 self.problem(at, f"id '{step_id}' is reserved for the routine's {step_id}; give this step another id")
             else:
-                how = "" if explicit else f" (made from the title; add an 'id' to tell them apart)"
+                how = "" if explicit else " (made from the title; add an 'id' to tell them apart)"
                 self.problem(at, f"duplicate step id '{step_id}', first used at line {first.line}{how}")
         else:
             self.ids[step_id] = at
