@@ -233,7 +233,7 @@ class Speech:
                     return _checked(line, path)
                 except EngineError as failure:
                     error = failure
-        raise EngineError(f'could not speak "{_short(line.text)}": {_reason(error, line.text)}')
+        raise EngineError(f'could not speak "{_short(line.text)}": {error or "unknown failure"}')
 
 
 def _checked(line: Line, path: Path) -> np.ndarray:
@@ -292,9 +292,3 @@ def trim(samples: np.ndarray) -> np.ndarray:
 
 def _short(text: str, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _reason(error: EngineError | None, text: str) -> str:
-    message = str(error) if error else "unknown failure"
-    prefix = f'speaking "{_short(text)}": '
-    return message[len(prefix):] if message.startswith(prefix) else message

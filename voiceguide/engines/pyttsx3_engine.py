@@ -39,7 +39,8 @@ class Pyttsx3Engine(Engine):
 
     def synthesize(self, text: str, voice: str, rate: int, volume: float, path: Path, timeout: float) -> None:
         request = json.dumps({"text": text, "voice": voice, "rate": rate, "volume": volume, "path": str(path)})
-        _run_worker(list(WORKER), request, timeout, f'speaking "{_short(text)}"')
+        # No mention of the text here: the speech layer names it in its message.
+        _run_worker(list(WORKER), request, timeout)
 
 
 @functools.lru_cache(maxsize=None)
@@ -53,17 +54,16 @@ def _worker_info(worker: tuple[str, ...]) -> dict:
     return info
 
 
-def _run_worker(command: list[str], request: str, timeout: float, doing: str) -> str:
+def _run_worker(command: list[str], request: str, timeout: float, doing: str = "") -> str:
     try:
         # stdout carries only the worker's answer; pyttsx3's own prints go to stderr there.
         result = subprocess.run(command, input=request, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
-        raise EngineError(f"{doing}: no answer from pyttsx3 after {timeout:g} s") from None
+        raise EngineError(_doing(doing, f"no answer from pyttsx3 after {timeout:g} s")) from None
     except OSError as error:
-        raise EngineError(f"{doing}: cannot start the pyttsx3 worker: {error}") from None
+        raise EngineError(_doing(doing, f"cannot start the pyttsx3 worker: {error}")) from None
     if result.returncode != 0:
-        reason = _last_line(result.stderr) or f"worker exited with code {result.returncode}"
-        raise EngineError(f"{doing}: {reason}")
+        raise EngineError(_doing(doing, _last_line(result.stderr) or f"worker exited with code {result.returncode}"))
     return result.stdout
 
 
@@ -72,5 +72,5 @@ def _last_line(text: str) -> str:
     return lines[-1] if lines else ""
 
 
-def _short(text: str, limit: int = 60) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+def _doing(doing: str, reason: str) -> str:
+    return f"{doing}: {reason}" if doing else reason
