@@ -300,6 +300,43 @@ def voices(engine: str, as_json: bool) -> None:
         click.echo(f"{v.id:<{width}}  {v.name}  ({', '.join(v.languages)})")
 
 
+@cli.command(context_settings=CONTEXT)
+@click.argument("folder", required=False, type=click.Path(file_okay=False, path_type=Path))
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on; 0.0.0.0 lets a phone on the same network open it.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True,
+              help="Port to listen on; 0 picks a free one.")
+def serve(folder: Path | None, host: str, port: int) -> None:
+    """Play the sessions in FOLDER (default: output/) in a phone's browser.
+
+    Serves a page that lists the sessions and plays each one with its steps,
+    from this computer only unless --host says otherwise. Stop with Ctrl-C.
+
+    \b
+    Example:
+      voiceguide serve --host 0.0.0.0
+    """
+    from voiceguide.serve import Library, SessionServer, is_local, qr_code, url_for
+
+    library = Library(folder or OUTPUT_DIR)
+    server = SessionServer(library, host, port)
+    url = url_for(host, server.port)
+    count = len(library.sessions())
+    click.echo(f"Serving {count} session{'s' if count != 1 else ''} from {folder or OUTPUT_DIR} at {url}")
+    if is_local(host):
+        click.echo("Only this computer can open it; for a phone on the same Wi-Fi, add --host 0.0.0.0.")
+    else:
+        click.echo("notice: the sessions are visible to every device on this network while this runs", err=True)
+        click.echo(qr_code(url), nl=False)
+    click.echo("Press Ctrl-C to stop.")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        click.echo("stopped")
+    finally:
+        server.server_close()
+
+
 @cli.group(context_settings=CONTEXT)
 def cache() -> None:
     """Inspect or empty the cache of spoken clips.

@@ -69,3 +69,7 @@ class VoiceError(InputError):
 
 class AudioError(VoiceguideError):
     """Decoding, encoding or writing audio failed."""
+
+
+class ServeError(VoiceguideError):
+    """The session server cannot start, for example because its port is taken."""
