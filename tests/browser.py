@@ -31,8 +31,9 @@ class Browser:
 
     def __init__(self, executable: str, profile: Path):
         self.process = subprocess.Popen(
-            [executable, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--no-default-browser-check",
-             "--disable-extensions", "--disable-background-networking", "--disable-component-update",
+            [executable, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+             "--no-first-run", "--no-default-browser-check", "--disable-extensions",
+             "--disable-background-networking", "--disable-component-update",
              # Lets the page start playback itself; clicks still go through real mouse events.
              "--autoplay-policy=no-user-gesture-required", "--mute-audio",
              "--window-size=412,915", f"--user-data-dir={profile}", "--remote-debugging-port=0", "about:blank"],
