@@ -414,7 +414,7 @@ def test_failed_build_keeps_the_previous_file(raised: BaseException, code: int, 
 
 def test_encoder_dying_midway_keeps_the_previous_file(previous: tuple[Path, bytes], speech_cache: Path,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    from voiceguide.audio import Mp3Encoder
+    from voiceguide.mp3 import Mp3Encoder
 
     target, old = previous
     real_write = Mp3Encoder.write

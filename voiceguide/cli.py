@@ -19,8 +19,8 @@ import click
 from voiceguide import __version__
 from voiceguide.durations import format_clock
 from voiceguide.errors import InputError, RoutineError, VoiceguideError
-from voiceguide.export import BITRATES, DEFAULT_BITRATE
 from voiceguide.loudness import DEFAULT_TARGET_LUFS
+from voiceguide.mp3 import BITRATES, DEFAULT_BITRATE
 from voiceguide.overrides import HoldSetting, Overrides, check_scale, load_profile, parse_hold_option
 from voiceguide.routine import RATE_RANGE, Voice, load_routine
 
@@ -272,9 +272,13 @@ def build(routine: Path, output: Path | None, bitrate: str, loudness: float, sid
 
     session, speech, sounds = _plan(routine, options)
     target = output or OUTPUT_DIR / f"{routine.stem}.mp3"
-    size = build_session(session, speech, sounds, target, int(bitrate), loudness, sidecars)
+    built = build_session(session, speech, sounds, target, int(bitrate), loudness, sidecars)
     duration = format_clock(round(session.timeline.duration * 1000 / 44100))
-    click.echo(f"{target}  {duration}  {size / 1_000_000:.1f} MB")
+    click.echo(f"{target}  {duration}  {built.size / 1_000_000:.1f} MB")
+    background = session.routine.background
+    if background is not None and built.level.bed_level is not None and built.level.bed_level < background.level - 0.5:
+        click.echo(f"note: background {background.name} lowered to {-built.level.bed_level:.0f} dB under the speech "
+                   f"(asked: {-background.level:g}) to keep the session at {loudness:g} LUFS", err=True)
 
 
 @cli.command(context_settings=CONTEXT)

@@ -16,13 +16,11 @@ from typing import Callable
 from mutagen.id3 import APIC, CHAP, COMM, CTOC, ID3, SYLT, TALB, TCON, TIT2, TPE1, TSSE, USLT, CTOCFlags
 
 from voiceguide import __version__
-from voiceguide.audio import Mp3Encoder
-from voiceguide.errors import AudioError
 from voiceguide import cover as covers
+from voiceguide.errors import AudioError
+from voiceguide.mp3 import Mp3Encoder
 from voiceguide.timeline import SAMPLE_RATE, Timeline
 
-DEFAULT_BITRATE = 64
-BITRATES = (32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320)
 
 
 def write_session(timeline: Timeline, target: Path, bitrate: int, fill: Callable[[Mp3Encoder], None],

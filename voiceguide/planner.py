@@ -8,8 +8,9 @@ that overlap or do not fit, so that nothing ever drifts silently.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
-from typing import Callable, Iterable, Iterator, TypeVar
+from typing import TypeVar
 
 from voiceguide.durations import format_clock, number_words, spoken_duration
 from voiceguide.errors import InputError, Location, Problem
@@ -348,7 +349,8 @@ def place(
 
     warnings.extend(_overlaps(anchored))
     ordered = sorted(events + [cue for cue, _ in anchored], key=lambda e: (e.start, e.kind == "cue"))
-    timeline = Timeline(routine.title, routine.description, tuple(ordered), tuple(spans), tuple(warnings))
+    timeline = Timeline(routine.title, routine.description, tuple(ordered), tuple(spans), tuple(warnings),
+                        routine.background)
     if timeline.duration > samples(MAX_SESSION_MS):
         raise InputError(f"{routine.path}: the session would last {format_clock(_ms(timeline.duration))}, more than 12 hours")
     return timeline

@@ -3,7 +3,8 @@
 Sounds (speech, chimes, cues) are layers at their planned start. Between two
 moments where a layer starts or ends the mix does not change, so silence is
 written without being computed and only the clips sounding at that moment are
-in memory.
+in memory. A background bed, when there is one, sounds everywhere: it is made
+a block at a time and added under the layers.
 """
 
 from __future__ import annotations
@@ -11,19 +12,21 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Protocol
+from typing import Protocol
 
 import numpy as np
 
+from voiceguide.background import BED_LUFS, Bed, bed_of
 from voiceguide.loudness import CEILING_DBFS, PEAK_LIMIT_DBFS, SILENCE_LUFS, Meter, condensed, limit
 from voiceguide.sounds import CHIME_LUFS, Sounds
 from voiceguide.speech import Speech
-from voiceguide.timeline import Timeline
-
+from voiceguide.timeline import SAMPLE_RATE, Timeline
 
 LOUDNESS_ROUNDS = 8
-LEVEL_FORMAT = 1  # bumped whenever levelling changes, so stored levels are not reused
+LEVEL_FORMAT = 3  # bumped whenever levelling changes, so stored levels are not reused
 MAX_STEP_DB = 6.0
 PEAK_MARGIN_DB = 0.5
 # Past this the limiter would flatten the speech; a session this quiet stays under its target.
@@ -31,6 +34,12 @@ MAX_SPEECH_GAIN_DB = 15.0
 LOUDNESS_TOLERANCE = 0.2  # LU; well inside the ±1 LU that listeners and platforms allow
 # A chime or bell this far under the speech is heard clearly and never startles.
 SOUND_BELOW_SPEECH_LU = 8.0
+# A bed may take the session this far under its target; below, it is lowered.
+BED_TOLERANCE = 0.8
+BED_SEARCH_DB = 24.0  # far enough down for any bed to fall under the loudness gate
+BED_ROUNDS = 5  # halvings: the bed's level lands within 24 / 2**5, under a dB
+# The bed is made this many samples at a time: a long hold is not held in memory whole.
+BED_BLOCK = SAMPLE_RATE * 10
 
 
 class Sink(Protocol):
@@ -70,15 +79,17 @@ def layers(timeline: Timeline, speech: Speech, sounds: Sounds) -> list[Layer]:
 
 @dataclass(frozen=True)
 class Level:
-    """How loud the layers are made: gains for speech and for sounds, and the limiter's ceiling in dBFS."""
+    """How loud the layers are made: gains for speech, sounds and the bed, and the limiter's ceiling in dBFS."""
 
     gain: float = 1.0
     sound_gain: float = 1.0
     ceiling: float = CEILING_DBFS
+    bed_gain: float = 1.0
+    bed_level: float | None = None  # the bed's loudness relative to the speech, in dB, when there is a bed
 
 
-def mix(timeline: Timeline, pending: list[Layer], sink: Sink, level: Level) -> None:
-    """Write the session into ``sink``: each layer at ``level`` through the limiter, silence between."""
+def mix(timeline: Timeline, pending: list[Layer], sink: Sink, level: Level, bed: Bed | None = None) -> None:
+    """Write the session into ``sink``: each layer at ``level`` through the limiter, the bed under them."""
     total = timeline.duration
     active: list[tuple[int, np.ndarray]] = []
     position = 0
@@ -92,29 +103,42 @@ def mix(timeline: Timeline, pending: list[Layer], sink: Sink, level: Level) -> N
         active = [(start, data) for start, data in active if start + len(data) > position]
         upcoming = pending[index].start if index < len(pending) else total
         stop = min([upcoming, total] + [start + len(data) for start, data in active])
-        if not active:
+        if bed is not None:
+            stop = min(stop, position + BED_BLOCK)
+            sounding = bed.samples(position, stop) * level.bed_gain
+            if active:
+                sounding += _together(active, position, stop, level)
+            sink.write(np.round(np.clip(sounding, -32768, 32767)).astype("<i2"))
+        elif not active:
             sink.silence(stop - position)
-        elif len(active) == 1:
-            start, data = active[0]
-            sink.write(data[position - start : stop - start])
         else:
-            total_mix = np.zeros(stop - position, dtype=np.int32)
-            for start, data in active:
-                total_mix += data[position - start : stop - start]
-            # Overlapping cues are reported when planning; here their sum must stay under the ceiling too.
-            sink.write(limit(total_mix, 1.0, level.ceiling))
+            sink.write(_together(active, position, stop, level))
         position = stop
     assert sink.written == total, "the rendered length must be the planned length"
 
 
-def leveled(timeline: Timeline, pending: list[Layer], target_lufs: float, bitrate: int) -> Level:
+def _together(active: list[tuple[int, np.ndarray]], position: int, stop: int, level: Level) -> np.ndarray:
+    """The layers sounding from ``position`` to ``stop``, summed."""
+    if len(active) == 1:
+        start, data = active[0]
+        return data[position - start : stop - start]
+    total_mix = np.zeros(stop - position, dtype=np.int32)
+    for start, data in active:
+        total_mix += data[position - start : stop - start]
+    # Overlapping cues are reported when planning; here their sum must stay under the ceiling too.
+    return limit(total_mix, 1.0, level.ceiling)
+
+
+def leveled(timeline: Timeline, pending: list[Layer], target_lufs: float, bitrate: int,
+            bed: Bed | None = None) -> Level:
     """The level that brings the encoded session to ``target_lufs`` with peaks under PEAK_LIMIT_DBFS.
 
     The speech alone is measured first, to set the balance: speech at the
     target, sounds SOUND_BELOW_SPEECH_LU under it. Then the whole session is
     measured and both are moved together until it lands: the limiter takes
     some loudness off the peaks that a gain raises, and the encoder adds to the
-    peaks, so the gain and the ceiling are refined round by round.
+    peaks, so the gain and the ceiling are refined round by round. A bed is
+    set last, under the speech as it is then heard (see ``_bed_level``).
     """
     spoken = [layer for layer in pending if layer.spoken]
     speech_lufs, _ = _measure(timeline, spoken, Level(), bitrate) if spoken else (SILENCE_LUFS, 0.0)
@@ -130,10 +154,10 @@ def leveled(timeline: Timeline, pending: list[Layer], target_lufs: float, bitrat
         level = Level(10 ** ((speech_db + speech_shift) / 20), 10 ** ((sound_db + shift - speech_shift) / 20), ceiling)
         measured, peak = _measure(timeline, pending, level, bitrate)
         if measured <= SILENCE_LUFS:
-            return level
+            break
         over = max(0.0, peak - PEAK_LIMIT_DBFS)
         if abs(target_lufs - measured) < LOUDNESS_TOLERANCE and not over:
-            return level
+            break
         # Once the limiter works, a dB of gain buys less than a dB of loudness: follow the slope
         # seen, as long as only the gain changed since.
         slope = 1.0
@@ -144,40 +168,91 @@ def leveled(timeline: Timeline, pending: list[Layer], target_lufs: float, bitrat
         if over:
             # A margin, so that the next round does not land on the limit again.
             ceiling -= over + PEAK_MARGIN_DB
-    return level
+    if bed is None:
+        return level
+    heard = speech_lufs + 20 * math.log10(level.gain) if speech_lufs > SILENCE_LUFS else target_lufs
+    return _bed_level(timeline, pending, target_lufs, bitrate, bed, level, heard)
 
 
-def _measure(timeline: Timeline, pending: list[Layer], level: Level, bitrate: int) -> tuple[float, float]:
+def _bed_level(timeline: Timeline, pending: list[Layer], target_lufs: float, bitrate: int, bed: Bed,
+               level: Level, heard: float) -> Level:
+    """``level`` with the bed at its level under the speech, or lower where that would pull the session down.
+
+    Integrated loudness is an average over every moment that is not nearly
+    silent, so a bed that is heard through long holds counts as much as the
+    speech and pulls a sparse session far under its target: keeping the target
+    would mean shouting the words. The speech keeps its level instead, and the
+    bed is lowered, by halves, until the session is back within BED_TOLERANCE.
+    """
+    def at(bed_lufs: float) -> Level:
+        return dataclasses.replace(level, bed_gain=10 ** ((bed_lufs - BED_LUFS) / 20), bed_level=bed_lufs - heard)
+
+    loud = heard + bed.background.level
+    measured, peak = _measure(timeline, pending, at(loud), bitrate, bed)
+    if measured >= target_lufs - BED_TOLERANCE:
+        return _within_peak(at(loud), peak)
+    quiet = loud - BED_SEARCH_DB
+    quiet_peak = peak
+    for _ in range(BED_ROUNDS):
+        middle = (quiet + loud) / 2
+        measured, peak = _measure(timeline, pending, at(middle), bitrate, bed)
+        if measured >= target_lufs - BED_TOLERANCE:
+            quiet, quiet_peak = middle, peak
+        else:
+            loud = middle
+    return _within_peak(at(quiet), quiet_peak)
+
+
+def _within_peak(level: Level, peak: float) -> Level:
+    # The bed adds little to the peaks (it is far under the speech, and lower still under it), and the limiter's
+    # ceiling takes off what it does add.
+    over = max(0.0, peak - PEAK_LIMIT_DBFS)
+    return dataclasses.replace(level, ceiling=level.ceiling - over) if over else level
+
+
+def _measure(timeline: Timeline, pending: list[Layer], level: Level, bitrate: int,
+             bed: Bed | None = None) -> tuple[float, float]:
     meter = Meter(bitrate)
     try:
-        mix(timeline, pending, meter, level)
+        mix(timeline, pending, meter, level, bed)
     except BaseException:
         meter.abort()
         raise
     return meter.result()
 
 
-def level_key(pending: list[Layer], target_lufs: float, bitrate: int) -> str:
+def level_key(pending: list[Layer], target_lufs: float, bitrate: int, bed: Bed | None = None) -> str:
     """What the level depends on: the sounds and their spacing as the meter hears it, target and bitrate.
 
     Holds only add silence that the meter cuts short, so changing a hold
-    usually leaves this key, and the level, as it was.
+    usually leaves this key, and the level, as it was. Under a bed nothing is
+    silent: every sample counts, and so does where each sound is.
     """
     parts: list[object] = [LEVEL_FORMAT, target_lufs, bitrate, CEILING_DBFS, PEAK_LIMIT_DBFS, SOUND_BELOW_SPEECH_LU]
+    if bed is not None:
+        background = bed.background
+        stat = background.path.stat() if background.path else None
+        parts.append([background.name, str(background.path), stat and (stat.st_size, stat.st_mtime_ns),
+                      background.level, background.fade, background.depth, background.attack, background.release,
+                      bed.duration])
     position = 0
     for layer in pending:
-        parts.append((layer.source, layer.spoken, condensed(layer.start - position)))
+        gap = layer.start - position
+        parts.append((layer.source, layer.spoken, gap if bed is not None else condensed(gap)))
         position = max(position, layer.start)
     return hashlib.sha256(json.dumps(parts).encode()).hexdigest()
 
 
-def render(timeline: Timeline, speech: Speech, sounds: Sounds, sink: Sink, target_lufs: float, bitrate: int) -> None:
+def render(timeline: Timeline, speech: Speech, sounds: Sounds, sink: Sink, target_lufs: float, bitrate: int) -> Level:
+    """Mix the session into ``sink`` at ``target_lufs``; return the level it was mixed at."""
     pending = layers(timeline, speech, sounds)
-    key = level_key(pending, target_lufs, bitrate)
+    bed = bed_of(timeline.background, timeline.duration, [(layer.start, layer.start + layer.length) for layer in pending])
+    key = level_key(pending, target_lufs, bitrate, bed)
     stored = speech.cache.get_json("levels", key)
     if stored is not None:
         level = Level(**stored)
     else:
-        level = leveled(timeline, pending, target_lufs, bitrate)
+        level = leveled(timeline, pending, target_lufs, bitrate, bed)
         speech.cache.put_json("levels", key, dataclasses.asdict(level))
-    mix(timeline, pending, sink, level)
+    mix(timeline, pending, sink, level, bed)
+    return level

@@ -10,9 +10,10 @@ import difflib
 import os
 import re
 import string
+from collections.abc import Iterator
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from voiceguide.durations import ENGLISH_UNITS, DurationError, format_clock, parse_duration
 from voiceguide.engines import engine_names
@@ -32,10 +33,21 @@ RATE_RANGE = (40, 600)
 # Cue settings: at the top of a routine they are defaults, on a group or step they refine them.
 COACHING_KEYS = ("countdown", "halfway", "remaining", "cues", "bells", "switch", "next")
 TOP_KEYS = ("title", "description", "voice", "chime", "pause", "intro", "outro", "vars", "steps",
-            "lead-in", "closing", "phrases", "cover") + COACHING_KEYS
+            "lead-in", "closing", "phrases", "cover", "background") + COACHING_KEYS
 STEP_KEYS = ("title", "id", "say", "hold", "repeat", "between", "sides", "rest", "chime", "voice") + COACHING_KEYS
 GROUP_KEYS = ("title", "id", "say", "steps", "rounds", "rest", "sides", "chime", "voice") + COACHING_KEYS
 VOICE_KEYS = ("engine", "voice", "rate", "volume")
+BUILTIN_BEDS = ("rain", "drone")
+BACKGROUND_KEYS = ("sound", "level", "fade", "duck")
+DUCK_KEYS = ("depth", "attack", "release")
+# A bed this far under the speech is felt more than heard, and never competes with the words.
+DEFAULT_BED_LEVEL_DB = -20.0
+BED_LEVEL_RANGE = (-40.0, -6.0)
+DEFAULT_BED_FADE_MS = 5000
+DEFAULT_DUCK_DB = 10.0
+MAX_DUCK_DB = 40.0
+DEFAULT_ATTACK_MS = 300
+DEFAULT_RELEASE_MS = 1000
 RESERVED_IDS = ("intro", "outro", "lead-in")
 DEFAULT_PHRASES = {
     "halfway": "Halfway.",
@@ -95,6 +107,25 @@ class Chime:
     name: str
     where: Location
     path: Path | None = None
+
+
+@dataclass(frozen=True)
+class Background:
+    """A sound under the whole session: a built-in bed or a looped sound file, dipped under speech and cues.
+
+    ``level`` is the bed's loudness relative to the speech in dB; while
+    anything else sounds it is ``depth`` dB lower, reached over ``attack`` ms
+    before the sound starts and left over ``release`` ms after it ends.
+    """
+
+    name: str
+    where: Location
+    path: Path | None = None
+    level: float = DEFAULT_BED_LEVEL_DB
+    fade: int = DEFAULT_BED_FADE_MS
+    depth: float = DEFAULT_DUCK_DB
+    attack: int = DEFAULT_ATTACK_MS
+    release: int = DEFAULT_RELEASE_MS
 
 
 @dataclass(frozen=True)
@@ -200,6 +231,7 @@ class Routine:
     phrases: Phrases = field(default_factory=lambda: Phrases({}, {}))
     cover: Path | None = None
     cover_at: Location | None = None
+    background: Background | None = None
 
     def all_steps(self) -> Iterator[Step]:
         """Every step and group, depth first, in file order."""
@@ -379,6 +411,7 @@ class _RoutineChecker(Checker):
         lead_in, lead_in_ms = self._lead_in(data)
         closing = self._chime(data, "closing")
         cover = self._file(data, "cover", "cover image")
+        background = self._background(data) if "background" in data else None
         for reserved in RESERVED_IDS:
             self.ids[reserved] = data.where
         steps: tuple[Step, ...] = ()
@@ -406,6 +439,7 @@ class _RoutineChecker(Checker):
             phrases=phrases,
             cover=cover,
             cover_at=data.at("cover") if cover else None,
+            background=background,
         )
 
     def _vars(self, data: YMap) -> dict[str, str]:
@@ -611,6 +645,67 @@ class _RoutineChecker(Checker):
             return None if ms is None else -ms
         return self.duration_value(value, raw, where, "at", allow_zero=True)
 
+    def _background(self, data: YMap) -> Background | None:
+        """`background: rain`, or `{sound: rain.ogg, level: -20dB, fade: 5s, duck: {depth: 10dB, ...}}`."""
+        value = data["background"]
+        if value is False or value == "none":
+            return None
+        settings = data
+        if isinstance(value, YMap):
+            settings = self.mapping(value, data.at("background"), "'background'", BACKGROUND_KEYS)
+            assert settings is not None
+            if "sound" not in settings:
+                self.problem(data.at("background"), f"'background' needs a 'sound': {', '.join(BUILTIN_BEDS)}, or a sound file")
+        sound = self._sound(settings, "sound" if settings is not data else "background", BUILTIN_BEDS, "background")
+        found: dict[str, Any] = {}
+        if settings is not data:
+            level = self._decibels(settings, "level", BED_LEVEL_RANGE)
+            if level is not None:
+                found["level"] = level
+            fade = self.duration(settings, "fade", allow_zero=True)
+            if fade is not None:
+                found["fade"] = fade
+            found.update(self._duck(settings))
+        where = settings.at("sound") if settings is not data and "sound" in settings else data.at("background")
+        return None if sound is None else Background(sound[0], where, sound[1], **found)
+
+    def _duck(self, data: YMap) -> dict[str, Any]:
+        """`duck: {depth: 10dB, attack: 300ms, release: 1s}`, or `duck: false` to keep the bed level."""
+        if "duck" not in data:
+            return {}
+        if data["duck"] is False:
+            return {"depth": 0.0}
+        settings = self.mapping(data["duck"], data.at("duck"), "'duck'", DUCK_KEYS)
+        if settings is None:
+            return {}
+        found: dict[str, Any] = {}
+        depth = self._decibels(settings, "depth", (0.0, MAX_DUCK_DB))
+        if depth is not None:
+            found["depth"] = depth
+        for key in ("attack", "release"):
+            ms = self.duration(settings, key, allow_zero=True)
+            if ms is not None:
+                found[key] = ms
+        return found
+
+    def _decibels(self, data: YMap, key: str, bounds: tuple[float, float]) -> float | None:
+        """A level in dB: `-20dB`, `-20 dB` or `-20`, within ``bounds``."""
+        if key not in data:
+            return None
+        value = data[key]
+        number: float | None = None
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            number = float(value)
+        elif isinstance(value, str):
+            match = re.fullmatch(r"\s*([-+−]?\d+(?:\.\d+)?)\s*(?:db|dB|DB|Db)?\s*", value)
+            if match:
+                number = float(match.group(1).replace("−", "-"))
+        low, high = bounds
+        if number is None or not low <= number <= high:
+            self.problem(data.at(key), f"'{key}' must be a level in dB from {low:g} to {high:g} (e.g. {(low + high) / 2:g}dB), got {_kind(value) if number is None else value}")
+            return None
+        return number
+
     def _file(self, data: YMap, key: str, what: str) -> Path | None:
         name = self.text(data, key, "a routine")
         if name is None:
@@ -622,22 +717,27 @@ class _RoutineChecker(Checker):
         return path
 
     def _chime(self, data: YMap, key: str = "chime") -> Chime | None:
+        sound = self._sound(data, key, BUILTIN_CHIMES, "chime")
+        return None if sound is None else Chime(sound[0], data.at(key), sound[1])
+
+    def _sound(self, data: YMap, key: str, builtin: tuple[str, ...], what: str) -> tuple[str, Path | None] | None:
+        """A built-in sound's name, or a sound file's name as written and its path."""
         name = self.text(data, key, "a step")
         if name is None:
             return None
         where = data.at(key)
-        if name in BUILTIN_CHIMES:
-            return Chime(name, where)
+        if name in builtin:
+            return name, None
         looks_like_file = "/" in name or "\\" in name or name.lower().endswith(SOUND_SUFFIXES)
         if not looks_like_file:
-            hint = did_you_mean(name, BUILTIN_CHIMES)
-            self.problem(where, f"unknown chime '{name}'{hint} (built-in: {', '.join(BUILTIN_CHIMES)}; or a path to a sound file)")
+            hint = did_you_mean(name, builtin)
+            self.problem(where, f"unknown {what} '{name}'{hint} (built-in: {', '.join(builtin)}; or a path to a sound file)")
             return None
         path = (self.path.parent / name).resolve() if not Path(name).is_absolute() else Path(name)
         if not path.is_file():
             self.problem(where, f"sound file not found: {name} (looked for {path})")
             return None
-        return Chime(name, where, path)
+        return name, path
 
     def _texts(self, data: YMap, key: str, scope: tuple[str, ...]) -> tuple[Text, ...]:
         if key not in data:

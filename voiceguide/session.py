@@ -5,17 +5,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from voiceguide import background
 from voiceguide import cover as covers
 from voiceguide.errors import Location
 from voiceguide.export import write_session
 from voiceguide.loudness import DEFAULT_TARGET_LUFS
 from voiceguide.overrides import Overrides, apply_overrides
-from voiceguide.render import render
+from voiceguide.planner import chimes_of, expand, lines_of, place
+from voiceguide.render import Level, render
 from voiceguide.routine import Routine, load_routine
 from voiceguide.sidecars import write_sidecars
 from voiceguide.sounds import Sounds
 from voiceguide.speech import DEFAULT_VOICE, Progress, Speech
-from voiceguide.planner import chimes_of, expand, lines_of, place
 from voiceguide.timeline import Timeline
 
 
@@ -30,21 +31,31 @@ def plan_session(path: Path, overrides: Overrides, speech: Speech, sounds: Sound
     """Plan the session exactly as `build` will render it: clips are made (or taken from the cache) here."""
     routine = apply_overrides(load_routine(path), overrides)
     sections = expand(routine, overrides.voice, DEFAULT_VOICE)
+    # A sound file that is not audio is reported before any speech is made.
     for chime in chimes_of(sections):
-        sounds.samples(chime)  # a sound file that is not audio is reported before any speech is made
+        sounds.samples(chime)
+    background.check(routine.background)
     speech.prepare(lines_of(sections), progress)
     return Session(routine, place(routine, sections, speech.length, sounds.length))
 
 
+@dataclass(frozen=True)
+class Built:
+    size: int  # bytes of the MP3
+    level: Level  # how loud its parts were made
+
+
 def build_session(session: Session, speech: Speech, sounds: Sounds, target: Path, bitrate: int,
-                  loudness: float = DEFAULT_TARGET_LUFS, sidecars: tuple[str, ...] = ()) -> int:
-    """Render the planned session to ``target`` at ``loudness`` LUFS; return the MP3's size in bytes."""
+                  loudness: float = DEFAULT_TARGET_LUFS, sidecars: tuple[str, ...] = ()) -> Built:
+    """Render the planned session to ``target`` at ``loudness`` LUFS."""
     routine = session.routine
     if routine.cover is not None:
         art = covers.from_file(routine.cover, routine.cover_at or Location(str(routine.path)))
     else:
         art = covers.generated(routine.title)
+    levels: list[Level] = []
     size = write_session(session.timeline, target, bitrate,
-                         lambda encoder: render(session.timeline, speech, sounds, encoder, loudness, bitrate), art)
+                         lambda encoder: levels.append(render(session.timeline, speech, sounds, encoder, loudness, bitrate)),
+                         art)
     write_sidecars(session.timeline, target, list(sidecars))
-    return size
+    return Built(size, levels[0])

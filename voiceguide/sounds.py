@@ -50,7 +50,7 @@ class Sounds:
 def _level(samples: np.ndarray) -> np.ndarray:
     if not len(samples):
         return samples
-    smooth = _band_limit(samples.astype(np.float64))
+    smooth = band_limit(samples.astype(np.float64))
     peak = float(np.max(np.abs(smooth)))
     if peak == 0:
         return samples
@@ -59,7 +59,7 @@ def _level(samples: np.ndarray) -> np.ndarray:
     return np.round(at_peak * 10 ** (gain_db / 20)).astype("<i2")
 
 
-def _band_limit(samples: np.ndarray) -> np.ndarray:
+def band_limit(samples: np.ndarray) -> np.ndarray:
     """Remove what lies above BAND_LIMIT_HZ, with a gentle slope so nothing rings."""
     spectrum = np.fft.rfft(samples)
     frequencies = np.fft.rfftfreq(len(samples), 1 / SAMPLE_RATE)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from voiceguide.durations import format_clock, format_short
 from voiceguide.errors import Problem
-from voiceguide.routine import Chime, Voice
+from voiceguide.routine import Background, Chime, Voice
 
 SAMPLE_RATE = 44100
 JSON_FORMAT = 1
@@ -94,6 +94,7 @@ class Timeline:
     events: tuple[Event, ...]  # in order of start; a cue after the hold or rest it lies in
     steps: tuple[StepSpan, ...]
     warnings: tuple[Problem, ...] = ()  # cues that overlap or do not fit
+    background: Background | None = None  # sounds under everything, from start to end
 
     @property
     def duration(self) -> int:
@@ -119,7 +120,7 @@ class Timeline:
                 if value is not None:
                     item[key] = value
             events.append(item)
-        return {
+        found = {
             "format": JSON_FORMAT,
             "title": self.title,
             "description": self.description,
@@ -127,6 +128,11 @@ class Timeline:
             "steps": [{"id": s.id, "title": s.title, "start": seconds(s.start), "end": seconds(s.end)} for s in self.steps],
             "events": events,
         }
+        if self.background:
+            bed = self.background
+            found["background"] = {"sound": bed.name, "level": bed.level, "fade": bed.fade / 1000,
+                                   "duck": {"depth": bed.depth, "attack": bed.attack / 1000, "release": bed.release / 1000}}
+        return found
 
     def table(self) -> str:
         """A readable plan: one row per event (pauses folded away), then the total."""
@@ -140,6 +146,10 @@ class Timeline:
         cues = sum(1 for e in self.events if e.kind == "cue")
         lines.append(f"total {format_clock(_ms(self.duration))} ({len(self.steps)} steps, "
                      f"{sum(1 for e in self.events if e.kind == 'hold')} holds" + (f", {cues} cues)" if cues else ")"))
+        if self.background:
+            bed = self.background
+            ducked = f", another {bed.depth:g} dB lower while anything else sounds" if bed.depth else ""
+            lines.append(f"background: {bed.name}, {-bed.level:g} dB under the speech{ducked}")
         return "\n".join(lines)
 
 

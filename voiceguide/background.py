@@ -1,0 +1,201 @@
+"""The background bed: rain, a drone or a person's sound file, looped under the whole session.
+
+Built-in beds are made as exact loops: every part of them completes a whole
+number of cycles in the loop's length, so the end joins the start without a
+seam. A sound file is joined to itself with a crossfade. The bed fades in and
+out at the ends of the session and dips under everything else that sounds.
+The timeline says where every sound is, so the dip can start before a word
+does: the bed is already down when the word begins, and no level ever jumps.
+"""
+
+from __future__ import annotations
+
+import bisect
+
+import numpy as np
+
+from voiceguide import audio
+from voiceguide.errors import AudioError, InputError
+from voiceguide.loudness import loudness_of
+from voiceguide.routine import Background
+from voiceguide.sounds import band_limit
+from voiceguide.timeline import SAMPLE_RATE, samples
+
+# About 24 s: long enough that rain does not audibly repeat, and a whole number
+# of MP3 frames (1152 samples), so the loop starts on the same frame boundary each time.
+LOOP_LENGTH = 918 * 1152
+# Every bed is made this loud; rendering sets it relative to the speech.
+BED_LUFS = -30.0
+# A longer file is cut here: it would repeat seldom enough, and a whole hour of it would fill memory.
+MAX_FILE_SECONDS = 180
+MIN_FILE_SECONDS = 0.1
+MAX_CROSSFADE = SAMPLE_RATE
+_SEED = 20261125
+
+
+def loop_of(background: Background) -> np.ndarray:
+    """One period of the bed as float32 samples at BED_LUFS."""
+    if background.path is None:
+        loop = BEDS[background.name](np.random.default_rng(_SEED))
+    else:
+        loop = _file_loop(background)
+    scale = 32767 * 0.5 / max(float(np.max(np.abs(loop))), 1e-12)
+    measured = loudness_of(np.round(loop * scale).astype("<i2"))
+    return (loop * scale * 10 ** ((BED_LUFS - measured) / 20)).astype(np.float32)
+
+
+def _rain(rng: np.random.Generator) -> np.ndarray:
+    """Soft rain: pink noise between 200 Hz and 7 kHz that swells slowly, with scattered drops."""
+    frequencies = np.fft.rfftfreq(LOOP_LENGTH, 1 / SAMPLE_RATE)
+    safe = np.maximum(frequencies, 1.0)
+    shape = (1 / np.sqrt(safe)) * (safe**2 / (safe**2 + 200.0**2)) / (1 + (safe / 7000.0) ** 4)
+    shape[0] = 0.0
+    noise = _periodic(shape, rng)
+    # A swell of a few tenths of a hertz: rain that comes and goes a little, not a steady hiss.
+    swell_shape = np.where((frequencies > 0.04) & (frequencies < 0.4), 1.0, 0.0)
+    swell = _periodic(swell_shape, rng)
+    noise *= 1 + 0.3 * swell / max(float(np.max(np.abs(swell))), 1e-12)
+    noise /= float(np.max(np.abs(noise)))
+    drops = np.zeros(LOOP_LENGTH)
+    length = SAMPLE_RATE // 40
+    t = np.arange(length) / SAMPLE_RATE
+    for _ in range(90):
+        pitch = rng.uniform(1800, 4500)
+        decay = rng.uniform(0.003, 0.012)
+        drop = np.sin(2 * np.pi * pitch * t * (1 - 0.3 * t / t[-1])) * np.exp(-t / decay) * rng.uniform(0.1, 0.35)
+        at = int(rng.integers(LOOP_LENGTH))
+        drops[(at + np.arange(length)) % LOOP_LENGTH] += drop
+    return noise + drops
+
+
+def _drone(rng: np.random.Generator) -> np.ndarray:
+    """A low drone: a root, its fifth and octaves, each a slowly beating pair that swells and fades."""
+    n = np.arange(LOOP_LENGTH)
+    total = np.zeros(LOOP_LENGTH)
+    for ratio, amplitude in ((1.0, 1.0), (1.5, 0.55), (2.0, 0.5), (3.0, 0.22), (4.0, 0.1)):
+        cycles = round(110.0 * ratio * LOOP_LENGTH / SAMPLE_RATE)
+        swell = 1 + 0.35 * np.sin(2 * np.pi * (int(rng.integers(1, 3)) * n / LOOP_LENGTH + rng.uniform()))
+        # Three cycles apart per loop: a beat about every eight seconds.
+        pair = _tone(n, cycles, rng.uniform()) + 0.6 * _tone(n, cycles + 3, rng.uniform())
+        total += amplitude * swell * pair
+    return total
+
+
+def _tone(n: np.ndarray, cycles: int, phase: float) -> np.ndarray:
+    # Whole cycles per loop, computed in integers so that the phase is exact at any length.
+    return np.sin(2 * np.pi * (((cycles * n) % LOOP_LENGTH) / LOOP_LENGTH + phase))
+
+
+def _periodic(shape: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Noise with the magnitude spectrum ``shape`` that repeats exactly every LOOP_LENGTH samples."""
+    phases = np.exp(2j * np.pi * rng.uniform(size=len(shape)))
+    return np.fft.irfft(shape * phases, LOOP_LENGTH)
+
+
+BEDS = {"rain": _rain, "drone": _drone}
+
+
+def check(background: Background | None) -> None:
+    """Refuse a background file that is not audio, before any speech is made for it."""
+    if background is not None and background.path is not None:
+        _decoded(background, MIN_FILE_SECONDS)
+
+
+def _decoded(background: Background, seconds: float) -> np.ndarray:
+    assert background.path is not None
+    try:
+        return audio.decode(background.path, seconds=seconds)
+    except AudioError as error:
+        raise InputError(f"{background.where}: background {error}") from None
+
+
+def _file_loop(background: Background) -> np.ndarray:
+    assert background.path is not None
+    decoded = _decoded(background, MAX_FILE_SECONDS)
+    if len(decoded) < MIN_FILE_SECONDS * SAMPLE_RATE:
+        raise InputError(f"{background.where}: background {background.path}: too short to loop (under {MIN_FILE_SECONDS:g} s)")
+    if not np.any(decoded):
+        raise InputError(f"{background.where}: background {background.path}: the sound file is silent")
+    return looped(band_limit(decoded.astype(np.float64)))
+
+
+def looped(sound: np.ndarray) -> np.ndarray:
+    """``sound`` made to repeat seamlessly: its end crossfaded into its start.
+
+    The crossfade keeps the power even whatever the two ends have in common:
+    equal-power weights suit unrelated sound (noise, a recording), equal-gain
+    weights a sound that matches itself (a tone of whole cycles); the
+    correlation of the two ends chooses between them.
+    """
+    overlap = min(MAX_CROSSFADE, len(sound) // 4)
+    if overlap < 2:
+        return sound
+    head, tail = sound[:overlap], sound[-overlap:]
+    norms = float(np.sqrt(np.sum(head**2) * np.sum(tail**2)))
+    correlation = float(np.sum(head * tail)) / norms if norms else 0.0
+    correlation = min(1.0, max(-0.5, correlation))
+    angle = np.linspace(0, np.pi / 2, overlap)
+    rising, falling = np.sin(angle), np.cos(angle)
+    power = np.sqrt(1 + 2 * correlation * rising * falling)
+    joined = sound[: len(sound) - overlap].copy()
+    joined[:overlap] = (head * rising + tail * falling) / power
+    return joined
+
+
+class Bed:
+    """The background of one session: the loop, faded at the ends and dipped under ``sounds``."""
+
+    def __init__(self, background: Background, loop: np.ndarray, duration: int, sounds: list[tuple[int, int]]):
+        self.background = background
+        self.loop = loop
+        self.duration = duration
+        self.fade = min(samples(background.fade), duration // 2)
+        self.attack = samples(background.attack)
+        self.release = samples(background.release)
+        self.spans = _union(sorted(sounds))
+        self._starts = [start - self.attack for start, _ in self.spans]
+        self._ends = [end + self.release for _, end in self.spans]
+
+    def samples(self, start: int, stop: int) -> np.ndarray:
+        """The bed from sample ``start`` to ``stop``, as float32 at unit gain."""
+        positions = np.arange(start, stop)
+        return np.take(self.loop, positions, mode="wrap") * self.gain(start, stop)
+
+    def gain(self, start: int, stop: int) -> np.ndarray:
+        """The bed's gain from ``start`` to ``stop``: the fades at both ends times the dip under sounds."""
+        t = np.arange(start, stop, dtype=np.float64)
+        gain = np.ones(stop - start, dtype=np.float64)
+        if self.fade:
+            gain *= _rise(np.minimum(t, self.duration - t) / self.fade)
+        depth = self.background.depth
+        if depth <= 0:
+            return gain.astype(np.float32)
+        dip = np.zeros(stop - start)
+        first = bisect.bisect_right(self._ends, start)
+        last = bisect.bisect_left(self._starts, stop)
+        for begin, end in self.spans[first:last]:
+            before = _rise((t - (begin - self.attack)) / self.attack) if self.attack else (t >= begin).astype(float)
+            after = 1 - _rise((t - end) / self.release) if self.release else (t < end).astype(float)
+            dip = np.maximum(dip, np.minimum(before, after))
+        return (gain * 10 ** (-depth * dip / 20)).astype(np.float32)
+
+
+def _rise(x: np.ndarray) -> np.ndarray:
+    """0 before 0, 1 after 1, a raised cosine between: a ramp without corners, so it is not heard as one."""
+    return 0.5 - 0.5 * np.cos(np.pi * np.clip(x, 0.0, 1.0))
+
+
+def _union(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Overlapping spans merged, so that both their starts and their ends are in order."""
+    merged: list[tuple[int, int]] = []
+    for start, end in spans:
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((start, end))
+    return merged
+
+
+def bed_of(background: Background | None, duration: int, sounds: list[tuple[int, int]]) -> Bed | None:
+    return None if background is None else Bed(background, loop_of(background), duration, sounds)
+
