@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import struct
 import subprocess
@@ -92,7 +93,7 @@ REFUSING_WORKER = fake_worker("sys.stderr.write('synthesis is switched off in th
 
 def clips(cache: Path) -> dict[str, tuple[int, int]]:
     """Every clip file in a cache: relative path -> (size, mtime in ns)."""
-    return {str(p.relative_to(cache)): (p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(cache.rglob("*.wav"))}
+    return {str(p.relative_to(cache)): (p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(cache.glob("clips-*/*/*.wav"))}
 
 
 def distinct_lines(plan: dict) -> int:
@@ -397,9 +398,9 @@ def test_failed_build_keeps_the_previous_file(raised: BaseException, code: int, 
     target, old = previous
     seen: list[list[str]] = []
 
-    def render_then_fail(timeline, speech, sounds, encoder, *level) -> None:
-        encoder.silence(3 * SAMPLE_RATE)
-        encoder.write(np.full(SAMPLE_RATE, 8000, dtype="<i2"))
+    def render_then_fail(timeline, speech, sounds, path, *level) -> None:
+        with open(path, "wb") as half_written:
+            half_written.write(b"\xff\xfb" * 5000)
         seen.append(sorted(p.name for p in target.parent.iterdir()))
         raise raised
 
@@ -413,26 +414,23 @@ def test_failed_build_keeps_the_previous_file(raised: BaseException, code: int, 
 
 
 def test_encoder_dying_midway_keeps_the_previous_file(previous: tuple[Path, bytes], speech_cache: Path,
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    from voiceguide.mp3 import Mp3Encoder
+                                                     monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from voiceguide import mp3
 
     target, old = previous
-    real_write = Mp3Encoder.write
-    calls = []
-
-    def write_then_crash(self, samples) -> None:
-        calls.append(len(samples))
-        if len(calls) == 3:  # some audio is already encoded: ffmpeg dies, as on a full disk or OOM kill
-            self._process.kill()
-            self._process.wait()
-        real_write(self, samples)
-
-    monkeypatch.setattr(Mp3Encoder, "write", write_then_crash)
-    result = invoke("build", BOX, "-o", target, "--quiet", "--cache-dir", speech_cache, "--hold-scale", "0.5")
-    assert "encoding the MP3 failed" in one_line_error(result, 1)
-    assert len(calls) == 3
+    mp3.silence_at(64)  # made before the encoder is broken
+    # An encoder that takes some audio and dies, as on a full disk or an OOM kill.
+    dying = tmp_path / "dying.py"
+    dying.write_text("import sys\nsys.stdin.buffer.read(300000)\nsys.stderr.write('killed\\n')\nsys.exit(9)\n")
+    monkeypatch.setattr(mp3, "lame_command", lambda bitrate: [sys.executable, str(dying)])
+    # Nothing stored: every piece goes to the encoder.
+    cache = tmp_path / "cache"
+    shutil.copytree(speech_cache, cache, ignore=shutil.ignore_patterns("frames-*"))
+    result = invoke("build", BOX, "-o", target, "--quiet", "--cache-dir", cache, "--hold-scale", "0.5")
+    assert "encoding the MP3 failed: killed" in one_line_error(result, 1)
     assert target.read_bytes() == old
     assert sorted(p.name for p in target.parent.iterdir()) == ["box.mp3"]
+    assert not list(cache.glob("frames-*/*/*")), "nothing half-made is stored"
 
 
 def test_ctrl_c_during_a_real_build(previous: tuple[Path, bytes], speech_cache: Path, tmp_path: Path) -> None:

@@ -119,7 +119,8 @@ def test_hold_option_changes_only_that_step(cache_dir: Path) -> None:
     assert "stay there for one minute thirty seconds" in json.dumps(changed)
     assert "stay there for one minute." not in json.dumps(changed)
     held = 3 * 30.0
-    assert changed["duration"] - base["duration"] == pytest.approx(held + _spoken_difference(base, changed), abs=0.002)
+    assert changed["duration"] - base["duration"] == pytest.approx(held + _spoken_difference(base, changed),
+                                                                   abs=1152 / 44100 + 0.002)
 
 
 def _spoken_difference(base: dict, changed: dict) -> float:
@@ -195,7 +196,12 @@ def test_pause_separates_sounds_but_not_speech_from_hold(tmp_path: Path) -> None
                                     "    hold: 5s\n  - title: B\n    say: five six\n")
     kinds = [e.kind for e in timeline.events]
     assert kinds == ["pause", "speech", "pause", "speech", "hold", "chime", "pause", "speech", "pause"]
-    assert all(e.length == SAMPLE_RATE for e in timeline.events if e.kind == "pause")
+    # A pause lasts what the routine says, and less than one MP3 frame more: enough to end the next hold
+    # (or, with none before the next pause, to start the next sound) on the frame grid.
+    assert all(SAMPLE_RATE <= e.length < SAMPLE_RATE + 1152 for e in timeline.events if e.kind == "pause")
+    hold = next(e for e in timeline.events if e.kind == "hold")
+    assert hold.length == 5 * SAMPLE_RATE and hold.end % 1152 == 0
+    assert timeline.events[-2].start % 1152 == 0 and timeline.duration % 1152 == 0
 
 
 def test_hold_template_speaks_the_overridden_hold(tmp_path: Path) -> None:

@@ -125,7 +125,8 @@ cache_dir_option = click.option(
 
 
 def _clip_cache(cache_dir: Path | None):
-    from voiceguide.speech import ClipCache, default_cache_dir
+    from voiceguide.speech import ClipCache
+    from voiceguide.tools import default_cache_dir
 
     return ClipCache(cache_dir or default_cache_dir())
 
@@ -167,7 +168,7 @@ def _plan(routine: Path, options: dict[str, Any]):
     overrides = _overrides(options["holds"], options["hold_scale"], options["profile"],
                            options["engine"], options["voice"], options["rate"])
     speech = Speech(_clip_cache(options["cache_dir"]), jobs=options["jobs"])
-    sounds = Sounds()
+    sounds = Sounds(speech.cache)
     with _Progress(options["quiet"]) as progress:
         session = plan_session(routine, overrides, speech, sounds, progress)
     warnings = list(session.timeline.warnings)

@@ -18,14 +18,12 @@ from mutagen.id3 import APIC, CHAP, COMM, CTOC, ID3, SYLT, TALB, TCON, TIT2, TPE
 from voiceguide import __version__
 from voiceguide import cover as covers
 from voiceguide.errors import AudioError
-from voiceguide.mp3 import Mp3Encoder
 from voiceguide.timeline import SAMPLE_RATE, Timeline
 
 
 
-def write_session(timeline: Timeline, target: Path, bitrate: int, fill: Callable[[Mp3Encoder], None],
-                  cover: bytes) -> int:
-    """Encode what ``fill`` writes into ``target``, tagged; return the file's size in bytes."""
+def write_session(timeline: Timeline, target: Path, fill: Callable[[Path], None], cover: bytes) -> int:
+    """Write the MP3 that ``fill`` writes into a temporary file, tagged, as ``target``; return its size in bytes."""
     folder = target.parent
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -35,13 +33,7 @@ def write_session(timeline: Timeline, target: Path, bitrate: int, fill: Callable
         raise AudioError(f"cannot write {target}: {error.strerror or error}") from None
     temp = Path(name)
     try:
-        encoder = Mp3Encoder(temp, bitrate)
-        try:
-            fill(encoder)
-            encoder.finish()
-        except BaseException:
-            encoder.abort()
-            raise
+        fill(temp)
         _tag(temp, timeline, cover)
         with open(temp, "rb+") as file:
             os.fsync(file.fileno())

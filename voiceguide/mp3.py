@@ -16,18 +16,16 @@ show the exact duration, seek by byte offset and trim the encoder's delay.
 
 from __future__ import annotations
 
-import collections
 import subprocess
 import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import BinaryIO, Protocol
 
 from voiceguide import tools
 from voiceguide.errors import AudioError
 from voiceguide.timeline import SAMPLE_RATE
-
-if TYPE_CHECKING:
-    import numpy as np
 
 FRAME = 1152  # samples per MPEG-1 Layer III frame
 # LAME's delay before the first input sample (in its tag), and the decoder's own; together they
@@ -37,6 +35,12 @@ DELAY = ENCODER_DELAY + 529
 # Silence kept on each side of a cut: the encoder looks about two frames around the one it makes
 # (overlapping transforms, window switching), so frames this far from any sound are plain silent frames.
 MARGIN = 4 * FRAME + DELAY
+# At 44.1 kHz every bitrate's frame is a whole number of bytes and 48/49, 32/49 ... of one more:
+# the pattern of padded frames repeats every 49 frames.
+PADDING_CYCLE = 49
+# Silence after which LAME encodes a sound as if nothing came before it: its adaptation to what it
+# heard outlasts one padding cycle after a short loud sound (measured), not two.
+SETTLE = 2 * PADDING_CYCLE * FRAME
 BITRATES = (32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320)
 DEFAULT_BITRATE = 64  # kbps: clear speech in mono, about 29 MB an hour
 INFO_OFFSET = 4 + 17  # frame header and the side information of a mono MPEG-1 frame
@@ -186,156 +190,284 @@ def info_frame(bitrate: int, frames: int, size: int, samples: int, music_crc: in
     return bytes(frame)
 
 
-class Mp3Encoder:
-    """A sink for the rendered session that writes a CBR MP3 file at ``path``.
+def crc_after_zeros(crc: int, count: int) -> int:
+    """``crc`` continued over ``count`` zero bytes, in time logarithmic in ``count``.
 
-    ``write`` sends sound to LAME; ``silence`` sends only the silence the
-    encoder needs around a cut, and schedules copies of the silent frame for
-    the rest. A reader thread takes LAME's frames as they come, puts the
-    copies in where the cuts are, and writes everything after a placeholder
-    for the Info frame, which ``finish`` fills in.
+    With it, the CRC of two joined pieces follows from the CRCs of the
+    pieces: crc(a + b) = crc_after_zeros(crc(a), len(b)) ^ crc(b). A piece
+    of frames taken from the cache is not read byte by byte again.
+    """
+    operator = _ZERO_BYTE
+    result = [1 << bit for bit in range(16)]  # the identity
+    while count:
+        if count & 1:
+            result = _compose(operator, result)
+        operator = _compose(operator, operator)
+        count >>= 1
+    return _apply(result, crc)
+
+
+def _apply(matrix: list[int], value: int) -> int:
+    """A 16x16 matrix over GF(2), given as its 16 columns, applied to ``value``."""
+    out = 0
+    bit = 0
+    while value:
+        if value & 1:
+            out ^= matrix[bit]
+        value >>= 1
+        bit += 1
+    return out
+
+
+def _compose(outer: list[int], inner: list[int]) -> list[int]:
+    return [_apply(outer, column) for column in inner]
+
+
+_ZERO_BYTE = [crc16(b"\x00", 1 << bit) for bit in range(16)]  # what one zero byte does to each bit of the CRC
+
+
+@dataclass(frozen=True)
+class Piece:
+    """Sound from sample ``start`` for ``length`` samples; silence lies all around it.
+
+    ``key`` names its encoded frames in the cache; None keeps them out of
+    it (a background bed sounds through the whole session and never repeats).
     """
 
-    def __init__(self, path: Path, bitrate: int):
-        self.written = 0
-        self._bitrate = bitrate
-        self._silence = silence_at(bitrate)
-        self._frame_bytes = frame_bytes(bitrate)
-        self._sent = 0  # samples sent to the encoder
-        self._zeros = 0  # silence not sent yet: it may be cut
-        self._cuts: collections.deque[tuple[int, int]] = collections.deque()  # (encoder frame index, frames cut)
+    start: int
+    length: int
+    key: str | None
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """A piece's frames (those of its frame_span), with their CRC."""
+
+    data: bytes
+    count: int
+    crc: int
+
+
+class FrameStore(Protocol):
+    def get_frames(self, key: str) -> Encoded | None: ...
+
+    def put_frames(self, key: str, encoded: Encoded) -> None: ...
+
+
+def lead(start: int) -> int:
+    """The silence fed to the encoder before a piece that starts at ``start``.
+
+    At least MARGIN, and such that the encoder's input starts on a multiple
+    of FRAME in the session: then its frame i is the session's frame
+    (start - lead) / FRAME + i, as if the whole session had been encoded.
+    """
+    return MARGIN + (start - MARGIN) % FRAME
+
+
+def frame_span(piece: Piece) -> tuple[int, int]:
+    """The frames whose sound a piece reaches (first, last + 1): those that are not plain silence."""
+    return (piece.start - MARGIN + DELAY) // FRAME, -(-(piece.start + piece.length + MARGIN + DELAY) // FRAME)
+
+
+def write_mp3(path: Path, bitrate: int, total: int, pieces: list[Piece],
+              render: Callable[[Piece, Callable[[bytes], None]], None], store: FrameStore | None) -> None:
+    """Write the session of ``total`` samples, silent but for ``pieces``, as a CBR MP3 file at ``path``.
+
+    Pieces whose frames are in ``store`` are copied from it; the others are
+    rendered (``render`` sends a piece's PCM through the callable it is
+    given) and encoded by one LAME process, each after enough silence that
+    its frames are those of the whole session, and stored.
+    """
+    frames_total = -(-(total + DELAY) // FRAME)  # the last frame holds the session's last sample
+    stored = {piece.key: store.get_frames(piece.key) for piece in pieces if piece.key and store} if store else {}
+    # A piece heard twice (the same words after two holds) is encoded once.
+    missing = list({piece.key or id(piece): piece for piece in pieces if stored.get(piece.key) is None}.values())
+    with open(path, "wb") as file:
+        writer = _Writer(file, bitrate, frames_total)
+        encoded = _encode(missing, bitrate, render)
         try:
-            self._file: BinaryIO = open(path, "wb")
-            self._file.write(bytes(int(self._frame_bytes)))
-        except OSError as error:
-            raise AudioError(f"cannot write {path}: {error.strerror or error}") from None
+            for piece in pieces:
+                ready = stored.get(piece.key)
+                if ready is None:
+                    ready = next(encoded)
+                    if piece.key:
+                        stored[piece.key] = ready
+                        if store:
+                            store.put_frames(piece.key, ready)
+                writer.piece(frame_span(piece)[0], ready)
+            for _ in encoded:  # let the encoder finish and report how it ended
+                raise AssertionError("the encoder made frames for more pieces than it was given")
+        finally:
+            encoded.close()
+        writer.finish(total)
+
+
+class _Writer:
+    """Writes frames in order after room for the Info frame, filling the gaps with silent frames."""
+
+    def __init__(self, file: BinaryIO, bitrate: int, frames_total: int):
+        self.file = file
+        self.bitrate = bitrate
+        self.frames_total = frames_total
+        self.silence = silence_at(bitrate)
+        self.average = frame_bytes(bitrate)
+        self.frames = 0  # audio frames written
+        self.size = int(self.average)  # bytes written, the Info frame included
+        self.crc = 0
+        file.write(bytes(int(self.average)))
+
+    def piece(self, first: int, encoded: Encoded) -> None:
+        """The frames of a piece, the first of them frame ``first`` of the session."""
+        start = max(first, self.frames)
+        self.silent(min(start, self.frames_total) - self.frames)
+        data, count, crc = encoded.data, encoded.count, encoded.crc
+        if first < self.frames or first + count > self.frames_total:
+            # A piece at the very start or end: the frames before the session's first or after its last go.
+            frames = Frames().feed(data)[self.frames - first if first < self.frames else 0:]
+            frames = frames[: max(0, self.frames_total - start)]
+            data, count = b"".join(frames), len(frames)
+            crc = crc16(data)
+        self.file.write(data)
+        self.frames += count
+        self.size += len(data)
+        self.crc = crc_after_zeros(self.crc, len(data)) ^ crc
+
+    def silent(self, count: int) -> None:
+        plain, padded = self.silence.frames
+        chunk = []
+        crc = self.crc
+        size = self.size
+        for index in range(self.frames, self.frames + count):
+            # A padded copy whenever the file falls behind the bitrate: byte offsets stay proportional to time.
+            which = 1 if round((index + 2) * self.average) - size > len(plain) else 0
+            chunk.append(padded if which else plain)
+            size += len(chunk[-1])
+            crc = self.silence.crc(which, crc)
+        self.file.write(b"".join(chunk))
+        self.frames += count
+        self.size = size
+        self.crc = crc
+
+    def finish(self, total: int) -> None:
+        self.silent(self.frames_total - self.frames)
+        self.file.seek(0)
+        self.file.write(info_frame(self.bitrate, self.frames, self.size, total, self.crc))
+
+
+def _encode(pieces: list[Piece], bitrate: int,
+            render: Callable[[Piece, Callable[[bytes], None]], None]) -> Iterator[Encoded]:
+    """Encode ``pieces`` in one LAME process, yielding each one's frames in turn."""
+    try:
+        process = subprocess.Popen(lame_command(bitrate), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE)
+    except OSError as error:
+        raise AudioError(f"cannot start ffmpeg: {error}") from None
+    frames: list[bytes] = []
+    failure: list[BaseException] = []
+    arrived = threading.Condition()
+    finished = [False]
+
+    def read() -> None:
+        assert process.stdout is not None
+        parser = Frames()
         try:
-            self._process = subprocess.Popen(lame_command(bitrate), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                             stderr=subprocess.PIPE)
-        except OSError as error:
-            self._file.close()
-            raise AudioError(f"cannot start ffmpeg: {error}") from None
-        self._lock = threading.Lock()
-        self._frames = 0  # frames written after the Info frame
-        self._size = int(self._frame_bytes)
-        self._crc = 0
-        self._failure: BaseException | None = None
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
+            while chunk := process.stdout.read(65536):
+                found = parser.feed(chunk)
+                with arrived:
+                    frames.extend(found)
+                    arrived.notify_all()
+        except BaseException as error:  # reported in the thread that can raise it
+            failure.append(error)
+        finally:
+            with arrived:
+                finished[0] = True
+                arrived.notify_all()
 
-    def write(self, samples: np.ndarray) -> None:
-        self._flush_zeros()
-        self._send(samples.astype("<i2", copy=False).tobytes())
-        self.written += len(samples)
-
-    def silence(self, count: int) -> None:
-        self._zeros += count
-        self.written += count
-
-    def _flush_zeros(self) -> None:
-        """Send pending silence, cutting whole frames out of its middle when it is long enough."""
-        count, self._zeros = self._zeros, 0
-        if not count:
-            return
-        # The cut starts on a frame boundary of the encoder's output, at least MARGIN into the silence.
-        cut_at = self._sent + MARGIN
-        cut_at += (-(cut_at + DELAY)) % FRAME
-        cut = max(0, (self._sent + count - MARGIN - cut_at) // FRAME)
-        if cut:
-            before = cut_at - self._sent
-            self._send_zeros(before)
-            with self._lock:
-                self._cuts.append(((cut_at + DELAY) // FRAME, cut))
-            self._send_zeros(count - before - cut * FRAME)
-        else:
-            self._send_zeros(count)
-
-    def _send_zeros(self, count: int) -> None:
-        block = bytes(2 * min(count, SAMPLE_RATE))
-        while count > 0:
-            part = min(count, SAMPLE_RATE)
-            self._send(block[: 2 * part], advance=False)
-            self._sent += part
-            count -= part
-
-    def _send(self, data: bytes, advance: bool = True) -> None:
-        assert self._process.stdin is not None
+    def send(data: bytes) -> None:
+        assert process.stdin is not None
         try:
-            self._process.stdin.write(data)
+            process.stdin.write(data)
         except BrokenPipeError:
-            self._fail()
-        if advance:
-            self._sent += len(data) // 2
+            pass  # the reason is in ffmpeg's stderr, reported below
 
-    def _read(self) -> None:
-        assert self._process.stdout is not None
-        frames = Frames()
-        index = 0  # frames read from the encoder
+    def feed() -> None:
         try:
-            while chunk := self._process.stdout.read(65536):
-                for frame in frames.feed(chunk):
-                    index = self._insert_cuts(index)
-                    self._put(frame)
-                    index += 1
-            self._insert_cuts(index, every=True)
-            if frames.rest():
-                raise AudioError("the encoder's output ended inside a frame")
-        except BaseException as error:  # reported by finish(), in the thread that can raise it
-            self._failure = error
+            # LAME's first frames differ from those after a long silence: start every piece after one.
+            send(bytes(2 * SETTLE))
+            for piece in pieces:
+                send(bytes(2 * lead(piece.start)))
+                sent = [0]
 
-    def _insert_cuts(self, index: int, every: bool = False) -> int:
-        while True:
-            with self._lock:
-                if not self._cuts or (self._cuts[0][0] != index and not every):
-                    return index
-                _, count = self._cuts.popleft()
-            for _ in range(count):
-                # Pad a copy whenever the file falls behind the bitrate: byte offsets stay proportional to time.
-                due = round((self._frames + 2) * self._frame_bytes)  # this frame and the Info frame included
-                which = 1 if due - self._size > len(self._silence.frames[0]) else 0
-                self._file.write(self._silence.frames[which])
-                self._count(len(self._silence.frames[which]))
-                self._crc = self._silence.crc(which, self._crc)
+                def out(data: bytes) -> None:
+                    sent[0] += len(data) // 2
+                    send(data)
 
-    def _put(self, frame: bytes) -> None:
-        self._file.write(frame)
-        self._count(len(frame))
-        self._crc = crc16(frame, self._crc)
+                render(piece, out)
+                if sent[0] != piece.length:
+                    raise AssertionError(f"a piece of {piece.length} samples was rendered as {sent[0]}")
+                send(bytes(2 * _tail(lead(piece.start) + piece.length)))
+        except BaseException as error:
+            failure.append(error)
+            process.kill()
+        finally:
+            assert process.stdin is not None
+            try:
+                process.stdin.close()
+            except BrokenPipeError:
+                pass
 
-    def _count(self, size: int) -> None:
-        self._frames += 1
-        self._size += size
+    reader = threading.Thread(target=read, daemon=True)
+    feeder = threading.Thread(target=feed, daemon=True)
+    reader.start()
+    feeder.start()
+    try:
+        position = SETTLE  # the encoder's input samples before the current piece
+        dropped = 0  # frames already handed on and let go
+        for piece in pieces:
+            begin = lead(piece.start)
+            offset = (piece.start - begin) // FRAME  # the session's frame for the encoder's first frame of this piece
+            first, last = frame_span(piece)
+            wanted = range(position // FRAME + first - offset - dropped, position // FRAME + last - offset - dropped)
+            with arrived:
+                while len(frames) < wanted.stop and not finished[0] and not failure:
+                    arrived.wait()
+                if failure:
+                    raise failure[0]
+                if len(frames) < wanted.stop:
+                    raise _failed(process, f"the encoder stopped after {dropped + len(frames)} frames")
+                taken = frames[wanted.start : wanted.stop]
+                del frames[: wanted.stop]
+                dropped += wanted.stop
+            data = b"".join(taken)
+            yield Encoded(data, len(taken), crc16(data))
+            position += begin + piece.length + _tail(begin + piece.length)
+        feeder.join()
+        reader.join()
+        if failure:
+            raise failure[0]
+        if process.wait() != 0:
+            raise _failed(process, "ffmpeg stopped")
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait()
 
-    def finish(self) -> None:
-        self._flush_zeros()
-        assert self._process.stdin is not None
-        try:
-            self._process.stdin.close()
-        except BrokenPipeError:
-            pass
-        self._reader.join()
-        if self._process.wait() != 0:
-            self._fail()
-        if self._failure is not None:
-            self.abort()
-            raise AudioError(f"encoding the MP3 failed: {self._failure}")
-        samples = self.written
-        try:
-            self._file.seek(0)
-            self._file.write(info_frame(self._bitrate, self._frames, self._size, samples, self._crc))
-            self._file.close()
-        except OSError as error:
-            raise AudioError(f"cannot write the MP3: {error.strerror or error}") from None
 
-    def abort(self) -> None:
-        if self._process.poll() is None:
-            self._process.kill()
-        self._process.wait()
-        self._reader.join()
-        self._file.close()
+def _failed(process: subprocess.Popen, otherwise: str) -> AudioError:
+    """The encoder's own last word on why it stopped, as an error."""
+    process.wait()
+    said = process.stderr.read().decode(errors="replace").strip().splitlines() if process.stderr else []
+    return AudioError(f"encoding the MP3 failed: {said[-1] if said else otherwise}")
 
-    def _fail(self) -> None:
-        self.abort()
-        assert self._process.stderr is not None
-        lines = self._process.stderr.read().decode(errors="replace").strip().splitlines()
-        raise AudioError(f"encoding the MP3 failed: {lines[-1] if lines else 'ffmpeg stopped'}")
+
+def _tail(length: int) -> int:
+    """Silence after a piece: SETTLE at least, and up to a whole number of padding cycles.
+
+    LAME pads frames by a running count, so a frame's bytes depend on its
+    place in the cycle; and it carries a little of what it heard through
+    a second or more of silence. Starting every piece at the same place in
+    the cycle, after SETTLE of silence, makes its frames the same whatever
+    was encoded before it: a piece encoded alone (a rebuild) and among
+    others (a first build) gives the same bytes.
+    """
+    return SETTLE + (-(length + SETTLE)) % (PADDING_CYCLE * FRAME)

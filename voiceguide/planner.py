@@ -8,12 +8,14 @@ that overlap or do not fit, so that nothing ever drifts silently.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from typing import TypeVar
 
 from voiceguide.durations import format_clock, number_words, spoken_duration
 from voiceguide.errors import InputError, Location, Problem
+from voiceguide.mp3 import FRAME
 from voiceguide.routine import (
     DEFAULT_CHIME, DEFAULT_SWITCH_GAP_MS, MAX_SESSION_MS, Chime, Coaching, Routine, Signal, Step, Text, Voice,
 )
@@ -285,9 +287,10 @@ def place(
     """Give every part its start and end, in samples.
 
     A hold begins where the speech before it ends and its chime starts exactly
-    where it ends. A pause of the routine's `pause` separates two sounds that
-    would otherwise touch, and opens and closes the session. Cues sit inside
-    their hold or rest and never move anything else.
+    where it ends. A pause of the routine's `pause` (and up to one MP3 frame
+    more, see _frame_grid) separates two sounds that would otherwise touch,
+    and opens and closes the session. Cues sit inside their hold or rest and
+    never move anything else.
     """
     gap = samples(routine.pause)
     events: list[Event] = []
@@ -348,12 +351,49 @@ def place(
         spans.append(StepSpan(section.id, section.title, section_start, position))
 
     warnings.extend(_overlaps(anchored))
+    moved = _frame_grid(events)
+    events = [replace(e, start=moved(e.start), end=moved(e.end)) for e in events]
+    anchored = [(replace(cue, start=moved(cue.start), end=moved(cue.end)), part) for cue, part in anchored]
+    spans = [replace(span, start=moved(span.start), end=moved(span.end)) for span in spans]
     ordered = sorted(events + [cue for cue, _ in anchored], key=lambda e: (e.start, e.kind == "cue"))
     timeline = Timeline(routine.title, routine.description, tuple(ordered), tuple(spans), tuple(warnings),
                         routine.background)
     if timeline.duration > samples(MAX_SESSION_MS):
         raise InputError(f"{routine.path}: the session would last {format_clock(_ms(timeline.duration))}, more than 12 hours")
     return timeline
+
+
+def _frame_grid(events: list[Event]) -> Callable[[int], int]:
+    """Where each position moves when every pause grows, by less than one MP3 frame, to put a hold's end on the frame grid.
+
+    What follows a pause up to the next one is fixed by the plan: speech, a
+    hold of the exact length asked, its chime. Ending that hold on a frame
+    boundary makes the chime, and everything that follows it to the next
+    pause, start at the same place within an MP3 frame however long the holds
+    are, so their encoded frames are reused when a hold changes. Only the
+    pause before gives way: a hold still lasts exactly as long as it says.
+    """
+    growth: list[tuple[int, int]] = []  # (end of a pause, how much everything from there on moves)
+    moved = 0
+    for index, event in enumerate(events):
+        if event.kind != "pause":
+            continue
+        target = event.end
+        for later in events[index + 1 :]:
+            if later.kind == "pause":
+                break
+            if later.kind == "hold":
+                target = later.end
+                break
+        moved += -(target + moved) % FRAME
+        growth.append((event.end, moved))
+    ends = [end for end, _ in growth]
+
+    def at(position: int) -> int:
+        passed = bisect.bisect_right(ends, position)
+        return position + (growth[passed - 1][1] if passed else 0)
+
+    return at
 
 
 def _place_cue(part: Part, anchor: Event | None, length: int, warnings: list[Problem]) -> Event | None:

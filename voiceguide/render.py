@@ -10,23 +10,28 @@ a block at a time and added under the layers.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import math
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
+from voiceguide import tools
 from voiceguide.background import BED_LUFS, Bed, bed_of
-from voiceguide.loudness import CEILING_DBFS, PEAK_LIMIT_DBFS, SILENCE_LUFS, Meter, condensed, limit
+from voiceguide.loudness import CEILING_DBFS, GATE_STEP, PEAK_LIMIT_DBFS, SILENCE_LUFS, Meter, condensed, limit
+from voiceguide.mp3 import FRAME, MARGIN, Piece, write_mp3
 from voiceguide.sounds import CHIME_LUFS, Sounds
 from voiceguide.speech import Speech
 from voiceguide.timeline import SAMPLE_RATE, Timeline
 
 LOUDNESS_ROUNDS = 8
-LEVEL_FORMAT = 3  # bumped whenever levelling changes, so stored levels are not reused
+LEVEL_FORMAT = 5  # bumped whenever levelling changes, so stored levels are not reused
 MAX_STEP_DB = 6.0
 PEAK_MARGIN_DB = 0.5
 # Past this the limiter would flatten the speech; a session this quiet stays under its target.
@@ -34,10 +39,14 @@ MAX_SPEECH_GAIN_DB = 15.0
 LOUDNESS_TOLERANCE = 0.2  # LU; well inside the ±1 LU that listeners and platforms allow
 # A chime or bell this far under the speech is heard clearly and never startles.
 SOUND_BELOW_SPEECH_LU = 8.0
+SOUND_MIN_BELOW_LU = 5.0  # where the speech can rise no further, sounds rise at most this close to it
 # A bed may take the session this far under its target; below, it is lowered.
 BED_TOLERANCE = 0.8
 BED_SEARCH_DB = 24.0  # far enough down for any bed to fall under the loudness gate
 BED_ROUNDS = 5  # halvings: the bed's level lands within 24 / 2**5, under a dB
+# Silence this long between two sounds is written as silent frames, not encoded: see voiceguide.mp3.
+PIECE_GAP = 2 * (MARGIN + FRAME)
+PIECE_FORMAT = 1  # bumped whenever rendering or encoding changes, so stored frames are not reused
 # The bed is made this many samples at a time: a long hold is not held in memory whole.
 BED_BLOCK = SAMPLE_RATE * 10
 
@@ -88,33 +97,38 @@ class Level:
     bed_level: float | None = None  # the bed's loudness relative to the speech, in dB, when there is a bed
 
 
-def mix(timeline: Timeline, pending: list[Layer], sink: Sink, level: Level, bed: Bed | None = None) -> None:
-    """Write the session into ``sink``: each layer at ``level`` through the limiter, the bed under them."""
-    total = timeline.duration
+def mix(pending: list[Layer], sink: Sink, level: Level, start: int, stop: int, bed: Bed | None = None) -> None:
+    """Write samples ``start`` to ``stop`` of the session into ``sink``: the layers at ``level``, the bed under them.
+
+    ``pending`` holds the layers that sound in that stretch, in order of start.
+    """
     active: list[tuple[int, np.ndarray]] = []
-    position = 0
+    limited: dict[tuple[str, float], np.ndarray] = {}  # a countdown says the same words in every hold
+    position = start
     index = 0
-    while position < total:
+    while position < stop:
         while index < len(pending) and pending[index].start <= position:
             layer = pending[index]
             gain = level.gain if layer.spoken else level.sound_gain
-            active.append((layer.start, limit(layer.load(), gain, level.ceiling)))
+            if (layer.source, gain) not in limited:
+                limited[layer.source, gain] = limit(layer.load(), gain, level.ceiling)
+            active.append((layer.start, limited[layer.source, gain]))
             index += 1
-        active = [(start, data) for start, data in active if start + len(data) > position]
-        upcoming = pending[index].start if index < len(pending) else total
-        stop = min([upcoming, total] + [start + len(data) for start, data in active])
+        active = [(begin, data) for begin, data in active if begin + len(data) > position]
+        upcoming = pending[index].start if index < len(pending) else stop
+        end = min([upcoming, stop] + [begin + len(data) for begin, data in active])
         if bed is not None:
-            stop = min(stop, position + BED_BLOCK)
-            sounding = bed.samples(position, stop) * level.bed_gain
+            end = min(end, position + BED_BLOCK)
+            sounding = bed.samples(position, end) * level.bed_gain
             if active:
-                sounding += _together(active, position, stop, level)
+                sounding += _together(active, position, end, level)
             sink.write(np.round(np.clip(sounding, -32768, 32767)).astype("<i2"))
         elif not active:
-            sink.silence(stop - position)
+            sink.silence(end - position)
         else:
-            sink.write(_together(active, position, stop, level))
-        position = stop
-    assert sink.written == total, "the rendered length must be the planned length"
+            sink.write(_together(active, position, end, level))
+        position = end
+    assert sink.written == stop - start, "the rendered length must be the planned length"
 
 
 def _together(active: list[tuple[int, np.ndarray]], position: int, stop: int, level: Level) -> np.ndarray:
@@ -142,7 +156,8 @@ def leveled(timeline: Timeline, pending: list[Layer], target_lufs: float, bitrat
     """
     spoken = [layer for layer in pending if layer.spoken]
     speech_lufs, _ = _measure(timeline, spoken, Level(), bitrate) if spoken else (SILENCE_LUFS, 0.0)
-    speech_db = min(MAX_SPEECH_GAIN_DB, target_lufs - speech_lufs) if speech_lufs > SILENCE_LUFS else 0.0
+    has_speech = speech_lufs > SILENCE_LUFS
+    speech_db = min(MAX_SPEECH_GAIN_DB, target_lufs - speech_lufs) if has_speech else 0.0
     sound_db = target_lufs - SOUND_BELOW_SPEECH_LU - CHIME_LUFS
     shift = 0.0
     ceiling = CEILING_DBFS
@@ -151,7 +166,11 @@ def leveled(timeline: Timeline, pending: list[Layer], target_lufs: float, bitrat
     for _ in range(LOUDNESS_ROUNDS):
         # Past the most the speech may take, the sounds carry the rest (a session mostly of ticks).
         speech_shift = min(shift, MAX_SPEECH_GAIN_DB - speech_db)
-        level = Level(10 ** ((speech_db + speech_shift) / 20), 10 ** ((sound_db + shift - speech_shift) / 20), ceiling)
+        # ... but never so far that a chime comes near the words: then the session stays a little quiet.
+        sound_shift = shift - speech_shift
+        if has_speech:
+            sound_shift = min(sound_shift, SOUND_BELOW_SPEECH_LU - SOUND_MIN_BELOW_LU)
+        level = Level(10 ** ((speech_db + speech_shift) / 20), 10 ** ((sound_db + sound_shift) / 20), ceiling)
         measured, peak = _measure(timeline, pending, level, bitrate)
         if measured <= SILENCE_LUFS:
             break
@@ -170,7 +189,7 @@ def leveled(timeline: Timeline, pending: list[Layer], target_lufs: float, bitrat
             ceiling -= over + PEAK_MARGIN_DB
     if bed is None:
         return level
-    heard = speech_lufs + 20 * math.log10(level.gain) if speech_lufs > SILENCE_LUFS else target_lufs
+    heard = speech_lufs + 20 * math.log10(level.gain) if has_speech else target_lufs
     return _bed_level(timeline, pending, target_lufs, bitrate, bed, level, heard)
 
 
@@ -214,7 +233,7 @@ def _measure(timeline: Timeline, pending: list[Layer], level: Level, bitrate: in
              bed: Bed | None = None) -> tuple[float, float]:
     meter = Meter(bitrate)
     try:
-        mix(timeline, pending, meter, level, bed)
+        mix(pending, meter, level, 0, timeline.duration, bed)
     except BaseException:
         meter.abort()
         raise
@@ -238,13 +257,69 @@ def level_key(pending: list[Layer], target_lufs: float, bitrate: int, bed: Bed |
     position = 0
     for layer in pending:
         gap = layer.start - position
-        parts.append((layer.source, layer.spoken, gap if bed is not None else condensed(gap)))
+        # A pause grows by up to an MP3 frame when a hold before it changes (see the planner): far too
+        # little to change the loudness, so gaps count to the 100 ms.
+        parts.append((layer.source, layer.spoken, gap if bed is not None else condensed(gap) // GATE_STEP))
         position = max(position, layer.start)
     return hashlib.sha256(json.dumps(parts).encode()).hexdigest()
 
 
-def render(timeline: Timeline, speech: Speech, sounds: Sounds, sink: Sink, target_lufs: float, bitrate: int) -> Level:
-    """Mix the session into ``sink`` at ``target_lufs``; return the level it was mixed at."""
+def pieces_of(pending: list[Layer], total: int, bed: Bed | None, level: Level,
+              bitrate: int) -> list[tuple[Piece, list[Layer]]]:
+    """The session's sounds in pieces with silence between them long enough to be written as silent frames.
+
+    A piece's key is what its frames depend on: its layers and where each
+    starts within it, the level, and where it starts within an MP3 frame.
+    The planner puts sounds after a hold at the same place within a frame
+    whatever the hold's length, so changing a hold leaves most keys as they were.
+    """
+    if bed is not None:
+        return [(Piece(0, total, None), pending)] if total else []
+    groups: list[list[Layer]] = []
+    end = 0
+    for layer in pending:
+        if groups and layer.start - end < PIECE_GAP:
+            groups[-1].append(layer)
+        else:
+            groups.append([layer])
+            end = 0
+        end = max(end, layer.start + layer.length)
+    pieces = []
+    for group in groups:
+        start = group[0].start
+        length = max(layer.start + layer.length for layer in group) - start
+        parts: list[object] = [PIECE_FORMAT, bitrate, dataclasses.astuple(level), start % FRAME, length, _encoder_identity()]
+        parts.extend((layer.source, layer.spoken, layer.start - start) for layer in group)
+        pieces.append((Piece(start, length, hashlib.sha256(json.dumps(parts).encode()).hexdigest()), group))
+    return pieces
+
+
+@functools.lru_cache(maxsize=1)
+def _encoder_identity() -> list[object]:
+    """The encoder: another ffmpeg may make other frames from the same sound."""
+    path = tools.ffmpeg()
+    stat = os.stat(path)
+    return [path, stat.st_size, stat.st_mtime_ns]
+
+
+class _Stream:
+    """A sink that passes PCM on as bytes."""
+
+    def __init__(self, out: Callable[[bytes], None]):
+        self.out = out
+        self.written = 0
+
+    def write(self, samples: np.ndarray) -> None:
+        self.out(samples.astype("<i2", copy=False).tobytes())
+        self.written += len(samples)
+
+    def silence(self, count: int) -> None:
+        self.out(bytes(2 * count))
+        self.written += count
+
+
+def render(timeline: Timeline, speech: Speech, sounds: Sounds, path: Path, target_lufs: float, bitrate: int) -> Level:
+    """Write the session as an MP3 file at ``path``, at ``target_lufs``; return the level it was mixed at."""
     pending = layers(timeline, speech, sounds)
     bed = bed_of(timeline.background, timeline.duration, [(layer.start, layer.start + layer.length) for layer in pending])
     key = level_key(pending, target_lufs, bitrate, bed)
@@ -254,5 +329,11 @@ def render(timeline: Timeline, speech: Speech, sounds: Sounds, sink: Sink, targe
     else:
         level = leveled(timeline, pending, target_lufs, bitrate, bed)
         speech.cache.put_json("levels", key, dataclasses.asdict(level))
-    mix(timeline, pending, sink, level, bed)
+    pieces = pieces_of(pending, timeline.duration, bed, level, bitrate)
+    layers_at = {piece.start: group for piece, group in pieces}
+
+    def fill(piece: Piece, out: Callable[[bytes], None]) -> None:
+        mix(layers_at[piece.start], _Stream(out), level, piece.start, piece.start + piece.length, bed)
+
+    write_mp3(path, bitrate, timeline.duration, [piece for piece, _ in pieces], fill, speech.cache)
     return level

@@ -54,8 +54,8 @@ def build_session(session: Session, speech: Speech, sounds: Sounds, target: Path
     else:
         art = covers.generated(routine.title)
     levels: list[Level] = []
-    size = write_session(session.timeline, target, bitrate,
-                         lambda encoder: levels.append(render(session.timeline, speech, sounds, encoder, loudness, bitrate)),
+    size = write_session(session.timeline, target,
+                         lambda path: levels.append(render(session.timeline, speech, sounds, path, loudness, bitrate)),
                          art)
     write_sidecars(session.timeline, target, list(sidecars))
     return Built(size, levels[0])

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+
 import numpy as np
 
 from voiceguide import audio, chimes
 from voiceguide.errors import AudioError, InputError
 from voiceguide.loudness import loudness_of
 from voiceguide.routine import Chime
+from voiceguide.speech import ClipCache
 from voiceguide.timeline import SAMPLE_RATE
 
 # Every sound is made this loud here (a sharp knock less, by the peak cap);
@@ -17,19 +21,37 @@ CHIME_PEAK_DBFS = -9.0
 # Above this the MP3 encoder cuts; a sharp strike that still holds such content
 # rings when it is cut, and its peak grows past what was limited before encoding.
 BAND_LIMIT_HZ = 11_000
+SOUND_FORMAT = 1  # bumped whenever making or levelling sounds changes, so stored ones are made again
 
 
 class Sounds:
-    """Samples of each chime, made once per run."""
+    """Samples of each chime, made once per run, and kept in the clip cache when there is one."""
 
-    def __init__(self) -> None:
+    def __init__(self, cache: ClipCache | None = None) -> None:
         self._samples: dict[tuple[str, str | None], np.ndarray] = {}
+        self._cache = cache.beside(f"sounds-{SOUND_FORMAT}") if cache else None
 
     def samples(self, chime: Chime) -> np.ndarray:
         key = (chime.name, str(chime.path) if chime.path else None)
         if key not in self._samples:
-            self._samples[key] = _level(self._load(chime))
+            self._samples[key] = self._made(chime)
         return self._samples[key]
+
+    def _made(self, chime: Chime) -> np.ndarray:
+        if self._cache is None:
+            return _level(self._load(chime))
+        # Synthesizing, band-limiting and measuring a gong takes longer than reading it back.
+        stat = chime.path.stat() if chime.path else None
+        parts = [SOUND_FORMAT, CHIME_LUFS, CHIME_PEAK_DBFS, BAND_LIMIT_HZ, chime.name, str(chime.path),
+                 stat and (stat.st_size, stat.st_mtime_ns)]
+        key = hashlib.sha256(json.dumps(["sound", *parts]).encode()).hexdigest()
+        stored = self._cache.get(key)
+        if stored is not None:
+            return stored.samples()
+        made = _level(self._load(chime))
+        if len(made):
+            self._cache.put(key, made)
+        return made
 
     def length(self, chime: Chime) -> int:
         return len(self.samples(chime))

@@ -11,25 +11,30 @@ import hashlib
 import json
 import os
 import shutil
+import struct
 import tempfile
 import wave
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import BinaryIO, Callable
 
 import numpy as np
 
 from voiceguide import audio
 from voiceguide.engines import Engine, create_engine
 from voiceguide.errors import EngineError, InputError, Location, VoiceError
+from voiceguide.mp3 import Encoded
 from voiceguide.routine import Voice
 from voiceguide.timeline import SAMPLE_RATE, Line
 
 DEFAULT_VOICE = Voice(engine="pyttsx3", rate=160, volume=1.0)
-CACHE_ENV = "VOICEGUIDE_CACHE_DIR"
 # Bumped whenever clip processing changes, so old clips are not reused.
 CLIP_FORMAT = 3
+# Encoded pieces of sessions: a magic, the number of frames, their bytes and their CRC-16, then the frames.
+FRAMES_FORMAT = 1
+FRAMES_MAGIC = b"VGF1"
+FRAMES_HEADER = "<4sIIH"
 # Speech quieter than this, relative to the clip's peak, counts as the gap around it.
 TRIM_BELOW_PEAK_DB = 40.0
 EDGE_FADE_MS = 4
@@ -38,15 +43,6 @@ EDGE_FADE_MS = 4
 SYNTHESIS_TIMEOUT = 60.0
 
 Progress = Callable[[int, int], None]
-
-
-def default_cache_dir() -> Path:
-    configured = os.environ.get(CACHE_ENV)
-    if configured:
-        return Path(configured)
-    import platformdirs
-
-    return Path(platformdirs.user_cache_dir("voiceguide", appauthor=False))
 
 
 @dataclass(frozen=True)
@@ -62,12 +58,17 @@ class Clip:
 class ClipCache:
     """Clips on disk, one file per key, written atomically so a crash never leaves a bad clip."""
 
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, folder: str = f"clips-{CLIP_FORMAT}"):
         self.root = root
+        self.folder = folder
 
     @property
     def clips_dir(self) -> Path:
-        return self.root / f"clips-{CLIP_FORMAT}"
+        return self.root / self.folder
+
+    def beside(self, folder: str) -> ClipCache:
+        """A cache of other sounds (chimes) in the same place, apart from the spoken clips."""
+        return ClipCache(self.root, folder)
 
     def path(self, key: str) -> Path:
         return self.clips_dir / key[:2] / f"{key}.wav"
@@ -91,17 +92,7 @@ class ClipCache:
 
     def put(self, key: str, samples: np.ndarray) -> Clip:
         path = self.path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temp = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=".tmp")
-        try:
-            with os.fdopen(handle, "wb") as file:
-                audio.write_wav(file, samples)
-                file.flush()
-                os.fsync(file.fileno())
-            os.replace(temp, path)
-        except BaseException:
-            Path(temp).unlink(missing_ok=True)
-            raise
+        self._write(path, lambda file: audio.write_wav(file, samples))
         return Clip(path, len(samples))
 
     def get_json(self, kind: str, key: str) -> dict | None:
@@ -124,11 +115,49 @@ class ClipCache:
             Path(temp).unlink(missing_ok=True)
             raise
 
+    def get_frames(self, key: str) -> Encoded | None:
+        """Stored MP3 frames of a piece of a session; None when absent or damaged."""
+        path = self._frames_path(key)
+        try:
+            data = path.read_bytes()
+        except OSError:
+            return None
+        header = struct.calcsize(FRAMES_HEADER)
+        if len(data) < header or not data.startswith(FRAMES_MAGIC):
+            path.unlink(missing_ok=True)
+            return None
+        _, count, size, crc = struct.unpack(FRAMES_HEADER, data[:header])
+        if len(data) != header + size:
+            path.unlink(missing_ok=True)
+            return None
+        return Encoded(data[header:], count, crc)
+
+    def put_frames(self, key: str, encoded: Encoded) -> None:
+        header = struct.pack(FRAMES_HEADER, FRAMES_MAGIC, encoded.count, len(encoded.data), encoded.crc)
+        self._write(self._frames_path(key), lambda file: file.write(header + encoded.data))
+
+    def _frames_path(self, key: str) -> Path:
+        return self.root / f"frames-{FRAMES_FORMAT}" / key[:2] / f"{key}.mp3f"
+
+    def _write(self, path: Path, fill: Callable[[BinaryIO], object]) -> None:
+        """Write a cache file atomically: into a temporary file beside it, then moved into place."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temp = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=".tmp")
+        try:
+            with os.fdopen(handle, "wb") as file:
+                fill(file)
+                file.flush()
+                os.fsync(file.fileno())
+            os.replace(temp, path)
+        except BaseException:
+            Path(temp).unlink(missing_ok=True)
+            raise
+
     def info(self) -> tuple[int, int]:
         """Number of clips and their total size in bytes."""
         count = size = 0
-        if self.root.is_dir():
-            for path in self.root.rglob("*.wav"):
+        if self.clips_dir.is_dir():
+            for path in self.clips_dir.rglob("*.wav"):
                 count += 1
                 size += path.stat().st_size
         return count, size
@@ -136,7 +165,7 @@ class ClipCache:
     def clear(self) -> int:
         count, _ = self.info()
         for entry in self.root.glob("*") if self.root.is_dir() else ():
-            if entry.name.startswith("clips-") or entry.name == "levels":
+            if entry.name.startswith(("clips-", "sounds-", "frames-", "engines")) or entry.name == "levels":
                 shutil.rmtree(entry, ignore_errors=True)
         return count
 
@@ -150,7 +179,7 @@ class Speech:
         self.timeout = timeout or SYNTHESIS_TIMEOUT
         self.synthesized = 0
         self._engines: dict[str, Engine] = {}
-        self._voices: dict[tuple[str, str | None], str] = {}
+        self._voices: dict[tuple[str, str | None, Path | None], str] = {}
         self._clips: dict[Line, Clip] = {}
 
     def engine(self, name: str, where: Location | None = None) -> Engine:
@@ -162,11 +191,13 @@ class Speech:
         return self._engines[name]
 
     def voice_id(self, voice: Voice) -> str:
-        key = (voice.engine or "", voice.voice)
+        # A voice may be a model file named relative to the routine or profile that names it.
+        base = Path(voice.voice_at.path).parent if voice.voice_at else None
+        key = (voice.engine or "", voice.voice, base)
         if key not in self._voices:
             engine = self.engine(voice.engine or "", voice.engine_at)
             try:
-                self._voices[key] = engine.resolve_voice(voice.voice)
+                self._voices[key] = engine.resolve_voice(voice.voice, base)
             except VoiceError as error:
                 raise VoiceError(f"{voice.voice_at}: {error}" if voice.voice_at else str(error)) from None
         return self._voices[key]
@@ -174,7 +205,9 @@ class Speech:
     def key(self, line: Line) -> str:
         voice = line.voice
         engine = self.engine(voice.engine or "", voice.engine_at)
-        parts = [CLIP_FORMAT, engine.name, engine.version(), self.voice_id(voice), voice.rate, voice.volume, line.text]
+        voice_id = self.voice_id(voice)
+        parts = [CLIP_FORMAT, engine.name, engine.version(), voice_id, engine.voice_version(voice_id),
+                 voice.rate, voice.volume, line.text]
         return hashlib.sha256(json.dumps(parts).encode()).hexdigest()
 
     def prepare(self, lines: list[Line], progress: Progress | None = None) -> None:

@@ -12,6 +12,7 @@ import ctypes.util
 import functools
 import os
 import shutil
+from pathlib import Path
 
 from voiceguide.errors import AudioError, EngineError
 
@@ -56,3 +57,16 @@ def load_espeak() -> str:
     os.environ["ESPEAK_DATA_PATH"] = espeakng_loader.get_data_path()
     ctypes.CDLL(espeakng_loader.get_library_path(), mode=ctypes.RTLD_GLOBAL)
     return "bundled"
+
+
+CACHE_ENV = "VOICEGUIDE_CACHE_DIR"
+
+
+def default_cache_dir() -> Path:
+    """Where clips, levels and encoded frames are kept: VOICEGUIDE_CACHE_DIR, or the user's cache folder."""
+    configured = os.environ.get(CACHE_ENV)
+    if configured:
+        return Path(configured)
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("voiceguide", appauthor=False))

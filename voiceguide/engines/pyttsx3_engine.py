@@ -7,17 +7,25 @@ and prints to stdout, so every clip is spoken by a fresh worker process
 
 from __future__ import annotations
 
+import ctypes.util
 import functools
+import hashlib
 import json
+import os
 import subprocess
 import sys
+import tempfile
+import time
+from importlib import metadata
 from pathlib import Path
 
+from voiceguide import tools
 from voiceguide.engines import Engine, VoiceInfo
 from voiceguide.errors import EngineError
 
 WORKER = [sys.executable, "-m", "voiceguide.engines.pyttsx3_worker"]
 INFO_TIMEOUT = 30.0
+INFO_MAX_AGE = 24 * 3600.0  # seconds; a system espeak-ng updated in place is noticed within a day
 
 
 class Pyttsx3Engine(Engine):
@@ -45,13 +53,46 @@ class Pyttsx3Engine(Engine):
 
 @functools.lru_cache(maxsize=None)
 def _worker_info(worker: tuple[str, ...]) -> dict:
-    output = _run_worker([*worker, "--info"], "", INFO_TIMEOUT, "starting pyttsx3")
+    """pyttsx3's version and voices: kept on disk for a day, since asking takes a process start."""
+    stored = _stored_info(worker)
     try:
-        info = json.loads(output)
+        if time.time() - stored.stat().st_mtime < INFO_MAX_AGE:
+            return _checked_info(stored.read_text())
+    except (OSError, EngineError):
+        pass
+    output = _run_worker([*worker, "--info"], "", INFO_TIMEOUT, "starting pyttsx3")
+    info = _checked_info(output)
+    try:
+        stored.parent.mkdir(parents=True, exist_ok=True)
+        handle, temp = tempfile.mkstemp(dir=stored.parent, prefix=".", suffix=".tmp")
+        with os.fdopen(handle, "w") as file:
+            file.write(output)
+        os.replace(temp, stored)
+    except OSError:
+        pass  # a read-only cache only costs the next run the same question
+    return info
+
+
+def _checked_info(text: str) -> dict:
+    try:
+        info = json.loads(text)
         assert isinstance(info["voices"], list) and info["version"] and info["default"]
     except (ValueError, KeyError, TypeError, AssertionError):
-        raise EngineError(f"pyttsx3 worker gave an unreadable answer: {output[:200]!r}") from None
+        raise EngineError(f"pyttsx3 worker gave an unreadable answer: {text[:200]!r}") from None
     return info
+
+
+def _stored_info(worker: tuple[str, ...]) -> Path:
+    """Where the answer for this installation is kept: another Python, pyttsx3 or espeak-ng asks again."""
+    installed = []
+    for package in ("voiceguide", "pyttsx3", "espeakng-loader"):
+        try:
+            installed.append(metadata.version(package))
+        except metadata.PackageNotFoundError:
+            installed.append(None)
+    identity = [list(worker), installed, tools.force_bundled(), ctypes.util.find_library("espeak-ng"), sys.platform]
+    digest = hashlib.sha256(json.dumps(identity).encode()).hexdigest()[:32]
+    return tools.default_cache_dir() / "engines" / f"pyttsx3-{digest}.json"
 
 
 def _run_worker(command: list[str], request: str, timeout: float, doing: str = "") -> str:

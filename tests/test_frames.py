@@ -1,0 +1,204 @@
+"""The MP3 made from frames: silence as repeated frames, sound as stored frames reused across builds.
+
+Each test decodes or parses what was written and compares it with a second,
+independent way of making the same session: encoding all of it in one go,
+building it again with nothing stored, or reading the headers back.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import struct
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from mutagen.mp3 import MP3
+
+import audio_probe
+from voiceguide import mp3, render
+from voiceguide.cli import cli
+from voiceguide.mp3 import DELAY, FRAME, Frames, crc16, crc_after_zeros, frame_bytes, lame_command
+
+ROOT = Path(__file__).resolve().parent.parent
+BOX = ROOT / "scripts" / "box-breathing.yaml"
+PIRIFORMIS = ROOT / "scripts" / "piriformis-stretch.yaml"
+SHORT = ("--hold-scale", "0.25")
+SAMPLE_RATE = audio_probe.SAMPLE_RATE
+
+
+def build(routine: Path, target: Path, cache: Path, *options: str) -> Path:
+    result = CliRunner().invoke(cli, ["build", str(routine), "-o", str(target), "-q", "--cache-dir", str(cache), *options])
+    assert result.exit_code == 0, result.output
+    return target
+
+
+def plan(routine: Path, cache: Path, *options: str) -> dict:
+    result = CliRunner().invoke(cli, ["plan", str(routine), "--json", "-q", "--cache-dir", str(cache), *options])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def audio_frames(path: Path) -> list[bytes]:
+    """The MPEG frames of a file, the Info frame first, after its ID3 tag."""
+    data = path.read_bytes()
+    start = 10 + ((data[6] << 21) | (data[7] << 14) | (data[8] << 7) | data[9]) if data[:3] == b"ID3" else 0
+    parser = Frames()
+    frames = parser.feed(data[start:])
+    assert parser.rest() == b"", "the file ends inside a frame"
+    return frames
+
+
+@pytest.fixture
+def cache(speech_cache: Path, tmp_path: Path) -> Path:
+    """The session's clips, with no stored levels or frames: everything after speech is made here."""
+    own = tmp_path / "cache"
+    shutil.copytree(speech_cache, own, ignore=shutil.ignore_patterns("frames-*", "levels"))
+    return own
+
+
+def test_frames_decode_like_the_whole_session_encoded_at_once(cache: Path, tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """Mix the whole session as PCM, encode it in one LAME run, and compare the two decodes sample by sample."""
+    pcm: list[bytes] = []
+    real_write = mp3.write_mp3
+
+    def also_keep_pcm(path, bitrate, total, pieces, fill, store):  # type: ignore[no-untyped-def]
+        position = 0
+        for piece in pieces:
+            pcm.append(bytes(2 * (piece.start - position)))
+            fill(piece, pcm.append)
+            position = piece.start + piece.length
+        pcm.append(bytes(2 * (total - position)))
+        real_write(path, bitrate, total, pieces, fill, store)
+
+    monkeypatch.setattr(render, "write_mp3", also_keep_pcm)
+    built = build(BOX, tmp_path / "box.mp3", cache, *SHORT)
+    session = np.frombuffer(b"".join(pcm), dtype="<i2")
+    whole = subprocess.run(lame_command(64), input=session.tobytes(), capture_output=True, check=True).stdout
+    reference = tmp_path / "whole.mp3"
+    reference.write_bytes(whole)
+
+    ours = audio_probe.decode(built)
+    theirs = audio_probe.decode(reference)[DELAY:][: len(session)]  # no Info frame there: trim LAME's delay by hand
+    assert len(ours) == len(session), "the Info frame's delay and padding give back exactly the session's samples"
+    source = session.astype(np.float64)
+    difference = ours.astype(np.float64) - theirs
+    loud = np.sqrt(np.mean(source**2))
+    assert np.sqrt(np.mean(difference**2)) < loud * 10 ** (-40 / 20)
+    # Both are the session with the coding noise of 64 kbps, and as much of it: the frames lose nothing.
+    ours_noise, their_noise = ours - source, theirs - source
+    assert np.sqrt(np.mean(ours_noise**2)) < 1.12 * np.sqrt(np.mean(their_noise**2))
+    assert np.max(np.abs(ours_noise)) < 1.5 * np.max(np.abs(their_noise))
+
+
+def test_silence_between_sounds_stays_silent(cache: Path, tmp_path: Path) -> None:
+    """No click where stored frames meet copies of the silent frame: every planned silence stays under -60 dBFS."""
+    built = build(PIRIFORMIS, tmp_path / "p.mp3", cache, *SHORT)
+    samples = audio_probe.decode(built)
+    silences = audio_probe.planned_silences(plan(PIRIFORMIS, cache, *SHORT))
+    assert len(silences) > 10
+    for start, end in silences:
+        if end - start > 0.1:
+            assert audio_probe.max_level(samples, start + 0.03, end - 0.03) < -60, (start, end)
+
+
+def test_info_frame_counts_and_checksums_match_the_file(cache: Path, tmp_path: Path) -> None:
+    built = build(BOX, tmp_path / "box.mp3", cache, *SHORT)
+    frames = audio_frames(built)
+    info, audio = frames[0], frames[1:]
+    at = info.index(b"Info")
+    flags, count, size = struct.unpack(">III", info[at + 4 : at + 16])
+    assert flags == 0x0F and count == len(audio) and size == sum(len(f) for f in frames)
+    lame = at + 4 + 12 + 100 + 4
+    assert info[lame : lame + 4] == b"LAME"
+    delay_padding = int.from_bytes(info[lame + 21 : lame + 24], "big")
+    total = plan(BOX, cache, *SHORT)["duration"] * SAMPLE_RATE
+    assert delay_padding >> 12 == 576
+    assert count * FRAME - (delay_padding & 0xFFF) - 576 == pytest.approx(total, abs=SAMPLE_RATE / 2000)
+    music_crc, tag_crc = struct.unpack(">HH", info[lame + 32 : lame + 36])
+    assert music_crc == crc16(b"".join(audio))
+    assert tag_crc == crc16(info[: lame + 34] + bytes(2) + info[lame + 36 : 190])
+    # CBR that players can seek by byte offset: every frame within a byte or two of where the bitrate puts it.
+    offset = 0
+    for index, frame in enumerate(frames):
+        assert abs(offset - index * frame_bytes(64)) < 3
+        offset += len(frame)
+    assert MP3(built).info.length == pytest.approx(total / SAMPLE_RATE, abs=0.03)
+    assert audio_probe.decode_errors(built) == ""
+
+
+STEPS = """\
+title: Four holds
+steps:
+  - title: Calf
+    say: Stand facing a wall and step your right foot back, heel down.
+    hold: 6s
+  - title: Hamstring
+    say: Sit down, stretch one leg out and reach gently toward your toes.
+    hold: 6s
+  - title: Hip
+    say: Lie on your back and hug your knees in toward your chest.
+    hold: 6s
+  - title: Back
+    say: Roll onto your side and rest there, breathing slowly.
+    hold: 6s
+"""
+
+
+def test_a_changed_hold_reuses_the_other_frames_and_gives_the_same_file(cache: Path, tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    routine = tmp_path / "four.yaml"
+    routine.write_text(STEPS)
+    first = build(routine, tmp_path / "a.mp3", cache)
+    encoded: list[int] = []
+    real_encode = mp3._encode
+
+    def counting(pieces, bitrate, fill):  # type: ignore[no-untyped-def]
+        encoded.append(len(pieces))
+        return real_encode(pieces, bitrate, fill)
+
+    monkeypatch.setattr(mp3, "_encode", counting)
+    again = build(routine, tmp_path / "b.mp3", cache)
+    assert again.read_bytes() == first.read_bytes()
+    assert encoded == [0]
+    changed = build(routine, tmp_path / "c.mp3", cache, "--hold", "hamstring=9.5s")
+    # Of the nine sounds (four instructions, four chimes, the closing pause's nothing), only the instruction
+    # whose hold changed starts elsewhere within its frame; the chimes all end on the frame grid.
+    assert encoded[-1] == 1
+    # The same session made with nothing stored: the very same bytes.
+    shutil.rmtree(next(cache.glob("frames-*")))
+    fresh = build(routine, tmp_path / "d.mp3", cache, "--hold", "hamstring=9.5s")
+    assert fresh.read_bytes() == changed.read_bytes()
+    assert len(audio_probe.decode(changed)) - len(audio_probe.decode(first)) == pytest.approx(3.5 * SAMPLE_RATE, abs=FRAME)
+
+
+def test_a_damaged_stored_piece_is_encoded_again(cache: Path, tmp_path: Path) -> None:
+    first = build(BOX, tmp_path / "a.mp3", cache, *SHORT)
+    stored = sorted(next(cache.glob("frames-*")).rglob("*.mp3f"))
+    assert stored
+    stored[0].write_bytes(stored[0].read_bytes()[:100])
+    assert build(BOX, tmp_path / "b.mp3", cache, *SHORT).read_bytes() == first.read_bytes()
+
+
+def test_crc_of_joined_pieces_follows_from_theirs() -> None:
+    rng = np.random.default_rng(7)
+    for _ in range(20):
+        a = rng.integers(0, 256, int(rng.integers(0, 500))).astype(np.uint8).tobytes()
+        b = rng.integers(0, 256, int(rng.integers(0, 5000))).astype(np.uint8).tobytes()
+        assert crc_after_zeros(crc16(a), len(b)) ^ crc16(b) == crc16(a + b)
+
+
+def test_silence_is_cut_on_the_frame_grid(cache: Path, tmp_path: Path) -> None:
+    """Sounds after a hold start at the same place within an MP3 frame, whatever the hold's length."""
+    starts = []
+    for hold in ("4s", "7.3s"):
+        events = plan(PIRIFORMIS, cache, *SHORT, "--hold", f"figure-four={hold}")["events"]
+        holds = [e for e in events if e["kind"] == "hold" and e["step"] == "figure-four"]
+        assert holds and all(round(e["end"] - e["start"], 3) == float(hold[:-1]) for e in holds)
+        # Where each hold ends within its frame; the JSON's milliseconds leave it within half of one.
+        starts.append([(round(e["end"] * SAMPLE_RATE) + FRAME // 2) % FRAME - FRAME // 2 for e in holds])
+    assert all(abs(at) <= SAMPLE_RATE // 2000 + 1 for at in starts[0] + starts[1])
