@@ -151,18 +151,28 @@ class TreeSampler(threading.Thread):
         for pid, parent in self._parents.items():
             children[parent].append(pid)
         total = count = 0
-        stack = [(self.root, None)]
+        stack: list[tuple[int, tuple[int, int] | None, bytes | None]] = [(self.root, None, None)]
         while stack:
-            pid, parent_mem = stack.pop()
+            pid, parent_mem, parent_command = stack.pop()
             memory = _statm(pid)
-            # Between vfork() and exec() a child shares its parent's memory: count it once.
-            if memory is not None and memory != parent_mem:
+            command = _cmdline(pid)
+            # Between fork() or vfork() and exec() a child is its parent's image, shared page for
+            # page (still running the parent's command line): count that memory once.
+            if memory is not None and memory != parent_mem and (command is None or command != parent_command):
                 total += memory[1] * PAGE
                 count += 1
-            stack.extend((child, memory) for child in children.get(pid, ()))
+            stack.extend((child, memory, command) for child in children.get(pid, ()))
         self.samples += 1
         self.peak = max(self.peak, total)
         self.max_processes = max(self.max_processes, count)
+
+
+def _cmdline(pid: int) -> bytes | None:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as file:
+            return file.read()
+    except OSError:
+        return None
 
 
 def _statm(pid: int) -> tuple[int, int] | None:
