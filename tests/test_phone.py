@@ -8,6 +8,7 @@ import re
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 from mutagen.id3 import ID3
@@ -153,3 +154,36 @@ def test_unknown_sidecar_is_refused(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["build", str(ROOT / "scripts" / "box-breathing.yaml"), "--with", "lrc,pdf"])
     assert result.exit_code == 2
     assert "unknown sidecar 'pdf'; choose from lrc, vtt, json, m3u" in result.stderr
+
+
+@pytest.mark.parametrize("kind", ["speech", "noise", "low-tone", "sparse"])
+def test_loudness_measured_in_process_agrees_with_ebur128(kind: str, tmp_path: Path, speech_cache: Path) -> None:
+    """The meter the level search uses gives what ffmpeg's ebur128 gives, for sounds that the K-weighting treats
+    differently (a 60 Hz tone is turned down by its high-pass, noise raised by its shelf)."""
+    from voiceguide.loudness import Loudness
+
+    rng = np.random.default_rng(3)
+    t = np.arange(44100 * 8) / 44100
+    if kind == "speech":
+        output = tmp_path / "box.mp3"
+        plan_and_build(ROOT / "scripts" / "box-breathing.yaml", output, speech_cache, *SHORT)
+        samples = decode(output)
+    elif kind == "noise":
+        samples = np.round(rng.normal(0, 3000, len(t))).astype("<i2")
+    elif kind == "low-tone":
+        samples = np.round(9000 * np.sin(2 * np.pi * 60 * t)).astype("<i2")
+    else:  # short bursts in long silence: the gates decide
+        samples = np.zeros(len(t) * 3, dtype="<i2")
+        for start in range(0, len(samples) - 44100, 44100 * 5):
+            samples[start : start + 22050] = np.round(rng.normal(0, 6000, 22050)).astype("<i2")
+    meter = Loudness()
+    for start in range(0, len(samples), 100_000):  # in pieces, as a mix arrives
+        meter.write(samples[start : start + 100_000])
+    ours, peak = meter.result()
+    result = subprocess.run([ffmpeg(), "-nostdin", "-hide_banner", "-nostats", "-f", "s16le", "-ar", "44100", "-ac", "1",
+                             "-i", "pipe:0", "-af", "ebur128=framelog=quiet:peak=sample", "-f", "null", "-"],
+                            input=samples.tobytes(), capture_output=True)
+    theirs = float(re.findall(r"I:\s+(-?[\d.]+) LUFS", result.stderr.decode())[-1])
+    their_peak = float(re.findall(r"Peak:\s+(-?[\d.]+) dBFS", result.stderr.decode())[-1])
+    assert ours == pytest.approx(theirs, abs=0.06)
+    assert peak == pytest.approx(their_peak, abs=0.06)

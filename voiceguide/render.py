@@ -24,22 +24,26 @@ import numpy as np
 
 from voiceguide import tools
 from voiceguide.background import BED_LUFS, Bed, bed_of
-from voiceguide.loudness import CEILING_DBFS, GATE_STEP, PEAK_LIMIT_DBFS, SILENCE_LUFS, Meter, condensed, limit
+from voiceguide.loudness import (
+    CEILING_DBFS, GATE_STEP, PEAK_LIMIT_DBFS, SILENCE_LUFS, Loudness, Meter, condensed, limit,
+)
 from voiceguide.mp3 import FRAME, MARGIN, Piece, write_mp3
 from voiceguide.sounds import CHIME_LUFS, Sounds
 from voiceguide.speech import Speech
 from voiceguide.timeline import SAMPLE_RATE, Timeline
 
-LOUDNESS_ROUNDS = 8
-LEVEL_FORMAT = 5  # bumped whenever levelling changes, so stored levels are not reused
+LOUDNESS_ROUNDS = 8  # of the search in this process, each a fraction of a second
+ENCODED_ROUNDS = 4  # of measuring the encoded session, each a pass through the encoder
+LEVEL_FORMAT = 6  # bumped whenever levelling changes, so stored levels are not reused
 MAX_STEP_DB = 6.0
-PEAK_MARGIN_DB = 0.5
+PEAK_MARGIN_DB = 0.3
 # Past this the limiter would flatten the speech; a session this quiet stays under its target.
 MAX_SPEECH_GAIN_DB = 15.0
 LOUDNESS_TOLERANCE = 0.2  # LU; well inside the ±1 LU that listeners and platforms allow
+SEARCH_TOLERANCE = 0.12  # LU; the search aims closer, so that the encoded session lands inside the above
 # A chime or bell this far under the speech is heard clearly and never startles.
 SOUND_BELOW_SPEECH_LU = 8.0
-SOUND_MIN_BELOW_LU = 5.0  # where the speech can rise no further, sounds rise at most this close to it
+SOUND_MIN_BELOW_LU = 1.5  # where the speech can rise no further, sounds rise at most this close to it
 # A bed may take the session this far under its target; below, it is lowered.
 BED_TOLERANCE = 0.8
 BED_SEARCH_DB = 24.0  # far enough down for any bed to fall under the loudness gate
@@ -149,53 +153,101 @@ def leveled(timeline: Timeline, pending: list[Layer], target_lufs: float, bitrat
 
     The speech alone is measured first, to set the balance: speech at the
     target, sounds SOUND_BELOW_SPEECH_LU under it. Then the whole session is
-    measured and both are moved together until it lands: the limiter takes
-    some loudness off the peaks that a gain raises, and the encoder adds to the
-    peaks, so the gain and the ceiling are refined round by round. A bed is
-    set last, under the speech as it is then heard (see ``_bed_level``).
+    measured and both are moved together until it lands (``_searched``): the
+    limiter takes some loudness off the peaks that a gain raises, so the gain
+    is refined round by round. That search measures the mix in this process;
+    the encoded session is then measured once through the encoder, which
+    takes a few tenths of a LU off and adds to the peaks, and the search is
+    run again for what the encoder changed, until the encoded session lands.
+    A bed is set last, under the speech as it is then heard (see ``_bed_level``).
     """
     spoken = [layer for layer in pending if layer.spoken]
-    speech_lufs, _ = _measure(timeline, spoken, Level(), bitrate) if spoken else (SILENCE_LUFS, 0.0)
+    speech_lufs = _loudness(spoken, timeline, Level())[0] if spoken else SILENCE_LUFS
     has_speech = speech_lufs > SILENCE_LUFS
     speech_db = min(MAX_SPEECH_GAIN_DB, target_lufs - speech_lufs) if has_speech else 0.0
     sound_db = target_lufs - SOUND_BELOW_SPEECH_LU - CHIME_LUFS
-    shift = 0.0
-    ceiling = CEILING_DBFS
-    previous: tuple[float, float] | None = None  # (shift, loudness) of the round before
-    level = Level()
-    for _ in range(LOUDNESS_ROUNDS):
-        # Past the most the speech may take, the sounds carry the rest (a session mostly of ticks).
+
+    heard: dict[tuple[float, float], float] = {}  # loudness of the speech alone, by its gain and ceiling
+
+    def at(shift: float, ceiling: float) -> Level:
+        # Past the most the speech may take, the sounds carry the rest (a session mostly of ticks)...
         speech_shift = min(shift, MAX_SPEECH_GAIN_DB - speech_db)
-        # ... but never so far that a chime comes near the words: then the session stays a little quiet.
+        gain = 10 ** ((speech_db + speech_shift) / 20)
         sound_shift = shift - speech_shift
-        if has_speech:
-            sound_shift = min(sound_shift, SOUND_BELOW_SPEECH_LU - SOUND_MIN_BELOW_LU)
-        level = Level(10 ** ((speech_db + speech_shift) / 20), 10 ** ((sound_db + sound_shift) / 20), ceiling)
+        if sound_shift > 0 and has_speech:
+            # ... but never so far that a chime comes near the words as they are heard, through the limiter:
+            # then the session stays a little quiet.
+            if (gain, ceiling) not in heard:
+                heard[gain, ceiling] = _loudness(spoken, timeline, Level(gain, 1.0, ceiling))[0]
+            loudest = heard[gain, ceiling] - SOUND_MIN_BELOW_LU - (target_lufs - SOUND_BELOW_SPEECH_LU)
+            sound_shift = max(0.0, min(sound_shift, loudest))
+        return Level(gain, 10 ** ((sound_db + sound_shift) / 20), ceiling)
+
+    ceiling = CEILING_DBFS
+    shift = 0.0
+    encoding = 0.0  # what the encoder adds to the loudness of the mix
+    slope = 1.0
+    level = at(shift, ceiling)
+    best: tuple[float, Level] | None = None  # (distance from the target, level) of the best round within the peak
+    for _ in range(ENCODED_ROUNDS):
+        shift, mixed, slope = _searched(lambda shift: _loudness(pending, timeline, at(shift, ceiling))[0],
+                                        target_lufs - encoding, shift, slope)
+        level = at(shift, ceiling)
         measured, peak = _measure(timeline, pending, level, bitrate)
-        if measured <= SILENCE_LUFS:
+        if measured <= SILENCE_LUFS or mixed <= SILENCE_LUFS:
             break
         over = max(0.0, peak - PEAK_LIMIT_DBFS)
+        if not over and (best is None or abs(target_lufs - measured) < best[0]):
+            best = (abs(target_lufs - measured), level)
+        encoding = measured - mixed
         if abs(target_lufs - measured) < LOUDNESS_TOLERANCE and not over:
             break
-        # Once the limiter works, a dB of gain buys less than a dB of loudness: follow the slope
-        # seen, as long as only the gain changed since.
-        slope = 1.0
-        if previous is not None and shift != previous[0]:
-            slope = min(1.0, max(0.3, (measured - previous[1]) / (shift - previous[0])))
-        previous = (shift, measured) if not over else None
-        shift += max(-MAX_STEP_DB, min(MAX_STEP_DB, (target_lufs - measured) / slope))
         if over:
             # A margin, so that the next round does not land on the limit again.
             ceiling -= over + PEAK_MARGIN_DB
+    if best is not None:
+        level = best[1]
     if bed is None:
         return level
-    heard = speech_lufs + 20 * math.log10(level.gain) if has_speech else target_lufs
-    return _bed_level(timeline, pending, target_lufs, bitrate, bed, level, heard)
+    speech_heard = speech_lufs + 20 * math.log10(level.gain) if has_speech else target_lufs
+    return _bed_level(timeline, pending, target_lufs - encoding, bitrate, bed, level, speech_heard)
+
+
+def _searched(loudness_at: Callable[[float], float], goal: float, shift: float,
+              slope: float = 1.0) -> tuple[float, float, float]:
+    """The shift (dB) at which ``loudness_at`` gives ``goal``, starting from ``shift``: with the loudness there
+    and the slope last seen.
+
+    Once the limiter works, a dB of gain buys less than a dB of loudness:
+    each step follows the slope of the last two rounds (the secant).
+    """
+    previous: tuple[float, float] | None = None
+    measured = loudness_at(shift)
+    for _ in range(LOUDNESS_ROUNDS):
+        if measured <= SILENCE_LUFS or abs(goal - measured) < SEARCH_TOLERANCE:
+            break
+        if previous is not None and shift != previous[0]:
+            slope = min(1.0, max(0.2, (measured - previous[1]) / (shift - previous[0])))
+        previous = (shift, measured)
+        shift += max(-MAX_STEP_DB, min(MAX_STEP_DB, (goal - measured) / slope))
+        measured = loudness_at(shift)
+        if measured == previous[1]:
+            break  # every gain is at its most: the session stays this loud
+    return shift, measured, slope
+
+
+def _loudness(pending: list[Layer], timeline: Timeline, level: Level, bed: Bed | None = None) -> tuple[float, float]:
+    """Integrated loudness and sample peak of the mix at ``level``, measured in this process."""
+    meter = Loudness()
+    mix(pending, meter, level, 0, timeline.duration, bed)
+    return meter.result()
 
 
 def _bed_level(timeline: Timeline, pending: list[Layer], target_lufs: float, bitrate: int, bed: Bed,
                level: Level, heard: float) -> Level:
     """``level`` with the bed at its level under the speech, or lower where that would pull the session down.
+
+    ``target_lufs`` is the target for the mix as measured here, before the encoder changes it.
 
     Integrated loudness is an average over every moment that is not nearly
     silent, so a bed that is heard through long holds counts as much as the
@@ -207,19 +259,18 @@ def _bed_level(timeline: Timeline, pending: list[Layer], target_lufs: float, bit
         return dataclasses.replace(level, bed_gain=10 ** ((bed_lufs - BED_LUFS) / 20), bed_level=bed_lufs - heard)
 
     loud = heard + bed.background.level
-    measured, peak = _measure(timeline, pending, at(loud), bitrate, bed)
-    if measured >= target_lufs - BED_TOLERANCE:
-        return _within_peak(at(loud), peak)
-    quiet = loud - BED_SEARCH_DB
-    quiet_peak = peak
-    for _ in range(BED_ROUNDS):
-        middle = (quiet + loud) / 2
-        measured, peak = _measure(timeline, pending, at(middle), bitrate, bed)
-        if measured >= target_lufs - BED_TOLERANCE:
-            quiet, quiet_peak = middle, peak
-        else:
-            loud = middle
-    return _within_peak(at(quiet), quiet_peak)
+    chosen = loud
+    if _loudness(pending, timeline, at(loud), bed)[0] < target_lufs - BED_TOLERANCE:
+        quiet = loud - BED_SEARCH_DB
+        for _ in range(BED_ROUNDS):
+            middle = (quiet + loud) / 2
+            if _loudness(pending, timeline, at(middle), bed)[0] >= target_lufs - BED_TOLERANCE:
+                quiet = middle
+            else:
+                loud = middle
+        chosen = quiet
+    # The peaks as encoded, once.
+    return _within_peak(at(chosen), _measure(timeline, pending, at(chosen), bitrate, bed)[1])
 
 
 def _within_peak(level: Level, peak: float) -> Level:
