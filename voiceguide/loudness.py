@@ -18,6 +18,7 @@ import numpy as np
 
 from voiceguide import tools
 from voiceguide.errors import AudioError
+from voiceguide.mp3 import lame_command
 from voiceguide.timeline import SAMPLE_RATE
 
 DEFAULT_TARGET_LUFS = -16.0
@@ -45,12 +46,12 @@ class Meter:
     """A sink for rendered PCM that measures integrated loudness; long silences are cut short.
 
     The sound is measured as the listener gets it, through the same MP3
-    encoder at the same bitrate: encoding speech takes a few tenths of a LU off.
+    encoder with the same settings: encoding speech takes a few tenths of a LU
+    off, and adds to the peaks (with the bit reservoir, far more).
     """
 
     def __init__(self, bitrate: int) -> None:
-        encode = [tools.ffmpeg(), "-nostdin", "-v", "error", "-f", "s16le", "-ar", str(SAMPLE_RATE), "-ac", "1",
-                  "-i", "pipe:0", "-c:a", "libmp3lame", "-b:a", f"{bitrate}k", "-f", "mp3", "pipe:1"]
+        encode = lame_command(bitrate)  # the very encoder the session is written with
         measure = [tools.ffmpeg(), "-nostdin", "-hide_banner", "-nostats", "-f", "mp3", "-i", "pipe:0",
                    "-af", "ebur128=framelog=quiet:peak=sample", "-f", "null", "-"]
         try:
