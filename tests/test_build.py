@@ -469,7 +469,7 @@ def test_ctrl_c_during_a_real_build(previous: tuple[Path, bytes], speech_cache: 
 
 def test_unknown_engine(speech_cache: Path, tmp_path: Path) -> None:
     result = invoke("build", BOX, "-o", tmp_path / "x.mp3", "--cache-dir", speech_cache, "--engine", "nope")
-    assert one_line_error(result, 2) == "unknown engine 'nope'; valid engines: pyttsx3"
+    assert one_line_error(result, 2) == "unknown engine 'nope'; valid engines: piper, pyttsx3"
     assert list(tmp_path.iterdir()) == []
 
 

@@ -131,6 +131,12 @@ def _clip_cache(cache_dir: Path | None):
     return ClipCache(cache_dir or default_cache_dir())
 
 
+def _check_voice_model(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path | None:
+    if value is not None and value.suffix.casefold() != ".onnx":
+        raise click.BadParameter(f"expected a Piper voice model, a file ending in .onnx, got '{value}'", ctx, param)
+    return value
+
+
 def session_options(command: Callable) -> Callable:
     """Options shared by `plan` and `build`, so both accept the same words and plan what build makes."""
     options = [
@@ -139,8 +145,10 @@ def session_options(command: Callable) -> Callable:
         click.option("--hold-scale", type=ScaleType(), help="Multiply every hold not set explicitly, e.g. 1.5."),
         click.option("--profile", type=click.Path(dir_okay=False, path_type=Path),
                      help="YAML file of standing preferences: holds, hold-scale, voice."),
-        click.option("--engine", help="Speech engine (see `voiceguide voices`)."),
-        click.option("--voice", help="Voice id or language, e.g. en-us."),
+        click.option("--engine", help="Speech engine: pyttsx3 (the default), piper, or a plugin's."),
+        click.option("--voice", help="Voice id, name or language, e.g. en-us (see `voiceguide voices`)."),
+        click.option("--voice-model", type=click.Path(dir_okay=False, path_type=Path), callback=_check_voice_model,
+                     help="A Piper voice model (.onnx, with its .onnx.json beside it); implies --engine piper."),
         click.option("--rate", type=click.IntRange(*RATE_RANGE), help="Speaking rate in words per minute."),
         cache_dir_option,
         click.option("--jobs", "-j", type=click.IntRange(1, 64), help="Clips to synthesize at once (default: all cores)."),
@@ -151,7 +159,12 @@ def session_options(command: Callable) -> Callable:
 
 
 def _overrides(holds: tuple[tuple[str, int], ...], hold_scale: float | None, profile: Path | None,
-               engine: str | None, voice: str | None, rate: int | None) -> Overrides:
+               engine: str | None, voice: str | None, rate: int | None, voice_model: Path | None) -> Overrides:
+    if voice_model is not None:
+        if voice is not None:
+            raise click.UsageError("--voice and --voice-model both choose the voice; give one of them")
+        # A model file is a Piper voice; relative to the current folder, as it was typed.
+        engine, voice = engine or "piper", str(voice_model)
     command_line = Overrides(
         holds={step_id: HoldSetting(ms, f"--hold {step_id}") for step_id, ms in holds},
         hold_scale=hold_scale,
@@ -166,7 +179,7 @@ def _plan(routine: Path, options: dict[str, Any]):
     from voiceguide.speech import Speech
 
     overrides = _overrides(options["holds"], options["hold_scale"], options["profile"],
-                           options["engine"], options["voice"], options["rate"])
+                           options["engine"], options["voice"], options["rate"], options["voice_model"])
     speech = Speech(_clip_cache(options["cache_dir"]), jobs=options["jobs"])
     sounds = Sounds(speech.cache)
     with _Progress(options["quiet"]) as progress:
@@ -283,7 +296,7 @@ def build(routine: Path, output: Path | None, bitrate: str, loudness: float, sid
 
 
 @cli.command(context_settings=CONTEXT)
-@click.option("--engine", default="pyttsx3", show_default=True, help="Speech engine.")
+@click.option("--engine", default="pyttsx3", show_default=True, help="Speech engine: pyttsx3, piper, or a plugin's.")
 @click.option("--json", "as_json", is_flag=True, help="Print the voices as JSON.")
 def voices(engine: str, as_json: bool) -> None:
     """List the voices of a speech engine: id, name, languages.
@@ -293,6 +306,7 @@ def voices(engine: str, as_json: bool) -> None:
     \b
     Example:
       voiceguide voices | grep -i english
+      voiceguide voices --engine piper
     """
     from voiceguide.engines import create_engine
 

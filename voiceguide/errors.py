@@ -63,6 +63,10 @@ class EngineError(VoiceguideError):
     """A speech engine is missing, misconfigured or failed."""
 
 
+class EngineUnavailable(InputError):
+    """A known engine whose optional packages are not installed; the message says what to install."""
+
+
 class VoiceError(InputError):
     """The requested voice does not exist for the engine."""
 

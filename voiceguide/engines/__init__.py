@@ -1,18 +1,26 @@
 """Speech engines behind one small interface, looked up by name.
 
-A new engine is a new Engine subclass in ENGINES, not a new branch in the
-renderer. An engine checks what it needs when created and says what to install.
+A new engine is a new Engine subclass registered in the ``voiceguide.engines``
+entry-point group, not a new branch in the renderer; voiceguide's own engines
+are registered there too (pyproject.toml). An engine checks what it needs when
+created and says what to install.
 """
 
 from __future__ import annotations
 
 import difflib
+import functools
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 from typing import ClassVar
 
-from voiceguide.errors import InputError, VoiceError
+from voiceguide.errors import EngineError, InputError, VoiceError
+
+ENTRY_POINT_GROUP = "voiceguide.engines"
+# The engine `voiceguide voices` lists when asked for none.
+DEFAULT_ENGINE = "pyttsx3"
 
 
 @dataclass(frozen=True)
@@ -26,7 +34,8 @@ class Engine(ABC):
     """Turns one line of text into a WAV file.
 
     ``synthesize`` may write any sample rate and channel count; the speech
-    layer converts, checks, trims and caches what it gets.
+    layer converts, checks, trims and caches what it gets. The speech layer
+    calls ``synthesize`` from several threads at once.
     """
 
     name: ClassVar[str]
@@ -51,8 +60,16 @@ class Engine(ABC):
         EngineError on failure, and on a synthesis that outlasts ``timeout``.
         """
 
-    def resolve_voice(self, wanted: str | None) -> str:
-        """The voice id for ``wanted``: an id, the last part of an id, a language or a name."""
+    def voice_version(self, voice: str) -> str:
+        """Changes whenever voice id ``voice`` could sound different (its model file replaced); part of the cache key."""
+        return ""
+
+    def resolve_voice(self, wanted: str | None, base: Path | None = None) -> str:
+        """The voice id for ``wanted``: an id, the last part of an id, a language or a name.
+
+        ``base`` is the folder of the file that asked for the voice, for engines
+        whose voices may be files named relative to it.
+        """
         if not wanted:
             return self.default_voice()
         voices = self.voices()
@@ -74,7 +91,12 @@ class Engine(ABC):
         close = difflib.get_close_matches(folded, list(candidates), n=8, cutoff=0.6)
         shown = dict.fromkeys(f"{_short_id(candidates[c])} ({candidates[c].name})" for c in close)
         hint = f"; close matches: {', '.join(list(shown)[:4])}" if shown else ""
-        raise VoiceError(f"unknown voice '{wanted}' for engine {self.name}{hint} (see `voiceguide voices`)")
+        raise VoiceError(f"unknown voice '{wanted}' for engine {self.name}{hint} (see `{self.voices_command()}`)")
+
+    @classmethod
+    def voices_command(cls) -> str:
+        """The command that lists this engine's voices, for messages."""
+        return "voiceguide voices" if cls.name == DEFAULT_ENGINE else f"voiceguide voices --engine {cls.name}"
 
 
 def _short_id(voice: VoiceInfo) -> str:
@@ -90,10 +112,46 @@ def create_engine(name: str) -> Engine:
     engines = _engines()
     if name not in engines:
         raise InputError(f"unknown engine '{name}'; valid engines: {', '.join(sorted(engines))}")
-    return engines[name]()
+    cls = _load(engines[name])
+    try:
+        return cls()
+    except (EngineError, InputError):
+        raise
+    except Exception as error:  # a plugin's bug: name the plugin, not our code
+        raise EngineError(f"engine '{name}' ({_origin(engines[name])}) failed to start: "
+                          f"{type(error).__name__}: {error}") from error
 
 
-def _engines() -> dict[str, type[Engine]]:
-    from voiceguide.engines.pyttsx3_engine import Pyttsx3Engine
+@functools.cache
+def _engines() -> dict[str, metadata.EntryPoint]:
+    """Every registered engine by name; nothing is imported until an engine is created."""
+    found: dict[str, metadata.EntryPoint] = {}
+    # The first registration of a name wins, as the first package on sys.path wins an import.
+    for entry in metadata.entry_points(group=ENTRY_POINT_GROUP):
+        found.setdefault(entry.name, entry)
+    if not found:
+        raise EngineError("no speech engines are registered: voiceguide's package metadata is missing "
+                          "(install it with `pip install .` or `pip install -e .`)")
+    return found
 
-    return {cls.name: cls for cls in (Pyttsx3Engine,)}
+
+def _load(entry: metadata.EntryPoint) -> type[Engine]:
+    """The engine class behind an entry point; a plugin that cannot load fails alone, naming itself."""
+    try:
+        cls = entry.load()
+    except Exception as error:
+        raise EngineError(f"engine '{entry.name}' ({_origin(entry)}) cannot be loaded: "
+                          f"{type(error).__name__}: {error}") from error
+    if not (isinstance(cls, type) and issubclass(cls, Engine)):
+        raise EngineError(f"engine '{entry.name}' ({_origin(entry)}) is not a voiceguide Engine class")
+    if getattr(cls, "name", None) != entry.name:
+        raise EngineError(f"engine '{entry.name}' ({_origin(entry)}) calls itself '{getattr(cls, 'name', None)}'; "
+                          "the class's name must match its entry point")
+    return cls
+
+
+def _origin(entry: metadata.EntryPoint) -> str:
+    """``entry``'s object and the package that registered it, as a user would look for it."""
+    dist = getattr(entry, "dist", None)
+    package = f" from package {dist.name}" if dist is not None and getattr(dist, "name", None) else ""
+    return f"{entry.value}{package}"

