@@ -187,3 +187,28 @@ def test_loudness_measured_in_process_agrees_with_ebur128(kind: str, tmp_path: P
     their_peak = float(re.findall(r"Peak:\s+(-?[\d.]+) dBFS", result.stderr.decode())[-1])
     assert ours == pytest.approx(theirs, abs=0.06)
     assert peak == pytest.approx(their_peak, abs=0.06)
+
+
+def test_limiter_holds_the_ceiling_without_jumps() -> None:
+    from voiceguide.loudness import limit
+
+    rng = np.random.default_rng(5)
+    t = np.arange(44100 * 3) / 44100
+    # Speech-like: a buzz with sharp pulses, far over the ceiling once the gain is applied.
+    source = (6000 * np.sin(2 * np.pi * 140 * t) * (1 + np.sin(2 * np.pi * 3 * t))
+              + rng.normal(0, 500, len(t))).astype("<i2")
+    source[44100::7000] = 30000
+    out = limit(source, 4.0, -3.0).astype(np.float64)
+    top = 32767 * 10 ** (-3 / 20)
+    assert np.max(np.abs(out)) <= top + 0.5
+    gain = out / np.where(np.abs(source) > 200, source * 4.0, np.nan)
+    steady = gain[~np.isnan(gain)]
+    assert steady.max() <= 1.0 + 1e-3 and steady.min() > 0.05
+    # The gain follows the peaks smoothly: between neighbouring loud samples it moves by well under 1 dB.
+    loud = np.flatnonzero(np.abs(source) > 2000)
+    close = loud[1:][np.diff(loud) == 1]
+    step = np.abs(20 * np.log10(gain[close] / gain[close - 1]))
+    assert np.nanmax(step) < 0.5
+    # Under the ceiling nothing changes but the gain.
+    quiet = np.round(source * 0.1).astype("<i2")
+    assert np.array_equal(limit(quiet, 1.0, -3.0), quiet)

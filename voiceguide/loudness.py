@@ -172,7 +172,7 @@ class Loudness:
         pass
 
 
-_CHUNK = SAMPLE_RATE * 10
+_CHUNK = SAMPLE_RATE * 2  # samples filtered at a time: small, so the FFTs stay small in memory
 _K_LENGTH = 1 << 14  # 0.37 s: both filters have decayed by far more than 100 dB
 
 
@@ -229,7 +229,9 @@ def limit(samples: np.ndarray, gain: float, ceiling_dbfs: float = CEILING_DBFS) 
     magnitude = np.abs(scaled)
     if not len(scaled) or magnitude.max() <= top:
         return np.round(scaled).astype("<i2")
-    needed = np.minimum(1.0, top / np.maximum(magnitude, 1e-9))
+    # Gains in single precision: a long clip's working arrays stay small, and 24 bits are plenty for a gain.
+    needed = np.minimum(1.0, top / np.maximum(magnitude, 1e-9)).astype(np.float32)
+    del magnitude
     held = _running_min(needed, 2 * LOOKAHEAD + 1)
     # Averaging over no more than the hold's reach keeps every gain at or below what its sample needs.
     smooth = _centered_mean(held, LOOKAHEAD + 1)
@@ -239,13 +241,12 @@ def limit(samples: np.ndarray, gain: float, ceiling_dbfs: float = CEILING_DBFS) 
 def _running_min(values: np.ndarray, size: int) -> np.ndarray:
     """Minimum over a window of ``size`` centred on each sample (van Herk / Gil-Werman, linear time)."""
     half = size // 2
-    padded = np.concatenate([np.ones(half), values, np.ones(half + size)])
+    padded = np.concatenate([np.ones(half, dtype=values.dtype), values, np.ones(half + size, dtype=values.dtype)])
     blocks = len(padded) // size
     grid = padded[: blocks * size].reshape(blocks, size)
     forward = np.minimum.accumulate(grid, axis=1).ravel()
     backward = np.minimum.accumulate(grid[:, ::-1], axis=1)[:, ::-1].ravel()
-    starts = np.arange(len(values))
-    return np.minimum(backward[starts], forward[starts + size - 1])
+    return np.minimum(backward[: len(values)], forward[size - 1 : size - 1 + len(values)])
 
 
 def _centered_mean(values: np.ndarray, size: int) -> np.ndarray:
