@@ -16,6 +16,7 @@ show the exact duration, seek by byte offset and trim the encoder's delay.
 
 from __future__ import annotations
 
+import math
 import subprocess
 import threading
 from collections.abc import Callable, Iterator
@@ -41,6 +42,7 @@ PADDING_CYCLE = 49
 # Silence after which LAME encodes a sound as if nothing came before it: its adaptation to what it
 # heard outlasts one padding cycle after a short loud sound (measured), not two.
 SETTLE = 2 * PADDING_CYCLE * FRAME
+_CYCLES_PER_WRITE = 64  # silent frames are written about 650 KB at a time
 BITRATES = (32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320)
 DEFAULT_BITRATE = 64  # kbps: clear speech in mono, about 29 MB an hour
 INFO_OFFSET = 4 + 17  # frame header and the side information of a mono MPEG-1 frame
@@ -110,16 +112,11 @@ def unpadded(frame: bytes) -> bytes:
 
 
 class Silence:
-    """The frame LAME makes for pure silence at a bitrate, plain and padded, and how each moves a CRC."""
+    """The frame LAME makes for pure silence at a bitrate, plain and padded, and what each does to a CRC."""
 
     def __init__(self, frame: bytes):
         self.frames = (unpadded(frame), padded(unpadded(frame)))
-        self._steps = [_crc_step(variant) for variant in self.frames]
-
-    def crc(self, which: int, crc: int) -> int:
-        """``crc`` continued over frame ``which`` (0 plain, 1 padded), in a few table lookups."""
-        low, high, base = self._steps[which]
-        return low[crc & 0xFF] ^ high[crc >> 8] ^ base
+        self.steps = tuple(Step.over(variant) for variant in self.frames)
 
 
 _silences: dict[int, Silence] = {}
@@ -159,12 +156,6 @@ def _crc_table() -> list[int]:
 _CRC_TABLE = _crc_table()
 
 
-def _crc_step(block: bytes) -> tuple[list[int], list[int], int]:
-    """Tables for continuing a CRC over ``block``: the CRC's update is linear in the CRC it starts from."""
-    base = crc16(block)
-    return ([crc16(block, x) ^ base for x in range(256)], [crc16(block, x << 8) ^ base for x in range(256)], base)
-
-
 def info_frame(bitrate: int, frames: int, size: int, samples: int, music_crc: int) -> bytes:
     """The Info frame for ``frames`` audio frames, ``size`` bytes in all, holding ``samples`` samples.
 
@@ -197,30 +188,57 @@ def crc_after_zeros(crc: int, count: int) -> int:
     pieces: crc(a + b) = crc_after_zeros(crc(a), len(b)) ^ crc(b). A piece
     of frames taken from the cache is not read byte by byte again.
     """
-    operator = _ZERO_BYTE
-    result = [1 << bit for bit in range(16)]  # the identity
-    while count:
-        if count & 1:
-            result = _compose(operator, result)
-        operator = _compose(operator, operator)
-        count >>= 1
-    return _apply(result, crc)
+    return Step.over(bytes(0), count).apply(crc)
 
 
-def _apply(matrix: list[int], value: int) -> int:
-    """A 16x16 matrix over GF(2), given as its 16 columns, applied to ``value``."""
-    out = 0
-    bit = 0
-    while value:
-        if value & 1:
-            out ^= matrix[bit]
-        value >>= 1
-        bit += 1
-    return out
+@dataclass(frozen=True)
+class Step:
+    """What reading some bytes does to a CRC-16: c -> M c xor k, M a 16x16 matrix over GF(2) given as its columns.
 
+    The CRC of joined pieces follows from their steps, and a step repeated
+    n times is found in log n compositions: the CRC of an hour of silent
+    frames costs no more than that of one.
+    """
 
-def _compose(outer: list[int], inner: list[int]) -> list[int]:
-    return [_apply(outer, column) for column in inner]
+    matrix: tuple[int, ...]
+    constant: int
+
+    @staticmethod
+    def over(data: bytes, zeros: int = 0) -> Step:
+        """The step of ``data``, or of ``zeros`` zero bytes when ``data`` is empty."""
+        if data:
+            base = crc16(data)
+            return Step(tuple(crc16(data, 1 << bit) ^ base for bit in range(16)), base)
+        step, result = Step(tuple(_ZERO_BYTE), 0), Step(tuple(1 << bit for bit in range(16)), 0)
+        while zeros:
+            if zeros & 1:
+                result = result.then(step)
+            step = step.then(step)
+            zeros >>= 1
+        return result
+
+    def apply(self, crc: int) -> int:
+        out = self.constant
+        bit = 0
+        while crc:
+            if crc & 1:
+                out ^= self.matrix[bit]
+            crc >>= 1
+            bit += 1
+        return out
+
+    def then(self, after: Step) -> Step:
+        """This step followed by ``after``."""
+        return Step(tuple(after.apply(column) ^ after.constant for column in self.matrix), after.apply(self.constant))
+
+    def times(self, count: int) -> Step:
+        result, step = Step(tuple(1 << bit for bit in range(16)), 0), self
+        while count:
+            if count & 1:
+                result = result.then(step)
+            step = step.then(step)
+            count >>= 1
+        return result
 
 
 _ZERO_BYTE = [crc16(b"\x00", 1 << bit) for bit in range(16)]  # what one zero byte does to each bit of the CRC
@@ -314,6 +332,8 @@ class _Writer:
         self.frames = 0  # audio frames written
         self.size = int(self.average)  # bytes written, the Info frame included
         self.crc = 0
+        # The padding pattern repeats after this many frames (49 at every bitrate at 44.1 kHz).
+        self.cycle = SAMPLE_RATE // math.gcd(144_000 * bitrate, SAMPLE_RATE)
         file.write(bytes(int(self.average)))
 
     def piece(self, first: int, encoded: Encoded) -> None:
@@ -333,20 +353,48 @@ class _Writer:
         self.crc = crc_after_zeros(self.crc, len(data)) ^ crc
 
     def silent(self, count: int) -> None:
-        plain, padded = self.silence.frames
-        chunk = []
-        crc = self.crc
-        size = self.size
-        for index in range(self.frames, self.frames + count):
-            # A padded copy whenever the file falls behind the bitrate: byte offsets stay proportional to time.
-            which = 1 if round((index + 2) * self.average) - size > len(plain) else 0
-            chunk.append(padded if which else plain)
-            size += len(chunk[-1])
-            crc = self.silence.crc(which, crc)
-        self.file.write(b"".join(chunk))
-        self.frames += count
-        self.size = size
-        self.crc = crc
+        """``count`` copies of the silent frame, padded where the bitrate puts a padded frame.
+
+        Padding keeps every frame where the bitrate puts it, so players seek by
+        byte offset to the right time: whenever the file has fallen behind,
+        the next copy is padded. Stored pieces keep the padding LAME gave
+        them, so a run may begin a byte or two off; once back on time, the
+        run follows the bitrate's own pattern, which repeats every
+        ``cycle`` frames, and is written and checksummed a cycle at a time.
+        """
+        plain, _ = self.silence.frames
+        end = self.frames + count
+        while self.frames < end and self.size != self._due(self.frames):
+            self._silent_frame(1 if self._due(self.frames + 1) - self.size > len(plain) else 0)
+        if self.frames == end:
+            return
+        cycle = self.cycle
+        pattern = [self._due(index + 1) - self._due(index) - len(plain) for index in range(self.frames, self.frames + cycle)]
+        block = b"".join(self.silence.frames[which] for which in pattern)
+        step = Step(tuple(1 << bit for bit in range(16)), 0)
+        for which in pattern:
+            step = step.then(self.silence.steps[which])
+        whole, rest = divmod(end - self.frames, cycle)
+        for start in range(0, whole, _CYCLES_PER_WRITE):
+            self.file.write(block * min(_CYCLES_PER_WRITE, whole - start))
+        self.crc = step.times(whole).apply(self.crc)
+        self.frames += whole * cycle
+        self.size += whole * len(block)
+        for which in pattern[:rest]:
+            self._silent_frame(which)
+
+    def _silent_frame(self, which: int) -> None:
+        frame = self.silence.frames[which]
+        self.file.write(frame)
+        self.frames += 1
+        self.size += len(frame)
+        self.crc = self.silence.steps[which].apply(self.crc)
+
+    def _due(self, frames: int) -> int:
+        """Bytes the file should hold after ``frames`` audio frames and the Info frame, at the bitrate."""
+        # 144 * bitrate / sample rate bytes a frame, rounded half up, in integers.
+        numerator, denominator = 144_000 * self.bitrate, SAMPLE_RATE
+        return (2 * numerator * (frames + 1) + denominator) // (2 * denominator)
 
     def finish(self, total: int) -> None:
         self.silent(self.frames_total - self.frames)
