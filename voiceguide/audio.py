@@ -1,9 +1,8 @@
-"""Sound in and out: decode files to 44.1 kHz mono samples, and stream samples into an MP3 encoder.
+"""Sound files in and out: decode them to 44.1 kHz mono samples, write clips as WAV.
 
 pydub reads and converts WAV clips in-process; anything else goes through
 ffmpeg first, because pydub's own loader needs ffprobe, which the bundled
-ffmpeg lacks. Encoding streams PCM into ffmpeg so that a session is never held
-in memory whole.
+ffmpeg lacks. The MP3 is written by mp3.py.
 """
 
 from __future__ import annotations
