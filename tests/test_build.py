@@ -22,6 +22,7 @@ import time
 import wave
 from pathlib import Path
 
+import imageio_ffmpeg
 import numpy as np
 import pytest
 import yaml
@@ -436,12 +437,20 @@ def test_encoder_dying_midway_keeps_the_previous_file(previous: tuple[Path, byte
 def test_ctrl_c_during_a_real_build(previous: tuple[Path, bytes], speech_cache: Path, tmp_path: Path) -> None:
     """Ctrl-C at a terminal: SIGINT to the whole process group (voiceguide and its ffmpeg) while encoding."""
     target, old = previous
-    # Eleven hours of hold: encoding takes minutes, so the build is surely interrupted midway.
-    routine = tiny_routine(tmp_path, "Lie still.", hold="11h", chime="none")
+    routine = tiny_routine(tmp_path, "Lie still.", hold="20m")
+    build(routine, tmp_path / "first" / "still.mp3", speech_cache)  # its level is stored: the next build writes at once
+    # An ffmpeg that takes its time, first on PATH: its encoded pieces are not the stored ones, so the build
+    # below must encode, and is surely interrupted while it does.
+    slow = tmp_path / "slow-bin"
+    slow.mkdir()
+    (slow / "ffmpeg").write_text(f"#!/bin/sh\nsleep 30\nexec '{imageio_ffmpeg.get_ffmpeg_exe()}' \"$@\"\n")
+    (slow / "ffmpeg").chmod(0o755)
+    env = {k: v for k, v in os.environ.items() if k != "VOICEGUIDE_BUNDLED"}
+    env["PATH"] = f"{slow}{os.pathsep}{env.get('PATH', '')}"
     command = [sys.executable, "-m", "voiceguide", "build", str(routine), "-o", str(target), "--quiet",
                "--cache-dir", str(speech_cache)]
     process = subprocess.Popen(command, cwd=tmp_path, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True, start_new_session=True)
+                               stderr=subprocess.PIPE, text=True, start_new_session=True, env=env)
     try:
         deadline = time.monotonic() + 60
         while not any(p.stat().st_size > 0 for p in target.parent.glob(".*.part")):

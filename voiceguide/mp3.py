@@ -327,14 +327,15 @@ class _Writer:
         self.file = file
         self.bitrate = bitrate
         self.frames_total = frames_total
-        self.silence = silence_at(bitrate)
         self.average = frame_bytes(bitrate)
+        file.write(bytes(int(self.average)))  # room for the Info frame, filled in last
+        file.flush()  # a file that has begun shows it at once
+        self.silence = silence_at(bitrate)
         self.frames = 0  # audio frames written
         self.size = int(self.average)  # bytes written, the Info frame included
         self.crc = 0
         # The padding pattern repeats after this many frames (49 at every bitrate at 44.1 kHz).
         self.cycle = SAMPLE_RATE // math.gcd(144_000 * bitrate, SAMPLE_RATE)
-        file.write(bytes(int(self.average)))
 
     def piece(self, first: int, encoded: Encoded) -> None:
         """The frames of a piece, the first of them frame ``first`` of the session."""
