@@ -188,7 +188,7 @@ def crc_after_zeros(crc: int, count: int) -> int:
     pieces: crc(a + b) = crc_after_zeros(crc(a), len(b)) ^ crc(b). A piece
     of frames taken from the cache is not read byte by byte again.
     """
-    return Step.over(bytes(0), count).apply(crc)
+    return _ZERO_BYTE.times(count).apply(crc)
 
 
 @dataclass(frozen=True)
@@ -204,18 +204,10 @@ class Step:
     constant: int
 
     @staticmethod
-    def over(data: bytes, zeros: int = 0) -> Step:
-        """The step of ``data``, or of ``zeros`` zero bytes when ``data`` is empty."""
-        if data:
-            base = crc16(data)
-            return Step(tuple(crc16(data, 1 << bit) ^ base for bit in range(16)), base)
-        step, result = Step(tuple(_ZERO_BYTE), 0), Step(tuple(1 << bit for bit in range(16)), 0)
-        while zeros:
-            if zeros & 1:
-                result = result.then(step)
-            step = step.then(step)
-            zeros >>= 1
-        return result
+    def over(data: bytes) -> Step:
+        """The step of reading ``data``."""
+        base = crc16(data)
+        return Step(tuple(crc16(data, 1 << bit) ^ base for bit in range(16)), base)
 
     def apply(self, crc: int) -> int:
         out = self.constant
@@ -232,7 +224,8 @@ class Step:
         return Step(tuple(after.apply(column) ^ after.constant for column in self.matrix), after.apply(self.constant))
 
     def times(self, count: int) -> Step:
-        result, step = Step(tuple(1 << bit for bit in range(16)), 0), self
+        """This step ``count`` times over, by repeated squaring."""
+        result, step = _NOTHING, self
         while count:
             if count & 1:
                 result = result.then(step)
@@ -241,7 +234,8 @@ class Step:
         return result
 
 
-_ZERO_BYTE = [crc16(b"\x00", 1 << bit) for bit in range(16)]  # what one zero byte does to each bit of the CRC
+_NOTHING = Step(tuple(1 << bit for bit in range(16)), 0)  # reading nothing: the CRC stays
+_ZERO_BYTE = Step.over(b"\x00")
 
 
 @dataclass(frozen=True)
@@ -372,7 +366,7 @@ class _Writer:
         cycle = self.cycle
         pattern = [self._due(index + 1) - self._due(index) - len(plain) for index in range(self.frames, self.frames + cycle)]
         block = b"".join(self.silence.frames[which] for which in pattern)
-        step = Step(tuple(1 << bit for bit in range(16)), 0)
+        step = _NOTHING
         for which in pattern:
             step = step.then(self.silence.steps[which])
         whole, rest = divmod(end - self.frames, cycle)
