@@ -443,7 +443,9 @@ def test_ctrl_c_during_a_real_build(previous: tuple[Path, bytes], speech_cache: 
     # below must encode, and is surely interrupted while it does.
     slow = tmp_path / "slow-bin"
     slow.mkdir()
-    (slow / "ffmpeg").write_text(f"#!/bin/sh\nsleep 30\nexec '{imageio_ffmpeg.get_ffmpeg_exe()}' \"$@\"\n")
+    started = tmp_path / "encoding"
+    (slow / "ffmpeg").write_text(f"#!/bin/sh\ntouch '{started}'\nsleep 30\n"
+                                 f"exec '{imageio_ffmpeg.get_ffmpeg_exe()}' \"$@\"\n")
     (slow / "ffmpeg").chmod(0o755)
     env = {k: v for k, v in os.environ.items() if k != "VOICEGUIDE_BUNDLED"}
     env["PATH"] = f"{slow}{os.pathsep}{env.get('PATH', '')}"
@@ -453,7 +455,7 @@ def test_ctrl_c_during_a_real_build(previous: tuple[Path, bytes], speech_cache: 
                                stderr=subprocess.PIPE, text=True, start_new_session=True, env=env)
     try:
         deadline = time.monotonic() + 60
-        while not any(p.stat().st_size > 0 for p in target.parent.glob(".*.part")):
+        while not (started.exists() and any(p.stat().st_size > 0 for p in target.parent.glob(".*.part"))):
             assert process.poll() is None, process.communicate()
             assert time.monotonic() < deadline, "the build never started writing"
             time.sleep(0.05)

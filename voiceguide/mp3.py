@@ -401,8 +401,9 @@ def _encode(pieces: list[Piece], bitrate: int,
             render: Callable[[Piece, Callable[[bytes], None]], None]) -> Iterator[Encoded]:
     """Encode ``pieces`` in one LAME process, yielding each one's frames in turn."""
     try:
+        # Unbuffered: when the build is stopped, no half-sent buffer is left to flush into a pipe no one reads.
         process = subprocess.Popen(lame_command(bitrate), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                   stderr=subprocess.PIPE)
+                                   stderr=subprocess.PIPE, bufsize=0)
     except OSError as error:
         raise AudioError(f"cannot start ffmpeg: {error}") from None
     frames: list[bytes] = []
@@ -428,8 +429,10 @@ def _encode(pieces: list[Piece], bitrate: int,
 
     def send(data: bytes) -> None:
         assert process.stdin is not None
+        view = memoryview(data)
         try:
-            process.stdin.write(data)
+            while view:
+                view = view[process.stdin.write(view) :]
         except BrokenPipeError:
             pass  # the reason is in ffmpeg's stderr, reported below
 
