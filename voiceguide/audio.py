@@ -72,7 +72,7 @@ def _ffmpeg_to_wav(path: Path, seconds: float | None = None) -> bytes:
                "-vn", "-ac", "1", "-ar", str(SAMPLE_RATE), "-c:a", "pcm_s16le", "-f", "wav", "-"]
     if seconds is not None:
         command[-3:-3] = ["-t", f"{seconds:g}"]
-    result = subprocess.run(command, capture_output=True)
+    result = subprocess.run(command, stdin=subprocess.DEVNULL, capture_output=True)
     if result.returncode != 0 or len(result.stdout) <= 44:
         detail = result.stderr.decode(errors="replace").strip().splitlines()
         reason = detail[-1] if detail else "no audio in it"

@@ -57,7 +57,9 @@ class Meter:
         try:
             self._encoder = subprocess.Popen(encode, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                              stderr=subprocess.DEVNULL)
-            self._process = subprocess.Popen(measure, stdin=self._encoder.stdout, stderr=subprocess.PIPE)
+            # Its stdout is not ours: a child holding the command's output open would keep it from ending.
+            self._process = subprocess.Popen(measure, stdin=self._encoder.stdout, stdout=subprocess.DEVNULL,
+                                             stderr=subprocess.PIPE)
         except OSError as error:
             raise AudioError(f"cannot start ffmpeg: {error}") from None
         assert self._encoder.stdout is not None
