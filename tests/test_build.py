@@ -444,11 +444,12 @@ def test_ctrl_c_during_a_real_build(previous: tuple[Path, bytes], speech_cache: 
     slow = tmp_path / "slow-bin"
     slow.mkdir()
     started = tmp_path / "encoding"
-    (slow / "ffmpeg").write_text(f"#!/bin/sh\ntouch '{started}'\nsleep 30\n"
+    (slow / "ffmpeg").write_text(f"#!/bin/sh\ntouch '{started}'\nsleep 10\n"
                                  f"exec '{imageio_ffmpeg.get_ffmpeg_exe()}' \"$@\"\n")
     (slow / "ffmpeg").chmod(0o755)
     env = {k: v for k, v in os.environ.items() if k != "VOICEGUIDE_BUNDLED"}
     env["PATH"] = f"{slow}{os.pathsep}{env.get('PATH', '')}"
+    env["PYTHONFAULTHANDLER"] = "1"  # so that a hang below can show where each thread is
     command = [sys.executable, "-m", "voiceguide", "build", str(routine), "-o", str(target), "--quiet",
                "--cache-dir", str(speech_cache)]
     process = subprocess.Popen(command, cwd=tmp_path, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
@@ -461,7 +462,11 @@ def test_ctrl_c_during_a_real_build(previous: tuple[Path, bytes], speech_cache: 
             time.sleep(0.05)
         time.sleep(0.2)
         os.killpg(process.pid, signal.SIGINT)
-        stdout, stderr = process.communicate(timeout=30)
+        try:
+            stdout, stderr = process.communicate(timeout=40)
+        except subprocess.TimeoutExpired:
+            os.kill(process.pid, signal.SIGABRT)  # the fault handler prints every thread's stack
+            raise AssertionError(f"still running 40 s after Ctrl-C:\n{process.communicate(timeout=10)[1]}") from None
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
