@@ -450,7 +450,11 @@ def test_ctrl_c_during_a_real_build(previous: tuple[Path, bytes], speech_cache: 
     env = {k: v for k, v in os.environ.items() if k != "VOICEGUIDE_BUNDLED"}
     env["PATH"] = f"{slow}{os.pathsep}{env.get('PATH', '')}"
     env["PYTHONFAULTHANDLER"] = "1"  # so that a hang below can show where each thread is
-    command = [sys.executable, "-m", "voiceguide", "build", str(routine), "-o", str(target), "--quiet",
+    # As from a terminal: Ctrl-C reaches the build even where this test runs with SIGINT ignored (a
+    # background job), which a child would inherit; the build replaces this small starter in place.
+    starter = ("import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+               "os.execv(sys.executable, [sys.executable, '-m', 'voiceguide', *sys.argv[1:]])")
+    command = [sys.executable, "-c", starter, "build", str(routine), "-o", str(target), "--quiet",
                "--cache-dir", str(speech_cache)]
     process = subprocess.Popen(command, cwd=tmp_path, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True, start_new_session=True, env=env)
