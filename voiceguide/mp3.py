@@ -16,7 +16,9 @@ show the exact duration, seek by byte offset and trim the encoder's delay.
 
 from __future__ import annotations
 
+import functools
 import math
+import os
 import subprocess
 import threading
 from collections.abc import Callable, Iterator
@@ -61,6 +63,14 @@ def lame_command(bitrate: int) -> list[str]:
             "-i", "pipe:0", "-c:a", "libmp3lame", "-b:a", f"{bitrate}k", "-reservoir", "0",
             "-map_metadata", "-1", "-fflags", "+bitexact", "-flags:a", "+bitexact",
             "-id3v2_version", "0", "-write_xing", "0", "-f", "mp3", "pipe:1"]
+
+
+@functools.lru_cache(maxsize=1)
+def encoder_identity() -> list[object]:
+    """The encoder, as part of what stored frames depend on: another ffmpeg may make other frames from the same sound."""
+    path = tools.ffmpeg()
+    stat = os.stat(path)
+    return [path, stat.st_size, stat.st_mtime_ns]
 
 
 class Frames:

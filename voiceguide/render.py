@@ -10,11 +10,9 @@ a block at a time and added under the layers.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import hashlib
 import json
 import math
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,12 +20,11 @@ from typing import Protocol
 
 import numpy as np
 
-from voiceguide import tools
 from voiceguide.background import BED_LUFS, Bed, bed_of
 from voiceguide.loudness import (
     CEILING_DBFS, GATE_STEP, LOOKAHEAD, PEAK_LIMIT_DBFS, SILENCE_LUFS, Loudness, Meter, condensed, limit,
 )
-from voiceguide.mp3 import FRAME, MARGIN, Piece, write_mp3
+from voiceguide.mp3 import FRAME, MARGIN, Piece, encoder_identity, write_mp3
 from voiceguide.sounds import CHIME_LUFS, Sounds
 from voiceguide.speech import Speech
 from voiceguide.timeline import SAMPLE_RATE, Timeline
@@ -348,18 +345,10 @@ def pieces_of(pending: list[Layer], total: int, bed: Bed | None, level: Level,
     for group in groups:
         start = group[0].start
         length = max(layer.start + layer.length for layer in group) - start
-        parts: list[object] = [PIECE_FORMAT, bitrate, dataclasses.astuple(level), start % FRAME, length, _encoder_identity()]
+        parts: list[object] = [PIECE_FORMAT, bitrate, dataclasses.astuple(level), start % FRAME, length, encoder_identity()]
         parts.extend((layer.source, layer.spoken, layer.start - start) for layer in group)
         pieces.append((Piece(start, length, hashlib.sha256(json.dumps(parts).encode()).hexdigest()), group))
     return pieces
-
-
-@functools.lru_cache(maxsize=1)
-def _encoder_identity() -> list[object]:
-    """The encoder: another ffmpeg may make other frames from the same sound."""
-    path = tools.ffmpeg()
-    stat = os.stat(path)
-    return [path, stat.st_size, stat.st_mtime_ns]
 
 
 class _Stream:
