@@ -11,14 +11,17 @@ from __future__ import annotations
 
 import functools
 import math
+import queue
 import re
 import subprocess
+import threading
+from collections.abc import Callable
 
 import numpy as np
 
 from voiceguide import tools
 from voiceguide.errors import AudioError
-from voiceguide.mp3 import lame_command
+from voiceguide.mp3 import FRAME, silence_at
 from voiceguide.timeline import SAMPLE_RATE
 
 DEFAULT_TARGET_LUFS = -16.0
@@ -43,52 +46,64 @@ def condensed(silence: int) -> int:
 
 
 class Meter:
-    """A sink for rendered PCM that measures integrated loudness; long silences are cut short.
+    """Measures integrated loudness and sample peak of MP3 frames as a player decodes them.
 
-    The sound is measured as the listener gets it, through the same MP3
-    encoder with the same settings: encoding speech takes a few tenths of a LU
-    off, and adds to the peaks (with the bit reservoir, far more).
+    It hears the session exactly as it is written, frame for frame; the
+    silence between two runs of frames is cut short to GAP_FRAMES, as the
+    gating would ignore the rest. A thread feeds ffmpeg, so the build
+    never waits for it until the result.
     """
 
+    GAP_FRAMES = -(-GATE_BLOCK // FRAME) + 1  # longer than a gating block, so no block holds sound from both sides
+
     def __init__(self, bitrate: int) -> None:
-        encode = lame_command(bitrate)  # the very encoder the session is written with
-        measure = [tools.ffmpeg(), "-nostdin", "-hide_banner", "-nostats", "-f", "mp3", "-i", "pipe:0",
+        self._silent = silence_at(bitrate).frames[0]
+        command = [tools.ffmpeg(), "-nostdin", "-hide_banner", "-nostats", "-f", "mp3", "-i", "pipe:0",
                    "-af", "ebur128=framelog=quiet:peak=sample", "-f", "null", "-"]
         try:
-            self._encoder = subprocess.Popen(encode, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                             stderr=subprocess.DEVNULL)
             # Its stdout is not ours: a child holding the command's output open would keep it from ending.
-            self._process = subprocess.Popen(measure, stdin=self._encoder.stdout, stdout=subprocess.DEVNULL,
-                                             stderr=subprocess.PIPE)
+            self._process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                             stderr=subprocess.PIPE, bufsize=0)
         except OSError as error:
             raise AudioError(f"cannot start ffmpeg: {error}") from None
-        assert self._encoder.stdout is not None
-        self._encoder.stdout.close()  # the measuring process holds it now
-        self._zeros = np.zeros(GATE_BLOCK + GATE_STEP, dtype="<i2").tobytes()
-        self.written = 0
+        self._end: int | None = None  # the session's frame after the last one heard
+        self._queue: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+        self._feeder = threading.Thread(target=self._feed, daemon=True)
+        self._feeder.start()
 
-    def write(self, samples: np.ndarray) -> None:
-        self._send(samples.astype("<i2", copy=False).tobytes())
-        self.written += len(samples)
+    def frames(self, first: int, data: bytes, count: int) -> None:
+        """``count`` frames in ``data``, the first of them frame ``first`` of the session."""
+        if self._end is not None:
+            self._queue.put(self._silent * min(first - self._end, self.GAP_FRAMES))
+        self._queue.put(data)
+        self._end = first + count
 
-    def silence(self, count: int) -> None:
-        self._send(self._zeros[: 2 * condensed(count)])
-        self.written += count
-
-    def _send(self, data: bytes) -> None:
-        assert self._encoder.stdin is not None
+    def _feed(self) -> None:
+        stdin = self._process.stdin
+        assert stdin is not None
         try:
-            self._encoder.stdin.write(data)
-        except BrokenPipeError:
-            self.abort()
-            raise AudioError("measuring loudness failed: ffmpeg stopped") from None
+            while (data := self._queue.get()) is not None:
+                view = memoryview(data)
+                while view:
+                    view = view[stdin.write(view) :]
+        except (BrokenPipeError, ValueError):
+            pass  # ffmpeg stopped (its report says why) or the meter was aborted
+        finally:
+            try:
+                stdin.close()
+            except BrokenPipeError:
+                pass
 
     def result(self) -> tuple[float, float]:
         """Integrated loudness in LUFS (SILENCE_LUFS for a silent session) and sample peak in dBFS."""
-        assert self._encoder.stdin is not None and self._process.stderr is not None
-        self._encoder.stdin.close()
+        assert self._process.stderr is not None
+        if self._end is None:  # nothing sounds
+            self.abort()
+            return SILENCE_LUFS, -math.inf
+        self._queue.put(None)
         report = self._process.stderr.read().decode(errors="replace")
-        if self._encoder.wait() != 0 or self._process.wait() != 0:
+        self._feeder.join()
+        if self._process.wait() != 0:
             raise AudioError(f"measuring loudness failed: {report.strip().splitlines()[-1:]}")
         found = re.findall(r"I:\s+(-?[\d.]+|-inf) LUFS", report)
         peaks = re.findall(r"Peak:\s+(-?[\d.]+|-inf) dBFS", report)
@@ -98,84 +113,201 @@ class Meter:
         return max(float(found[-1]), SILENCE_LUFS), peak
 
     def abort(self) -> None:
-        for process in (self._encoder, self._process):
-            if process.poll() is None:
-                process.kill()
-            process.wait()
+        if self._process.poll() is None:
+            self._process.kill()
+        self._queue.put(None)
+        self._process.wait()
+        self._feeder.join()
 
 
 class Loudness:
     """A sink that measures integrated loudness (ITU-R BS.1770) and sample peak in this process.
 
-    Much faster than a round through ffmpeg, so the level can be searched
-    with it; the encoded session is then checked once with a Meter. The
-    K-weighting filter (a high shelf and a high-pass, as two biquads) is
-    applied as its impulse response, long enough for both to have died
-    away, by FFT convolution a chunk at a time; long silences are cut short
-    as in Meter.
+    Much faster than a round through ffmpeg; used where a Forecast cannot
+    be (under a background bed, which sounds everywhere). Long silences are
+    cut short as in Meter.
     """
 
     def __init__(self) -> None:
         self.written = 0
         self.peak = 0
-        self._pending: list[np.ndarray] = []
-        self._pending_length = 0
-        self._overlap = np.zeros(len(_k_response()) - 1)
+        self._weighting = _KWeighting()
         self._carry = np.zeros(0)  # squared samples not yet a whole 100 ms sub-block
         self._energies: list[np.ndarray] = []  # sums of squares of 100 ms sub-blocks
 
     def write(self, samples: np.ndarray) -> None:
         if len(samples):
             self.peak = max(self.peak, int(np.max(np.abs(samples.astype(np.int32)))))
-            self._add(samples.astype(np.float64))
+            self._add(self._weighting.feed(samples.astype(np.float64)))
         self.written += len(samples)
 
     def silence(self, count: int) -> None:
-        self._add(np.zeros(condensed(count)))
+        self._add(self._weighting.feed(np.zeros(condensed(count))))
         self.written += count
 
-    def _add(self, samples: np.ndarray) -> None:
-        self._pending.append(samples)
-        self._pending_length += len(samples)
-        if self._pending_length >= _CHUNK:
-            self._filter(np.concatenate(self._pending))
-            self._pending, self._pending_length = [], 0
-
-    def _filter(self, samples: np.ndarray) -> None:
-        response = _k_response()
-        size = _fft_size(len(samples) + len(response) - 1)
-        weighted = np.fft.irfft(np.fft.rfft(samples, size) * _k_spectrum(size), size)[: len(samples) + len(response) - 1]
-        weighted[: len(self._overlap)] += self._overlap
-        self._overlap = weighted[len(samples) :].copy()
-        squared = np.concatenate([self._carry, weighted[: len(samples)] ** 2])
+    def _add(self, weighted: np.ndarray) -> None:
+        if not len(weighted):
+            return
+        squared = np.concatenate([self._carry, weighted**2])
         whole = len(squared) // GATE_STEP * GATE_STEP
         self._energies.append(squared[:whole].reshape(-1, GATE_STEP).sum(axis=1))
         self._carry = squared[whole:]
 
     def result(self) -> tuple[float, float]:
         """Integrated loudness in LUFS (SILENCE_LUFS for a silent session) and sample peak in dBFS."""
-        if self._pending:
-            self._filter(np.concatenate(self._pending))
-            self._pending, self._pending_length = [], 0
+        self._add(self._weighting.flush())
         peak = 20 * math.log10(self.peak / 32768) if self.peak else -math.inf
-        energies = np.concatenate(self._energies) if self._energies else np.zeros(0)
-        if len(energies) < 4:
-            return SILENCE_LUFS, peak
-        # 400 ms gating blocks every 100 ms, as mean squares of full scale.
-        blocks = np.convolve(energies, np.ones(4), mode="valid") / (4 * GATE_STEP * 32768.0**2)
-        loud = blocks[blocks > 10 ** ((SILENCE_LUFS + 0.691) / 10)]
-        if not len(loud):
-            return SILENCE_LUFS, peak
-        gate = np.mean(loud) * 10 ** (-10 / 10)
-        kept = loud[loud > gate]
-        return max(SILENCE_LUFS, -0.691 + 10 * math.log10(float(np.mean(kept)))), peak
+        return _integrated(np.concatenate(self._energies) if self._energies else np.zeros(0)), peak
 
     def abort(self) -> None:
         pass
 
 
-_CHUNK = SAMPLE_RATE * 2  # samples filtered at a time: small, so the FFTs stay small in memory
-_K_LENGTH = 1 << 14  # 0.37 s: both filters have decayed by far more than 100 dB
+def _integrated(energies: np.ndarray) -> float:
+    """Integrated loudness in LUFS of K-weighted sums of squares over consecutive 100 ms sub-blocks."""
+    if len(energies) < 4:
+        return SILENCE_LUFS
+    # 400 ms gating blocks every 100 ms, as mean squares of full scale.
+    blocks = np.convolve(energies, np.ones(4), mode="valid") / (4 * GATE_STEP * 32768.0**2)
+    loud = blocks[blocks > 10 ** ((SILENCE_LUFS + 0.691) / 10)]
+    if not len(loud):
+        return SILENCE_LUFS
+    gate = np.mean(loud) * 10 ** (-10 / 10)
+    kept = loud[loud > gate]
+    return max(SILENCE_LUFS, -0.691 + 10 * math.log10(float(np.mean(kept))))
+
+
+class _KWeighting:
+    """BS.1770's K-weighting (a high shelf and a high-pass, as two biquads) over a stream of samples.
+
+    Applied as its impulse response, long enough for both to have died
+    away, by FFT convolution a chunk at a time: numpy has no IIR filter,
+    and the FFT runs in C.
+    """
+
+    def __init__(self) -> None:
+        self._pending: list[np.ndarray] = []
+        self._pending_length = 0
+        self._overlap = np.zeros(_K_LENGTH - 1)
+
+    def feed(self, samples: np.ndarray) -> np.ndarray:
+        """The weighted samples that are complete after ``samples``; the rest follow later, or from flush."""
+        self._pending.append(samples)
+        self._pending_length += len(samples)
+        if self._pending_length < _CHUNK:
+            return np.zeros(0)
+        return self.flush()
+
+    def flush(self) -> np.ndarray:
+        """The weighted samples of everything fed so far; the filter's ring after them stays for what comes next."""
+        if not self._pending_length:
+            return np.zeros(0)
+        samples = np.concatenate(self._pending)
+        self._pending, self._pending_length = [], 0
+        done = []
+        for start in range(0, len(samples), _CHUNK):
+            part = samples[start : start + _CHUNK]
+            size = _fft_size(len(part) + _K_LENGTH - 1)
+            weighted = np.fft.irfft(np.fft.rfft(part, size) * _k_spectrum(size), size)[: len(part) + _K_LENGTH - 1]
+            weighted[: len(self._overlap)] += self._overlap
+            self._overlap = weighted[len(part) :].copy()
+            done.append(weighted[: len(part)])
+        return np.concatenate(done)
+
+    def ring(self) -> np.ndarray:
+        """What the filter still rings after the last sample fed (call after flush)."""
+        return self._overlap
+
+
+BIN = 49  # samples: 900 to a second and 90 to a 100 ms sub-block, so a Forecast's bins make up sub-blocks
+
+
+class Forecast:
+    """The integrated loudness and sample peak of sounds laid over silence, at any gains, without mixing them.
+
+    Each sound is analysed once, at unit gain: its K-weighted energy and the
+    largest sample the limiter's hold sees, per BIN. At a gain, the energy
+    of each bin scales with the gain and with the limiter's gain curve
+    there, worked out per bin rather than per sample, and the bins are laid
+    out where the sounds sit in the session with long silences cut short
+    (as Loudness hears it). A level search can then try many gains for the
+    cost of one mix; what it predicts is within a few hundredths of a LU of
+    measuring the mix (tested), and the encoded session is measured anyway.
+    Sounds that overlap are taken to add their energies.
+    """
+
+    def __init__(self, sounds: list[tuple[int, int, str, Callable[[], np.ndarray]]]) -> None:
+        """``sounds``: (start, length, source, load) in order of start; the same source always sounds the same."""
+        self._analyses: dict[str, _Analysis] = {}
+        self._placed: list[tuple[int, str]] = []  # (first bin, source)
+        cut = 0  # silence taken out before the current sound
+        reach = 0  # where the sounds so far end
+        for start, length, source, load in sounds:
+            if start > reach:
+                cut += start - reach - condensed(start - reach)
+            reach = max(reach, start + length)
+            if source not in self._analyses:
+                self._analyses[source] = _analysed(load())
+            self._placed.append((round((start - cut) / BIN), source))
+        self._bins = max([first + len(self._analyses[source].energy) for first, source in self._placed], default=0)
+
+    def loudness(self, gains: list[float], ceiling_dbfs: float) -> tuple[float, float]:
+        """Integrated loudness in LUFS and sample peak in dBFS with each sound at its gain (0: left out)."""
+        top = 32767 * 10 ** (ceiling_dbfs / 20)
+        steps = GATE_STEP // BIN
+        total = np.zeros(-(-self._bins // steps) * steps)
+        heard: dict[tuple[str, float], np.ndarray] = {}
+        peak = 0.0
+        for (first, source), gain in zip(self._placed, gains):
+            if gain <= 0:
+                continue
+            analysis = self._analyses[source]
+            if (source, gain) not in heard:
+                heard[source, gain] = analysis.energy_at(gain, top)
+            energy = heard[source, gain]
+            total[first : first + len(energy)] += energy
+            peak = max(peak, min(gain * analysis.peak, top))
+        lufs = _integrated(total.reshape(-1, steps).sum(axis=1))
+        return lufs, 20 * math.log10(round(peak) / 32768) if round(peak) else -math.inf
+
+
+class _Analysis:
+    """A sound at unit gain, per BIN: K-weighted energy (with the filter's ring after it) and the limiter's view."""
+
+    def __init__(self, energy: np.ndarray, loudest: np.ndarray, peak: float) -> None:
+        self.energy = energy
+        self.loudest = loudest  # the largest magnitude within the limiter's hold of each bin
+        self.peak = peak
+
+    def energy_at(self, gain: float, top: float) -> np.ndarray:
+        """The energy per bin after ``limit`` with ``gain`` and the ceiling ``top``."""
+        if gain * self.peak <= top:
+            return self.energy * gain**2
+        # As in limit: each sample needs at most top / (gain * |x|), the hold takes the least need around it,
+        # and the result is averaged over LOOKAHEAD; here on bins.
+        held = np.minimum(1.0, top / (gain * np.maximum(self.loudest, 1e-9)))
+        smooth = _centered_mean(held, round(LOOKAHEAD / BIN) + 1)
+        return self.energy * (gain * smooth) ** 2
+
+
+def _analysed(samples: np.ndarray) -> _Analysis:
+    weighting = _KWeighting()
+    weighted = np.concatenate([weighting.feed(samples.astype(np.float64)), weighting.flush(), weighting.ring()])
+    bins = -(-len(weighted) // BIN)
+    squared = np.zeros(bins * BIN)
+    squared[: len(weighted)] = weighted**2
+    magnitude = np.zeros(bins * BIN)
+    magnitude[: len(samples)] = np.abs(samples.astype(np.float64))
+    per_bin = magnitude.reshape(bins, BIN).max(axis=1)
+    # The limiter's hold reaches LOOKAHEAD on each side of a sample.
+    reach = -(-LOOKAHEAD // BIN)
+    loudest = -_running_min(-per_bin, 2 * reach + 1)
+    return _Analysis(squared.reshape(bins, BIN).sum(axis=1), loudest, float(per_bin.max(initial=0.0)))
+
+
+_K_LENGTH = 1 << 12  # 93 ms: both filters have decayed by far more than 100 dB (about 197)
+# Samples filtered at a time: with the response they fill an FFT of 2**15, small in memory and in cache.
+_CHUNK = (1 << 15) - _K_LENGTH + 1
 
 
 @functools.lru_cache(maxsize=1)

@@ -122,11 +122,46 @@ def unpadded(frame: bytes) -> bytes:
 
 
 class Silence:
-    """The frame LAME makes for pure silence at a bitrate, plain and padded, and what each does to a CRC."""
+    """The frame LAME makes for pure silence at a bitrate, plain and padded, and what each does to a CRC.
 
-    def __init__(self, frame: bytes):
+    Runs of it are written a padding cycle at a time. A cycle that starts
+    at place p of the pattern is the pattern's frames p to its end, then
+    those before p: its step is the step of that suffix then that prefix,
+    both made once, and the step of many cycles follows from its squares.
+    """
+
+    def __init__(self, frame: bytes, bitrate: int):
         self.frames = (unpadded(frame), padded(unpadded(frame)))
         self.steps = tuple(Step.over(variant) for variant in self.frames)
+        self.bitrate = bitrate
+        # The padding pattern repeats after this many frames (49 at every bitrate at 44.1 kHz).
+        self.cycle = SAMPLE_RATE // math.gcd(144_000 * bitrate, SAMPLE_RATE)
+        pattern = self.pattern(0)
+        self._prefixes = [_NOTHING]  # the steps of the pattern's first 0, 1, ... frames
+        for which in pattern:
+            self._prefixes.append(self._prefixes[-1].then(self.steps[which]))
+        self._suffixes = [_NOTHING]  # the steps of its last 0, 1, ... frames
+        for which in reversed(pattern):
+            self._suffixes.append(self.steps[which].then(self._suffixes[-1]))
+        self._suffixes.reverse()  # now by the frame the suffix starts at
+
+    def pattern(self, first: int) -> list[int]:
+        """Which of ``frames`` each frame of a cycle from frame ``first`` is, to keep every frame on time."""
+        return [due(self.bitrate, index + 1) - due(self.bitrate, index) - len(self.frames[0])
+                for index in range(first, first + self.cycle)]
+
+    def cycles(self, first: int, count: int) -> tuple[bytes, Step]:
+        """The bytes of one cycle from frame ``first``, and the step of ``count`` such cycles."""
+        phase = first % self.cycle
+        block = b"".join(self.frames[which] for which in self.pattern(phase))
+        return block, self._suffixes[phase].then(self._prefixes[phase]).times(count)
+
+
+def due(bitrate: int, frames: int) -> int:
+    """Bytes a CBR file holds after ``frames`` audio frames and its Info frame, at ``bitrate``."""
+    # 144 * bitrate / sample rate bytes a frame, rounded half up, in integers.
+    numerator, denominator = 144_000 * bitrate, SAMPLE_RATE
+    return (2 * numerator * (frames + 1) + denominator) // (2 * denominator)
 
 
 _silences: dict[int, Silence] = {}
@@ -142,7 +177,7 @@ def silence_at(bitrate: int) -> Silence:
                 raise AudioError(f"encoding the MP3 failed: {result.stderr.decode(errors='replace').strip()[-200:]}")
             frames = Frames().feed(result.stdout)
             # The middle of a silence: neither the encoder's start nor its flush is near.
-            _silences[bitrate] = Silence(frames[len(frames) // 2])
+            _silences[bitrate] = Silence(frames[len(frames) // 2], bitrate)
         return _silences[bitrate]
 
 
@@ -291,21 +326,26 @@ def frame_span(piece: Piece) -> tuple[int, int]:
     return (piece.start - MARGIN + DELAY) // FRAME, -(-(piece.start + piece.length + MARGIN + DELAY) // FRAME)
 
 
+Tap = Callable[[int, bytes, int], None]
+
+
 def write_mp3(path: Path, bitrate: int, total: int, pieces: list[Piece],
-              render: Callable[[Piece, Callable[[bytes], None]], None], store: FrameStore | None) -> None:
+              render: Callable[[Piece, Callable[[bytes], None]], None], store: FrameStore | None,
+              tap: Tap | None = None) -> None:
     """Write the session of ``total`` samples, silent but for ``pieces``, as a CBR MP3 file at ``path``.
 
     Pieces whose frames are in ``store`` are copied from it; the others are
     rendered (``render`` sends a piece's PCM through the callable it is
     given) and encoded by one LAME process, each after enough silence that
-    its frames are those of the whole session, and stored.
+    its frames are those of the whole session, and stored. ``tap`` is given
+    each piece's frames as written: (first frame, bytes, frame count).
     """
     frames_total = -(-(total + DELAY) // FRAME)  # the last frame holds the session's last sample
     stored = {piece.key: store.get_frames(piece.key) for piece in pieces if piece.key and store} if store else {}
     # A piece heard twice (the same words after two holds) is encoded once.
     missing = list({piece.key or id(piece): piece for piece in pieces if stored.get(piece.key) is None}.values())
     with open(path, "wb") as file:
-        writer = _Writer(file, bitrate, frames_total)
+        writer = _Writer(file, bitrate, frames_total, tap)
         encoded = _encode(missing, bitrate, render)
         try:
             for piece in pieces:
@@ -327,8 +367,9 @@ def write_mp3(path: Path, bitrate: int, total: int, pieces: list[Piece],
 class _Writer:
     """Writes frames in order after room for the Info frame, filling the gaps with silent frames."""
 
-    def __init__(self, file: BinaryIO, bitrate: int, frames_total: int):
+    def __init__(self, file: BinaryIO, bitrate: int, frames_total: int, tap: Tap | None = None):
         self.file = file
+        self.tap = tap
         self.bitrate = bitrate
         self.frames_total = frames_total
         self.average = frame_bytes(bitrate)
@@ -338,8 +379,6 @@ class _Writer:
         self.frames = 0  # audio frames written
         self.size = int(self.average)  # bytes written, the Info frame included
         self.crc = 0
-        # The padding pattern repeats after this many frames (49 at every bitrate at 44.1 kHz).
-        self.cycle = SAMPLE_RATE // math.gcd(144_000 * bitrate, SAMPLE_RATE)
 
     def piece(self, first: int, encoded: Encoded) -> None:
         """The frames of a piece, the first of them frame ``first`` of the session."""
@@ -352,6 +391,8 @@ class _Writer:
             frames = frames[: max(0, self.frames_total - start)]
             data, count = b"".join(frames), len(frames)
             crc = crc16(data)
+        if self.tap:
+            self.tap(start, data, count)
         self.file.write(data)
         self.frames += count
         self.size += len(data)
@@ -369,23 +410,18 @@ class _Writer:
         """
         plain, _ = self.silence.frames
         end = self.frames + count
-        while self.frames < end and self.size != self._due(self.frames):
-            self._silent_frame(1 if self._due(self.frames + 1) - self.size > len(plain) else 0)
+        while self.frames < end and self.size != due(self.bitrate, self.frames):
+            self._silent_frame(1 if due(self.bitrate, self.frames + 1) - self.size > len(plain) else 0)
         if self.frames == end:
             return
-        cycle = self.cycle
-        pattern = [self._due(index + 1) - self._due(index) - len(plain) for index in range(self.frames, self.frames + cycle)]
-        block = b"".join(self.silence.frames[which] for which in pattern)
-        step = _NOTHING
-        for which in pattern:
-            step = step.then(self.silence.steps[which])
-        whole, rest = divmod(end - self.frames, cycle)
+        whole, rest = divmod(end - self.frames, self.silence.cycle)
+        block, step = self.silence.cycles(self.frames, whole)
         for start in range(0, whole, _CYCLES_PER_WRITE):
             self.file.write(block * min(_CYCLES_PER_WRITE, whole - start))
-        self.crc = step.times(whole).apply(self.crc)
-        self.frames += whole * cycle
+        self.crc = step.apply(self.crc)
+        self.frames += whole * self.silence.cycle
         self.size += whole * len(block)
-        for which in pattern[:rest]:
+        for which in self.silence.pattern(self.frames)[:rest]:
             self._silent_frame(which)
 
     def _silent_frame(self, which: int) -> None:
@@ -394,12 +430,6 @@ class _Writer:
         self.frames += 1
         self.size += len(frame)
         self.crc = self.silence.steps[which].apply(self.crc)
-
-    def _due(self, frames: int) -> int:
-        """Bytes the file should hold after ``frames`` audio frames and the Info frame, at the bitrate."""
-        # 144 * bitrate / sample rate bytes a frame, rounded half up, in integers.
-        numerator, denominator = 144_000 * self.bitrate, SAMPLE_RATE
-        return (2 * numerator * (frames + 1) + denominator) // (2 * denominator)
 
     def finish(self, total: int) -> None:
         self.silent(self.frames_total - self.frames)

@@ -22,23 +22,23 @@ import numpy as np
 
 from voiceguide.background import BED_LUFS, Bed, bed_of
 from voiceguide.loudness import (
-    CEILING_DBFS, GATE_STEP, LOOKAHEAD, PEAK_LIMIT_DBFS, SILENCE_LUFS, Loudness, Meter, condensed, limit,
+    CEILING_DBFS, GATE_STEP, LOOKAHEAD, PEAK_LIMIT_DBFS, SILENCE_LUFS, Forecast, Loudness, Meter, condensed, limit,
 )
 from voiceguide.mp3 import FRAME, MARGIN, Piece, encoder_identity, write_mp3
 from voiceguide.sounds import CHIME_LUFS, Sounds
 from voiceguide.speech import Speech
 from voiceguide.timeline import SAMPLE_RATE, Timeline
 
-LOUDNESS_ROUNDS = 8  # of the search in this process, each a fraction of a second
-ENCODED_ROUNDS = 5  # of measuring the encoded session, each a pass through the encoder
-LEVEL_FORMAT = 8  # bumped whenever levelling changes, so stored levels are not reused
+LOUDNESS_ROUNDS = 12  # of the search on a Forecast, each about a millisecond
+ENCODED_ROUNDS = 5  # of writing the session and measuring it, each a pass through the encoder
+LEVEL_FORMAT = 9  # bumped whenever levelling changes, so stored levels are not reused
 MAX_STEP_DB = 6.0
 PEAK_MARGIN_DB = 0.1
 # Past this the limiter would flatten the speech; a session this quiet stays under its target.
 MAX_SPEECH_GAIN_DB = 15.0
-SEARCH_TOLERANCE = 0.12  # LU; the search in this process aims this close...
+SEARCH_TOLERANCE = 0.05  # LU; the search on the forecast aims this close...
 ENCODED_TOLERANCE = 0.4  # LU; ... and the encoded session is taken when it lands this close (±1 is allowed)
-# What MP3 encoding does to the loudness of synthetic speech, as first guess (measured: 0.4 to 0.5 LU off).
+# What MP3 encoding does to the loudness of synthetic speech, as first guess (measured: 0.35 to 0.5 LU off).
 ENCODER_LOSS_LU = 0.4
 # A chime or bell this far under the speech is heard clearly and never startles.
 SOUND_BELOW_SPEECH_LU = 8.0
@@ -151,27 +151,35 @@ def _together(active: list[tuple[int, np.ndarray]], position: int, stop: int, le
     return limit(total_mix, 1.0, level.ceiling)[context : context + stop - position]
 
 
-def leveled(timeline: Timeline, pending: list[Layer], target_lufs: float, bitrate: int,
+Measure = Callable[[Level, "Bed | None"], tuple[float, float]]
+
+
+def leveled(timeline: Timeline, pending: list[Layer], target_lufs: float, measure: Measure,
             bed: Bed | None = None) -> Level:
     """The level that brings the encoded session to ``target_lufs`` with peaks under PEAK_LIMIT_DBFS.
 
     The speech alone is measured first, to set the balance: speech at the
-    target, sounds SOUND_BELOW_SPEECH_LU under it. Then the whole session is
-    measured and both are moved together until it lands (``_searched``): the
-    limiter takes some loudness off the peaks that a gain raises, so the gain
-    is refined round by round. That search measures the mix in this process;
-    the encoded session is then measured once through the encoder, which
-    takes a few tenths of a LU off and adds to the peaks, and the search is
-    run again for what the encoder changed, until the encoded session lands.
+    target, sounds SOUND_BELOW_SPEECH_LU under it. Then both are moved
+    together until the whole session lands (``_searched``): the limiter
+    takes some loudness off the peaks that a gain raises, so the gain is
+    refined round by round. The search asks a Forecast, which costs a
+    millisecond a round; ``measure`` then writes the session at the level
+    found and measures it as encoded (the encoder takes a few tenths of a
+    LU off and adds to the peaks), and the search is run again for what
+    the encoder changed, until the encoded session lands: usually at once.
     A bed is set last, under the speech as it is then heard (see ``_bed_level``).
     """
-    spoken = [layer for layer in pending if layer.spoken]
-    speech_lufs = _loudness(spoken, timeline, Level())[0] if spoken else SILENCE_LUFS
+    forecast = Forecast([(layer.start, layer.length, layer.source, layer.load) for layer in pending])
+
+    def loudness(level: Level, sounds: bool = True) -> float:
+        gains = [level.gain if layer.spoken else level.sound_gain * sounds for layer in pending]
+        return forecast.loudness(gains, level.ceiling)[0]
+
+    has_speech = any(layer.spoken for layer in pending)
+    speech_lufs = loudness(Level(), sounds=False) if has_speech else SILENCE_LUFS
     has_speech = speech_lufs > SILENCE_LUFS
     speech_db = min(MAX_SPEECH_GAIN_DB, target_lufs - speech_lufs) if has_speech else 0.0
     sound_db = target_lufs - SOUND_BELOW_SPEECH_LU - CHIME_LUFS
-
-    heard: dict[tuple[float, float], float] = {}  # loudness of the speech alone, by its gain and ceiling
 
     def at(shift: float, ceiling: float) -> Level:
         # Past the most the speech may take, the sounds carry the rest (a session mostly of ticks)...
@@ -181,25 +189,25 @@ def leveled(timeline: Timeline, pending: list[Layer], target_lufs: float, bitrat
         if sound_shift > 0 and has_speech:
             # ... but never so far that a chime comes near the words as they are heard, through the limiter:
             # then the session stays a little quiet.
-            if (gain, ceiling) not in heard:
-                heard[gain, ceiling] = _loudness(spoken, timeline, Level(gain, 1.0, ceiling))[0]
-            loudest = heard[gain, ceiling] - SOUND_MIN_BELOW_LU - (target_lufs - SOUND_BELOW_SPEECH_LU)
+            heard = loudness(Level(gain, 1.0, ceiling), sounds=False)
+            loudest = heard - SOUND_MIN_BELOW_LU - (target_lufs - SOUND_BELOW_SPEECH_LU)
             sound_shift = max(0.0, min(sound_shift, loudest))
         return Level(gain, 10 ** ((sound_db + sound_shift) / 20), ceiling)
 
     ceiling = CEILING_DBFS
     shift = 0.0
-    encoding = -ENCODER_LOSS_LU  # what the encoder adds to the loudness of the mix
+    encoding = -ENCODER_LOSS_LU  # what the encoder adds to the loudness of the forecast
     slope = 1.0
     level = at(shift, ceiling)
     best: tuple[float, Level] | None = None  # (distance from the target, level) of the best round within the peak
     for _ in range(ENCODED_ROUNDS):
-        shift, mixed, slope = _searched(lambda shift: _loudness(pending, timeline, at(shift, ceiling))[0],
-                                        target_lufs - encoding, shift, slope)
+        shift, mixed, slope = _searched(lambda shift: loudness(at(shift, ceiling)), target_lufs - encoding,
+                                        shift, slope)
         if at(shift, ceiling) == level and best is not None:
             break  # every gain is at its most, as in the round before: nothing more to learn
         level = at(shift, ceiling)
-        measured, peak = _measure(timeline, pending, level, bitrate)
+        # Without the bed: it is set after, under the speech as the listener hears it.
+        measured, peak = measure(level, None)
         if measured <= SILENCE_LUFS or mixed <= SILENCE_LUFS:
             break
         over = max(0.0, peak - PEAK_LIMIT_DBFS)
@@ -216,7 +224,7 @@ def leveled(timeline: Timeline, pending: list[Layer], target_lufs: float, bitrat
     if bed is None:
         return level
     speech_heard = speech_lufs + 20 * math.log10(level.gain) if has_speech else target_lufs
-    return _bed_level(timeline, pending, target_lufs - encoding, bitrate, bed, level, speech_heard)
+    return _bed_level(timeline, pending, target_lufs - encoding, measure, bed, level, speech_heard)
 
 
 def _searched(loudness_at: Callable[[float], float], goal: float, shift: float,
@@ -242,14 +250,7 @@ def _searched(loudness_at: Callable[[float], float], goal: float, shift: float,
     return shift, measured, slope
 
 
-def _loudness(pending: list[Layer], timeline: Timeline, level: Level, bed: Bed | None = None) -> tuple[float, float]:
-    """Integrated loudness and sample peak of the mix at ``level``, measured in this process."""
-    meter = Loudness()
-    mix(pending, meter, level, 0, timeline.duration, bed)
-    return meter.result()
-
-
-def _bed_level(timeline: Timeline, pending: list[Layer], target_lufs: float, bitrate: int, bed: Bed,
+def _bed_level(timeline: Timeline, pending: list[Layer], target_lufs: float, measure: Measure, bed: Bed,
                level: Level, heard: float) -> Level:
     """``level`` with the bed at its level under the speech, or lower where that would pull the session down.
 
@@ -260,41 +261,31 @@ def _bed_level(timeline: Timeline, pending: list[Layer], target_lufs: float, bit
     speech and pulls a sparse session far under its target: keeping the target
     would mean shouting the words. The speech keeps its level instead, and the
     bed is lowered, by halves, until the session is back within BED_TOLERANCE.
+    A bed sounds everywhere, so each round mixes the whole session (Loudness).
     """
     def at(bed_lufs: float) -> Level:
         return dataclasses.replace(level, bed_gain=10 ** ((bed_lufs - BED_LUFS) / 20), bed_level=bed_lufs - heard)
 
+    def loudness(level: Level) -> float:
+        meter = Loudness()
+        mix(pending, meter, level, 0, timeline.duration, bed)
+        return meter.result()[0]
+
     loud = heard + bed.background.level
     chosen = loud
-    if _loudness(pending, timeline, at(loud), bed)[0] < target_lufs - BED_TOLERANCE:
+    if loudness(at(loud)) < target_lufs - BED_TOLERANCE:
         quiet = loud - BED_SEARCH_DB
         for _ in range(BED_ROUNDS):
             middle = (quiet + loud) / 2
-            if _loudness(pending, timeline, at(middle), bed)[0] >= target_lufs - BED_TOLERANCE:
+            if loudness(at(middle)) >= target_lufs - BED_TOLERANCE:
                 quiet = middle
             else:
                 loud = middle
         chosen = quiet
-    # The peaks as encoded, once.
-    return _within_peak(at(chosen), _measure(timeline, pending, at(chosen), bitrate, bed)[1])
-
-
-def _within_peak(level: Level, peak: float) -> Level:
     # The bed adds little to the peaks (it is far under the speech, and lower still under it), and the limiter's
-    # ceiling takes off what it does add.
-    over = max(0.0, peak - PEAK_LIMIT_DBFS)
-    return dataclasses.replace(level, ceiling=level.ceiling - over) if over else level
-
-
-def _measure(timeline: Timeline, pending: list[Layer], level: Level, bitrate: int,
-             bed: Bed | None = None) -> tuple[float, float]:
-    meter = Meter(bitrate)
-    try:
-        mix(pending, meter, level, 0, timeline.duration, bed)
-    except BaseException:
-        meter.abort()
-        raise
-    return meter.result()
+    # ceiling takes off what it does add, as encoded.
+    over = max(0.0, measure(at(chosen), bed)[1] - PEAK_LIMIT_DBFS)
+    return dataclasses.replace(at(chosen), ceiling=at(chosen).ceiling - over) if over else at(chosen)
 
 
 def level_key(pending: list[Layer], target_lufs: float, bitrate: int, bed: Bed | None = None) -> str:
@@ -368,21 +359,43 @@ class _Stream:
 
 
 def render(timeline: Timeline, speech: Speech, sounds: Sounds, path: Path, target_lufs: float, bitrate: int) -> Level:
-    """Write the session as an MP3 file at ``path``, at ``target_lufs``; return the level it was mixed at."""
+    """Write the session as an MP3 file at ``path``, at ``target_lufs``; return the level it was mixed at.
+
+    The level found for the same sounds before is taken from the cache;
+    otherwise each round of its search writes the session and measures it
+    as written, and the last round is usually the session itself.
+    """
     pending = layers(timeline, speech, sounds)
     bed = bed_of(timeline.background, timeline.duration, [(layer.start, layer.start + layer.length) for layer in pending])
+    written: list[tuple[Level, Bed | None]] = []
+
+    def write(level: Level, under: Bed | None, meter: Meter | None = None) -> None:
+        pieces = pieces_of(pending, timeline.duration, under, level, bitrate)
+        layers_at = {piece.start: group for piece, group in pieces}
+
+        def fill(piece: Piece, out: Callable[[bytes], None]) -> None:
+            mix(layers_at[piece.start], _Stream(out), level, piece.start, piece.start + piece.length, under)
+
+        write_mp3(path, bitrate, timeline.duration, [piece for piece, _ in pieces], fill, speech.cache,
+                  meter.frames if meter else None)
+        written.append((level, under))
+
+    def measure(level: Level, under: Bed | None) -> tuple[float, float]:
+        meter = Meter(bitrate)
+        try:
+            write(level, under, meter)
+        except BaseException:
+            meter.abort()
+            raise
+        return meter.result()
+
     key = level_key(pending, target_lufs, bitrate, bed)
     stored = speech.cache.get_json("levels", key)
     if stored is not None:
         level = Level(**stored)
     else:
-        level = leveled(timeline, pending, target_lufs, bitrate, bed)
+        level = leveled(timeline, pending, target_lufs, measure, bed)
         speech.cache.put_json("levels", key, dataclasses.asdict(level))
-    pieces = pieces_of(pending, timeline.duration, bed, level, bitrate)
-    layers_at = {piece.start: group for piece, group in pieces}
-
-    def fill(piece: Piece, out: Callable[[bytes], None]) -> None:
-        mix(layers_at[piece.start], _Stream(out), level, piece.start, piece.start + piece.length, bed)
-
-    write_mp3(path, bitrate, timeline.duration, [piece for piece, _ in pieces], fill, speech.cache)
+    if written[-1:] != [(level, bed)]:
+        write(level, bed)
     return level
