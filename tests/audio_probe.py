@@ -14,6 +14,7 @@ onset level: inside it no sample may reach TAIL_DBFS. Times are in seconds.
 from __future__ import annotations
 
 import math
+import re
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +42,17 @@ def decode(path: Path) -> np.ndarray:
     result = subprocess.run(command, capture_output=True, check=False)
     assert result.returncode == 0 and not result.stderr, f"ffmpeg could not decode {path}: {result.stderr.decode(errors='replace')}"
     return np.frombuffer(result.stdout, dtype="<i2")
+
+
+def loudness(samples: np.ndarray) -> float:
+    """Integrated loudness (LUFS) of int16 samples by ffmpeg's ebur128; a sound under a second is measured repeated."""
+    repeats = max(1, -(-SAMPLE_RATE // max(1, len(samples))))
+    command = [ffmpeg(), "-nostdin", "-hide_banner", "-nostats", "-f", "s16le", "-ar", str(SAMPLE_RATE), "-ac", "1",
+               "-i", "pipe:0", "-af", "ebur128=framelog=quiet", "-f", "null", "-"]
+    result = subprocess.run(command, input=np.tile(samples.astype("<i2"), repeats).tobytes(), capture_output=True)
+    found = re.findall(r"I:\s+(-?[\d.]+|-inf) LUFS", result.stderr.decode(errors="replace"))
+    assert result.returncode == 0 and found, result.stderr.decode(errors="replace")[-300:]
+    return max(-70.0, float(found[-1])) if found[-1] != "-inf" else -70.0
 
 
 def decode_errors(path: Path) -> str:

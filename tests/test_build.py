@@ -576,10 +576,8 @@ def test_float_wav_chime_plays_where_planned(speech_cache: Path, tmp_path: Path)
     # Chimes are levelled to sit below the speech in loudness, and still clearly heard. This session is one
     # short sentence, which the speech alone cannot bring to the target: the chime carries some of it, yet
     # stays under the words (render.SOUND_MIN_BELOW_LU, measured over the whole speech, here per event).
-    from voiceguide.loudness import loudness_of
-
     def loudness(event: dict) -> float:
-        return loudness_of(samples[audio_probe.index(event["start"], samples) : audio_probe.index(event["end"], samples)])
+        return audio_probe.loudness(samples[audio_probe.index(event["start"], samples) : audio_probe.index(event["end"], samples)])
 
     speech = max(loudness(e) for e in plan["events"] if e["kind"] == "speech")
     assert speech - 15 < loudness(chime) < speech - 1, (loudness(chime), speech)

@@ -155,17 +155,19 @@ def test_a_changed_hold_reuses_the_other_frames_and_gives_the_same_file(cache: P
     routine = tmp_path / "four.yaml"
     routine.write_text(STEPS)
     first = build(routine, tmp_path / "a.mp3", cache)
-    encoded: list[int] = []
-    real_encode = mp3._encode
+    encoded: list[int] = []  # pieces given to the encoders, by build
 
-    def counting(pieces, bitrate, fill):  # type: ignore[no-untyped-def]
-        encoded.append(len(pieces))
-        return real_encode(pieces, bitrate, fill)
+    class Counting(mp3._Encoder):
+        def __init__(self, pieces, *rest):  # type: ignore[no-untyped-def]
+            encoded[-1] += len(pieces)
+            super().__init__(pieces, *rest)
 
-    monkeypatch.setattr(mp3, "_encode", counting)
+    monkeypatch.setattr(mp3, "_Encoder", Counting)
+    encoded.append(0)
     again = build(routine, tmp_path / "b.mp3", cache)
     assert again.read_bytes() == first.read_bytes()
     assert encoded == [0]
+    encoded.append(0)
     changed = build(routine, tmp_path / "c.mp3", cache, "--hold", "hamstring=9.5s")
     # Of the nine sounds (four instructions, four chimes, the closing pause's nothing), only the instruction
     # whose hold changed starts elsewhere within its frame; the chimes all end on the frame grid.
@@ -191,6 +193,37 @@ def test_crc_of_joined_pieces_follows_from_theirs() -> None:
         a = rng.integers(0, 256, int(rng.integers(0, 500))).astype(np.uint8).tobytes()
         b = rng.integers(0, 256, int(rng.integers(0, 5000))).astype(np.uint8).tobytes()
         assert crc_after_zeros(crc16(a), len(b)) ^ crc16(b) == crc16(a + b)
+
+
+def reference_crc16(data: bytes, crc: int = 0) -> int:
+    """CRC-16/ARC bit by bit, as its definition reads: reflected polynomial 0xA001."""
+    for byte in data:
+        crc ^= byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ 0xA001 if crc & 1 else crc >> 1
+    return crc
+
+
+def test_crc16_agrees_with_its_definition_long_and_short() -> None:
+    assert crc16(b"123456789") == reference_crc16(b"123456789") == 0xBB3D  # the catalogued check value
+    rng = np.random.default_rng(11)
+    # Short data is read byte by byte; long data (the frames of a piece) in stretches side by side.
+    for length in (0, 1, 100, 8191, 8192, 8193, 20_000, 100_003):
+        data = rng.integers(0, 256, length).astype(np.uint8).tobytes()
+        for start in (0, 1, 0x1234, 0xFFFF):
+            assert crc16(data, start) == reference_crc16(data, start), (length, start)
+
+
+def test_steps_compose_like_reading_the_bytes() -> None:
+    rng = np.random.default_rng(5)
+    first, second = (rng.integers(0, 256, n).astype(np.uint8).tobytes() for n in (300, 77))
+    for after in (mp3.Step.over(second), mp3.Step.over(second).kept()):
+        joined = mp3.Step.over(first).then(after)
+        for start in (1, 0x55, 0x1234, 0x8000, 0xFFFF):  # odd and even numbers of bits set
+            assert joined.apply(start) == reference_crc16(first + second, start)
+    step = mp3.Step.over(second)
+    assert step.times(5).apply(0x77) == reference_crc16(second * 5, 0x77)
+    assert mp3.Repeats(step).times(37).apply(0x1) == reference_crc16(second * 37, 0x1)
 
 
 def test_silence_is_cut_on_the_frame_grid(cache: Path, tmp_path: Path) -> None:

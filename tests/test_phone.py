@@ -14,9 +14,8 @@ from click.testing import CliRunner
 from mutagen.id3 import ID3
 from PIL import Image
 
-from audio_probe import decode, ffmpeg
+from audio_probe import decode, ffmpeg, loudness
 from voiceguide.cli import cli
-from voiceguide.loudness import loudness_of
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPTS = sorted((ROOT / "scripts").glob("*.yaml"))
@@ -65,11 +64,11 @@ def test_chimes_sit_under_the_speech(tmp_path: Path, speech_cache: Path) -> None
     plan = plan_and_build(ROOT / "scripts" / "sciatica-self-massage.yaml", output, speech_cache, *SHORT)
     audio = decode(output)
 
-    def loudness(event: dict) -> float:
-        return loudness_of(audio[round(event["start"] * 44100) : round(event["end"] * 44100)])
+    def heard(event: dict) -> float:
+        return loudness(audio[round(event["start"] * 44100) : round(event["end"] * 44100)])
 
-    speech = sorted(loudness(e) for e in plan["events"] if e["kind"] == "speech" and e["end"] - e["start"] > 2)
-    chimes = [loudness(e) for e in plan["events"] if e["kind"] == "chime"]
+    speech = sorted(heard(e) for e in plan["events"] if e["kind"] == "speech" and e["end"] - e["start"] > 2)
+    chimes = [heard(e) for e in plan["events"] if e["kind"] == "chime"]
     typical_speech = speech[len(speech) // 2]
     # Heard clearly, never startling: several LU under the speech, never above it.
     assert all(typical_speech - 16 < chime < typical_speech - 3 for chime in chimes), (typical_speech, str(chimes))

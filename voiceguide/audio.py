@@ -1,13 +1,15 @@
 """Sound files in and out: decode them to 44.1 kHz mono samples, write clips as WAV.
 
-pydub reads and converts WAV clips in-process; anything else goes through
-ffmpeg first, because pydub's own loader needs ffprobe, which the bundled
-ffmpeg lacks. The MP3 is written by mp3.py.
+A 16-bit PCM WAV (what speech engines write) is read directly; pydub reads
+and converts other WAVs in-process; anything else goes through ffmpeg
+first, because pydub's own loader needs ffprobe, which the bundled ffmpeg
+lacks. The MP3 is written by mp3.py.
 """
 
 from __future__ import annotations
 
 import io
+import math
 import subprocess
 import warnings
 import wave
@@ -35,6 +37,9 @@ def decode(path: Path, seconds: float | None = None) -> np.ndarray:
         raise AudioError(f"{path}: cannot read: {error.strerror or error}") from None
     segment = None
     if is_wav and seconds is None:
+        plain = _plain_wav(path)
+        if plain is not None:
+            return resample(*plain)
         try:
             with warnings.catch_warnings():
                 # pydub falls back to ffprobe for WAVs it cannot parse and warns when none exists.
@@ -54,17 +59,54 @@ def resample(samples: np.ndarray, rate: int) -> np.ndarray:
 
     Done in the frequency domain rather than with pydub's linear interpolation,
     whose images above the old Nyquist frequency the MP3 encoder would cut,
-    changing the loudness that was measured before encoding.
+    changing the loudness that was measured before encoding. The sound is
+    padded with silence to a length whose transforms are quick: an FFT of a
+    length with a large prime factor takes twenty times as long.
     """
     if rate == SAMPLE_RATE or not len(samples):
         return samples.copy()
-    count = round(len(samples) * SAMPLE_RATE / rate)
-    spectrum = np.fft.rfft(samples.astype(np.float64))
-    kept = min(len(spectrum), count // 2 + 1)
-    resized = np.zeros(count // 2 + 1, dtype=complex)
+    common = math.gcd(rate, SAMPLE_RATE)
+    into, out_of = SAMPLE_RATE // common, rate // common  # samples out per samples in
+    count = round(len(samples) * into / out_of)
+    blocks = quick_length(-(-len(samples) // out_of))
+    size_in, size_out = blocks * out_of, blocks * into
+    spectrum = np.fft.rfft(samples.astype(np.float64), size_in)
+    kept = min(len(spectrum), size_out // 2 + 1)
+    resized = np.zeros(size_out // 2 + 1, dtype=complex)
     resized[:kept] = spectrum[:kept]
-    result = np.fft.irfft(resized, count) * (count / len(samples))
+    result = np.fft.irfft(resized, size_out)[:count] * (size_out / size_in)
     return np.round(np.clip(result, -32768, 32767)).astype("<i2")
+
+
+def quick_length(length: int) -> int:
+    """The least length at or above ``length`` made of the factors 2, 3 and 5, which FFTs take fastest."""
+    best = 1 << max(0, (length - 1).bit_length())
+    fives = 1
+    while fives < best:
+        threes = fives
+        while threes < best:
+            size = threes
+            while size < length:
+                size *= 2
+            best = min(best, size)
+            threes *= 3
+        fives *= 5
+    return best
+
+
+def _plain_wav(path: Path) -> tuple[np.ndarray, int] | None:
+    """Samples and rate of a 16-bit PCM WAV, the kind speech engines write, read directly; None for any other."""
+    try:
+        with wave.open(str(path), "rb") as file:
+            if file.getsampwidth() != 2:
+                return None
+            channels, rate = file.getnchannels(), file.getframerate()
+            data = np.frombuffer(file.readframes(file.getnframes()), dtype="<i2")
+    except (wave.Error, EOFError, OSError):
+        return None
+    if channels > 1:
+        data = np.round(data[: len(data) // channels * channels].reshape(-1, channels).mean(axis=1)).astype("<i2")
+    return data, rate
 
 
 def _ffmpeg_to_wav(path: Path, seconds: float | None = None) -> bytes:

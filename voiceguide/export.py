@@ -22,8 +22,9 @@ from voiceguide.timeline import SAMPLE_RATE, Timeline
 
 
 
-def write_session(timeline: Timeline, target: Path, fill: Callable[[Path], None], cover: bytes) -> int:
-    """Write the MP3 that ``fill`` writes into a temporary file, tagged, as ``target``; return its size in bytes."""
+def write_session(timeline: Timeline, target: Path, fill: Callable[[Path], None], cover: Callable[[], bytes]) -> int:
+    """Write the MP3 that ``fill`` writes into a temporary file, tagged (with the art ``cover`` gives), as
+    ``target``; return its size in bytes."""
     folder = target.parent
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -34,7 +35,7 @@ def write_session(timeline: Timeline, target: Path, fill: Callable[[Path], None]
     temp = Path(name)
     try:
         fill(temp)
-        _tag(temp, timeline, cover)
+        _tag(temp, timeline, cover())
         with open(temp, "rb+") as file:
             os.fsync(file.fileno())
         os.chmod(temp, 0o644 & ~_umask())

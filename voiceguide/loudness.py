@@ -27,9 +27,11 @@ from voiceguide.timeline import SAMPLE_RATE
 DEFAULT_TARGET_LUFS = -16.0
 # Where the limiter starts. MP3 encoding adds to the peaks of buzzy synthetic
 # speech (up to 2 dB seen), so the encoded peaks are measured and the ceiling
-# lowered until they stay under PEAK_LIMIT_DBFS.
+# lowered until they stay under TRUE_PEAK_LIMIT_DBTP.
 CEILING_DBFS = -3.0
-PEAK_LIMIT_DBFS = -2.0  # decoded sample peak; the true peak lies within a few tenths above
+# The true peak of the decoded session (ITU-R BS.1770, 4x oversampled, as ffmpeg's ebur128 measures it):
+# the -1 dBTP that spoken-word platforms ask for, less a margin for meters that oversample more finely.
+TRUE_PEAK_LIMIT_DBTP = -1.3
 # A silence longer than one 400 ms gating block only adds blocks below the
 # absolute gate, which the measure ignores. Cut to one block plus its remainder
 # in 100 ms steps, the blocks that do hold sound are measured exactly as in the
@@ -46,7 +48,7 @@ def condensed(silence: int) -> int:
 
 
 class Meter:
-    """Measures integrated loudness and sample peak of MP3 frames as a player decodes them.
+    """Measures integrated loudness and true peak of MP3 frames as a player decodes them.
 
     It hears the session exactly as it is written, frame for frame; the
     silence between two runs of frames is cut short to GAP_FRAMES, as the
@@ -59,7 +61,7 @@ class Meter:
     def __init__(self, bitrate: int) -> None:
         self._silent = silence_at(bitrate).frames[0]
         command = [tools.ffmpeg(), "-nostdin", "-hide_banner", "-nostats", "-f", "mp3", "-i", "pipe:0",
-                   "-af", "ebur128=framelog=quiet:peak=sample", "-f", "null", "-"]
+                   "-af", "ebur128=framelog=quiet:peak=true", "-f", "null", "-"]
         try:
             # Its stdout is not ours: a child holding the command's output open would keep it from ending.
             self._process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
@@ -95,7 +97,7 @@ class Meter:
                 pass
 
     def result(self) -> tuple[float, float]:
-        """Integrated loudness in LUFS (SILENCE_LUFS for a silent session) and sample peak in dBFS."""
+        """Integrated loudness in LUFS (SILENCE_LUFS for a silent session) and true peak in dBTP."""
         assert self._process.stderr is not None
         if self._end is None:  # nothing sounds
             self.abort()
@@ -247,7 +249,7 @@ class Forecast:
                 cut += start - reach - condensed(start - reach)
             reach = max(reach, start + length)
             if source not in self._analyses:
-                self._analyses[source] = _analysed(load())
+                self._analyses[source] = analysed(source, load)
             self._placed.append((round((start - cut) / BIN), source))
         self._bins = max([first + len(self._analyses[source].energy) for first, source in self._placed], default=0)
 
@@ -290,7 +292,21 @@ class _Analysis:
         return self.energy * (gain * smooth) ** 2
 
 
-def _analysed(samples: np.ndarray) -> _Analysis:
+_ANALYSES: dict[str, _Analysis] = {}
+_ANALYSES_KEPT = 1024  # sounds; a few megabytes at most
+
+
+def analysed(source: str, load: Callable[[], np.ndarray]) -> _Analysis:
+    """The analysis of a sound for a Forecast, made once per process: a build can make it ahead, while speech
+    is still being synthesized, on cores that would otherwise wait."""
+    if source not in _ANALYSES:
+        while len(_ANALYSES) >= _ANALYSES_KEPT:
+            del _ANALYSES[next(iter(_ANALYSES))]
+        _ANALYSES[source] = _analysis_of(load())
+    return _ANALYSES[source]
+
+
+def _analysis_of(samples: np.ndarray) -> _Analysis:
     weighting = _KWeighting()
     weighted = np.concatenate([weighting.feed(samples.astype(np.float64)), weighting.flush(), weighting.ring()])
     bins = -(-len(weighted) // BIN)
@@ -395,10 +411,6 @@ def loudness_of(samples: np.ndarray) -> float:
     if not len(samples) or not np.any(samples):
         return SILENCE_LUFS
     repeats = max(1, -(-SAMPLE_RATE // len(samples)))
-    command = [tools.ffmpeg(), "-nostdin", "-hide_banner", "-nostats", "-f", "s16le", "-ar", str(SAMPLE_RATE),
-               "-ac", "1", "-i", "pipe:0", "-af", "ebur128=framelog=quiet", "-f", "null", "-"]
-    result = subprocess.run(command, input=np.tile(samples.astype("<i2"), repeats).tobytes(), capture_output=True)
-    found = re.findall(r"I:\s+(-?[\d.]+) LUFS", result.stderr.decode(errors="replace"))
-    if result.returncode != 0 or not found:
-        raise AudioError("measuring loudness failed: " + result.stderr.decode(errors="replace").strip()[-200:])
-    return max(float(found[-1]), SILENCE_LUFS)
+    meter = Loudness()
+    meter.write(np.tile(samples.astype("<i2"), repeats))
+    return meter.result()[0]

@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
+import numpy as np
+
 from voiceguide import tools
 from voiceguide.errors import AudioError
 from voiceguide.timeline import SAMPLE_RATE
@@ -97,6 +99,16 @@ class Frames:
 
 
 def frame_length(header: bytes) -> int:
+    length = _LENGTHS.get(header)
+    if length is None:
+        length = _LENGTHS[header] = _length_of(header)
+    return length
+
+
+_LENGTHS: dict[bytes, int] = {}  # a CBR stream has two headers, with and without padding: each is read once
+
+
+def _length_of(header: bytes) -> int:
     word = int.from_bytes(header, "big")
     # MPEG-1 Layer III at 44.1 kHz is all the encoder is asked for; anything else is a fault.
     if word >> 21 != 0x7FF or (word >> 19) & 3 != 3 or (word >> 17) & 3 != 1 or (word >> 10) & 3 != 0:
@@ -132,7 +144,7 @@ class Silence:
 
     def __init__(self, frame: bytes, bitrate: int):
         self.frames = (unpadded(frame), padded(unpadded(frame)))
-        self.steps = tuple(Step.over(variant) for variant in self.frames)
+        self.steps = tuple(Step.over(variant).kept() for variant in self.frames)
         self.bitrate = bitrate
         # The padding pattern repeats after this many frames (49 at every bitrate at 44.1 kHz).
         self.cycle = SAMPLE_RATE // math.gcd(144_000 * bitrate, SAMPLE_RATE)
@@ -181,11 +193,34 @@ def silence_at(bitrate: int) -> Silence:
         return _silences[bitrate]
 
 
+_LANES = 512  # stretches checksummed side by side (see crc16)
+
+
 def crc16(data: bytes, crc: int = 0) -> int:
     """CRC-16/ARC, the checksum of the LAME tag and of the music after it."""
-    for byte in data:
-        crc = _CRC_TABLE[(crc ^ byte) & 0xFF] ^ (crc >> 8)
-    return crc
+    if len(data) < 16 * _LANES:
+        for byte in data:
+            crc = _CRC_TABLE[(crc ^ byte) & 0xFF] ^ (crc >> 8)
+        return crc
+    # Byte by byte in Python, the frames of a few minutes of speech take a tenth of a second. A CRC is
+    # linear, so stretches of the data are checksummed side by side, then joined as in crc_after_zeros.
+    # Zeros in front leave a CRC that starts at 0 at 0, so they even out the stretches.
+    length = -(-len(data) // _LANES)
+    padded = np.zeros(length * _LANES, dtype=np.uint8)
+    padded[len(padded) - len(data) :] = np.frombuffer(data, dtype=np.uint8)
+    columns = np.ascontiguousarray(padded.reshape(_LANES, length).T)
+    table = np.array(_CRC_TABLE, dtype=np.uint16)
+    states = np.zeros(_LANES, dtype=np.uint16)
+    for column in columns:
+        states = table[(states ^ column) & 0xFF] ^ (states >> 8)
+    # Joined in pairs, then pairs of pairs: each time the first of two goes on over the other's zeros.
+    stretch = _ZERO_BYTES.times(length)
+    while len(states) > 1:
+        if len(states) % 2:
+            states = np.concatenate([np.zeros(1, dtype=np.uint16), states])
+        states = stretch.apply_all(states[0::2]) ^ states[1::2]
+        stretch = stretch.then(stretch)
+    return crc_after_zeros(crc, len(data)) ^ int(states[0])
 
 
 def _crc_table() -> list[int]:
@@ -233,7 +268,7 @@ def crc_after_zeros(crc: int, count: int) -> int:
     pieces: crc(a + b) = crc_after_zeros(crc(a), len(b)) ^ crc(b). A piece
     of frames taken from the cache is not read byte by byte again.
     """
-    return _ZERO_BYTE.times(count).apply(crc)
+    return _ZERO_BYTES.times(count).apply(crc)
 
 
 @dataclass(frozen=True)
@@ -266,7 +301,37 @@ class Step:
 
     def then(self, after: Step) -> Step:
         """This step followed by ``after``."""
-        return Step(tuple(after.apply(column) ^ after.constant for column in self.matrix), after.apply(self.constant))
+        if "_tables" not in after.__dict__:
+            return Step(tuple(after.apply(column) ^ after.constant for column in self.matrix),
+                        after.apply(self.constant))
+        low, high = after._tables
+        return Step(tuple(low[column & 0xFF] ^ high[column >> 8] for column in self.matrix),
+                    low[self.constant & 0xFF] ^ high[self.constant >> 8] ^ after.constant)
+
+    def kept(self) -> Step:
+        """This step, made quick to follow others with: for the steps that do so again and again (a frame,
+        a square), where the 512 entries of its tables repay themselves."""
+        self._tables  # noqa: B018 (made now, kept with the step)
+        return self
+
+    @functools.cached_property
+    def _tables(self) -> tuple[list[int], list[int]]:
+        """M times every low byte and every high byte of a CRC: two lookups apply M."""
+        tables = []
+        for columns in (self.matrix[:8], self.matrix[8:]):
+            table = [0] * 256
+            for value in range(1, 256):
+                lowest = value & -value
+                table[value] = table[value ^ lowest] ^ columns[lowest.bit_length() - 1]
+            tables.append(table)
+        return tables[0], tables[1]
+
+    def apply_all(self, crcs: np.ndarray) -> np.ndarray:
+        """``apply`` to every CRC in an array at once."""
+        out = np.full(len(crcs), self.constant, dtype=np.uint16)
+        for bit, column in enumerate(self.matrix):
+            out ^= ((crcs >> bit) & 1).astype(np.uint16) * np.uint16(column)
+        return out
 
     def times(self, count: int) -> Step:
         """This step ``count`` times over, by repeated squaring."""
@@ -280,7 +345,29 @@ class Step:
 
 
 _NOTHING = Step(tuple(1 << bit for bit in range(16)), 0)  # reading nothing: the CRC stays
-_ZERO_BYTE = Step.over(b"\x00")
+
+
+class Repeats:
+    """A step and its squares, kept: the step of any number of repeats in as many compositions as it has bits."""
+
+    def __init__(self, step: Step) -> None:
+        self._squares = [step.kept()]  # the step repeated 1, 2, 4, ... times
+        self._lock = threading.Lock()
+
+    def times(self, count: int) -> Step:
+        result = _NOTHING
+        power = 0
+        while count >> power:
+            with self._lock:
+                if power == len(self._squares):
+                    self._squares.append(self._squares[-1].then(self._squares[-1]).kept())
+            if (count >> power) & 1:
+                result = result.then(self._squares[power])
+            power += 1
+        return result
+
+
+_ZERO_BYTES = Repeats(Step.over(b"\x00"))
 
 
 @dataclass(frozen=True)
@@ -346,8 +433,9 @@ def write_mp3(path: Path, bitrate: int, total: int, pieces: list[Piece],
     missing = list({piece.key or id(piece): piece for piece in pieces if stored.get(piece.key) is None}.values())
     with open(path, "wb") as file:
         writer = _Writer(file, bitrate, frames_total, tap)
-        encoded = _encode(missing, bitrate, render)
+        encoder = _Encoder(missing, bitrate, render) if missing else None
         try:
+            encoded = encoder.encoded() if encoder else iter(())
             for piece in pieces:
                 ready = stored.get(piece.key)
                 if ready is None:
@@ -360,7 +448,8 @@ def write_mp3(path: Path, bitrate: int, total: int, pieces: list[Piece],
             for _ in encoded:  # let the encoder finish and report how it ended
                 raise AssertionError("the encoder made frames for more pieces than it was given")
         finally:
-            encoded.close()
+            if encoder:
+                encoder.close()
         writer.finish(total)
 
 
@@ -437,106 +526,111 @@ class _Writer:
         self.file.write(info_frame(self.bitrate, self.frames, self.size, total, self.crc))
 
 
-def _encode(pieces: list[Piece], bitrate: int,
-            render: Callable[[Piece, Callable[[bytes], None]], None]) -> Iterator[Encoded]:
-    """Encode ``pieces`` in one LAME process, yielding each one's frames in turn."""
-    try:
-        # Unbuffered: when the build is stopped, no half-sent buffer is left to flush into a pipe no one reads.
-        process = subprocess.Popen(lame_command(bitrate), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                   stderr=subprocess.PIPE, bufsize=0)
-    except OSError as error:
-        raise AudioError(f"cannot start ffmpeg: {error}") from None
-    frames: list[bytes] = []
-    failure: list[BaseException] = []
-    arrived = threading.Condition()
-    finished = [False]
+class _Encoder:
+    """One LAME process encoding ``pieces`` in turn, started at once; ``encoded`` hands on each one's frames."""
 
-    def read() -> None:
-        assert process.stdout is not None
+    def __init__(self, pieces: list[Piece], bitrate: int, render: Callable[[Piece, Callable[[bytes], None]], None]):
+        self.pieces = pieces
+        self.render = render
+        try:
+            # Unbuffered: when the build is stopped, no half-sent buffer is left to flush into a pipe no one reads.
+            self.process = subprocess.Popen(lame_command(bitrate), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                            stderr=subprocess.PIPE, bufsize=0)
+        except OSError as error:
+            raise AudioError(f"cannot start ffmpeg: {error}") from None
+        self.frames: list[bytes] = []
+        self.failure: list[BaseException] = []
+        self.arrived = threading.Condition()
+        self.finished = False
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.feeder = threading.Thread(target=self._feed, daemon=True)
+        self.reader.start()
+        self.feeder.start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
         parser = Frames()
         try:
-            while chunk := process.stdout.read(65536):
+            while chunk := self.process.stdout.read(65536):
                 found = parser.feed(chunk)
-                with arrived:
-                    frames.extend(found)
-                    arrived.notify_all()
+                with self.arrived:
+                    self.frames.extend(found)
+                    self.arrived.notify_all()
         except BaseException as error:  # reported in the thread that can raise it
-            failure.append(error)
+            self.failure.append(error)
         finally:
-            with arrived:
-                finished[0] = True
-                arrived.notify_all()
+            with self.arrived:
+                self.finished = True
+                self.arrived.notify_all()
 
-    def send(data: bytes) -> None:
-        assert process.stdin is not None
+    def _send(self, data: bytes) -> None:
+        assert self.process.stdin is not None
         view = memoryview(data)
         try:
             while view:
-                view = view[process.stdin.write(view) :]
+                view = view[self.process.stdin.write(view) :]
         except BrokenPipeError:
             pass  # the reason is in ffmpeg's stderr, reported below
 
-    def feed() -> None:
+    def _feed(self) -> None:
         try:
             # LAME's first frames differ from those after a long silence: start every piece after one.
-            send(bytes(2 * SETTLE))
-            for piece in pieces:
-                send(bytes(2 * lead(piece.start)))
+            self._send(bytes(2 * SETTLE))
+            for piece in self.pieces:
+                self._send(bytes(2 * lead(piece.start)))
                 sent = [0]
 
                 def out(data: bytes) -> None:
                     sent[0] += len(data) // 2
-                    send(data)
+                    self._send(data)
 
-                render(piece, out)
+                self.render(piece, out)
                 if sent[0] != piece.length:
                     raise AssertionError(f"a piece of {piece.length} samples was rendered as {sent[0]}")
-                send(bytes(2 * _tail(lead(piece.start) + piece.length)))
+                self._send(bytes(2 * _tail(lead(piece.start) + piece.length)))
         except BaseException as error:
-            failure.append(error)
-            process.kill()
+            self.failure.append(error)
+            self.process.kill()
         finally:
-            assert process.stdin is not None
+            assert self.process.stdin is not None
             try:
-                process.stdin.close()
+                self.process.stdin.close()
             except BrokenPipeError:
                 pass
 
-    reader = threading.Thread(target=read, daemon=True)
-    feeder = threading.Thread(target=feed, daemon=True)
-    reader.start()
-    feeder.start()
-    try:
+    def encoded(self) -> Iterator[Encoded]:
+        """Each piece's frames in turn; then the encoder's end is checked."""
         position = SETTLE  # the encoder's input samples before the current piece
         dropped = 0  # frames already handed on and let go
-        for piece in pieces:
+        for piece in self.pieces:
             begin = lead(piece.start)
             offset = (piece.start - begin) // FRAME  # the session's frame for the encoder's first frame of this piece
             first, last = frame_span(piece)
             wanted = range(position // FRAME + first - offset - dropped, position // FRAME + last - offset - dropped)
-            with arrived:
-                while len(frames) < wanted.stop and not finished[0] and not failure:
-                    arrived.wait()
-                if failure:
-                    raise failure[0]
-                if len(frames) < wanted.stop:
-                    raise _failed(process, f"the encoder stopped after {dropped + len(frames)} frames")
-                taken = frames[wanted.start : wanted.stop]
-                del frames[: wanted.stop]
+            with self.arrived:
+                while len(self.frames) < wanted.stop and not self.finished and not self.failure:
+                    self.arrived.wait()
+                if self.failure:
+                    raise self.failure[0]
+                if len(self.frames) < wanted.stop:
+                    raise _failed(self.process, f"the encoder stopped after {dropped + len(self.frames)} frames")
+                taken = self.frames[wanted.start : wanted.stop]
+                del self.frames[: wanted.stop]
                 dropped += wanted.stop
             data = b"".join(taken)
             yield Encoded(data, len(taken), crc16(data))
             position += begin + piece.length + _tail(begin + piece.length)
-        feeder.join()
-        reader.join()
-        if failure:
-            raise failure[0]
-        if process.wait() != 0:
-            raise _failed(process, "ffmpeg stopped")
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.wait()
+        self.feeder.join()
+        self.reader.join()
+        if self.failure:
+            raise self.failure[0]
+        if self.process.wait() != 0:
+            raise _failed(self.process, "ffmpeg stopped")
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait()
 
 
 def _failed(process: subprocess.Popen, otherwise: str) -> AudioError:

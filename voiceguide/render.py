@@ -22,18 +22,18 @@ import numpy as np
 
 from voiceguide.background import BED_LUFS, Bed, bed_of
 from voiceguide.loudness import (
-    CEILING_DBFS, GATE_STEP, LOOKAHEAD, PEAK_LIMIT_DBFS, SILENCE_LUFS, Forecast, Loudness, Meter, condensed, limit,
+    CEILING_DBFS, GATE_STEP, LOOKAHEAD, TRUE_PEAK_LIMIT_DBTP, SILENCE_LUFS, Forecast, Loudness, Meter, analysed, condensed, limit,
 )
 from voiceguide.mp3 import FRAME, MARGIN, Piece, encoder_identity, write_mp3
 from voiceguide.sounds import CHIME_LUFS, Sounds
-from voiceguide.speech import Speech
+from voiceguide.speech import Clip, Speech
 from voiceguide.timeline import SAMPLE_RATE, Timeline
 
 LOUDNESS_ROUNDS = 12  # of the search on a Forecast, each about a millisecond
 ENCODED_ROUNDS = 5  # of writing the session and measuring it, each a pass through the encoder
-LEVEL_FORMAT = 9  # bumped whenever levelling changes, so stored levels are not reused
+LEVEL_FORMAT = 10  # bumped whenever levelling changes, so stored levels are not reused
 MAX_STEP_DB = 6.0
-PEAK_MARGIN_DB = 0.1
+PEAK_MARGIN_DB = 0.3  # the encoded peak moves by a few tenths from one ceiling to the next
 # Past this the limiter would flatten the speech; a session this quiet stays under its target.
 MAX_SPEECH_GAIN_DB = 15.0
 SEARCH_TOLERANCE = 0.05  # LU; the search on the forecast aims this close...
@@ -71,6 +71,16 @@ class Layer:
     source: str  # what sounds: the clip's file, or the chime; the same source sounds the same
 
 
+def source_of(clip: Clip) -> str:
+    """What a clip's layers name as their source: its file, named by everything that makes it sound as it does."""
+    return clip.path.name
+
+
+def analyse(clip: Clip) -> None:
+    """Analyse a clip for the level search ahead of time (see loudness.analysed)."""
+    analysed(source_of(clip), clip.samples)
+
+
 def layers(timeline: Timeline, speech: Speech, sounds: Sounds) -> list[Layer]:
     """Every sound of the session, in order of start."""
     found = []
@@ -80,7 +90,7 @@ def layers(timeline: Timeline, speech: Speech, sounds: Sounds) -> list[Layer]:
             # The plan was made from these very clips; a mismatch would shift everything after it.
             if event.kind == "speech" and clip.length != event.length:
                 raise AssertionError(f"speech at {event.start} has {clip.length} samples, planned {event.length}")
-            found.append(Layer(event.start, clip.length, clip.samples, spoken=True, source=clip.path.name))
+            found.append(Layer(event.start, clip.length, clip.samples, spoken=True, source=source_of(clip)))
         elif event.chime is not None:
             chime = event.chime
             for start in event.strike_starts():
@@ -156,7 +166,7 @@ Measure = Callable[[Level, "Bed | None"], tuple[float, float]]
 
 def leveled(timeline: Timeline, pending: list[Layer], target_lufs: float, measure: Measure,
             bed: Bed | None = None) -> Level:
-    """The level that brings the encoded session to ``target_lufs`` with peaks under PEAK_LIMIT_DBFS.
+    """The level that brings the encoded session to ``target_lufs`` with peaks under TRUE_PEAK_LIMIT_DBTP.
 
     The speech alone is measured first, to set the balance: speech at the
     target, sounds SOUND_BELOW_SPEECH_LU under it. Then both are moved
@@ -210,7 +220,7 @@ def leveled(timeline: Timeline, pending: list[Layer], target_lufs: float, measur
         measured, peak = measure(level, None)
         if measured <= SILENCE_LUFS or mixed <= SILENCE_LUFS:
             break
-        over = max(0.0, peak - PEAK_LIMIT_DBFS)
+        over = max(0.0, peak - TRUE_PEAK_LIMIT_DBTP)
         if not over and (best is None or abs(target_lufs - measured) < best[0]):
             best = (abs(target_lufs - measured), level)
         encoding = measured - mixed
@@ -284,7 +294,7 @@ def _bed_level(timeline: Timeline, pending: list[Layer], target_lufs: float, mea
         chosen = quiet
     # The bed adds little to the peaks (it is far under the speech, and lower still under it), and the limiter's
     # ceiling takes off what it does add, as encoded.
-    over = max(0.0, measure(at(chosen), bed)[1] - PEAK_LIMIT_DBFS)
+    over = max(0.0, measure(at(chosen), bed)[1] - TRUE_PEAK_LIMIT_DBTP)
     return dataclasses.replace(at(chosen), ceiling=at(chosen).ceiling - over) if over else at(chosen)
 
 
@@ -295,7 +305,7 @@ def level_key(pending: list[Layer], target_lufs: float, bitrate: int, bed: Bed |
     usually leaves this key, and the level, as it was. Under a bed nothing is
     silent: every sample counts, and so does where each sound is.
     """
-    parts: list[object] = [LEVEL_FORMAT, target_lufs, bitrate, CEILING_DBFS, PEAK_LIMIT_DBFS, SOUND_BELOW_SPEECH_LU]
+    parts: list[object] = [LEVEL_FORMAT, target_lufs, bitrate, CEILING_DBFS, TRUE_PEAK_LIMIT_DBTP, SOUND_BELOW_SPEECH_LU]
     if bed is not None:
         background = bed.background
         stat = background.path.stat() if background.path else None

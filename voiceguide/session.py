@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,7 +14,7 @@ from voiceguide.export import write_session
 from voiceguide.loudness import DEFAULT_TARGET_LUFS
 from voiceguide.overrides import Overrides, apply_overrides
 from voiceguide.planner import chimes_of, expand, lines_of, place
-from voiceguide.render import Level, render
+from voiceguide.render import Level, analyse, render
 from voiceguide.routine import Routine, load_routine
 from voiceguide.sidecars import write_sidecars
 from voiceguide.sounds import Sounds
@@ -31,11 +33,18 @@ def plan_session(path: Path, overrides: Overrides, speech: Speech, sounds: Sound
     """Plan the session exactly as `build` will render it: clips are made (or taken from the cache) here."""
     routine = apply_overrides(load_routine(path), overrides)
     sections = expand(routine, overrides.voice, DEFAULT_VOICE)
+    chimes = chimes_of(sections)
     # A sound file that is not audio is reported before any speech is made.
-    for chime in chimes_of(sections):
-        sounds.samples(chime)
+    for chime in chimes:
+        if chime.path is not None:
+            sounds.samples(chime)
     background.check(routine.background)
-    speech.prepare(lines_of(sections), progress)
+    # While the engine speaks, the built-in chimes are made and each new clip is analysed for the level
+    # search: work for the cores that would otherwise wait between one speech worker and the next.
+    with ThreadPoolExecutor(max_workers=1) as helper:
+        made = helper.submit(lambda: [sounds.samples(chime) for chime in chimes])
+        speech.prepare(lines_of(sections), progress, made=analyse)
+        made.result()
     return Session(routine, place(routine, sections, speech.length, sounds.length))
 
 
@@ -49,13 +58,16 @@ def build_session(session: Session, speech: Speech, sounds: Sounds, target: Path
                   loudness: float = DEFAULT_TARGET_LUFS, sidecars: tuple[str, ...] = ()) -> Built:
     """Render the planned session to ``target`` at ``loudness`` LUFS."""
     routine = session.routine
-    if routine.cover is not None:
-        art = covers.from_file(routine.cover, routine.cover_at or Location(str(routine.path)))
-    else:
-        art = covers.generated(routine.title)
     levels: list[Level] = []
-    size = write_session(session.timeline, target,
-                         lambda path: levels.append(render(session.timeline, speech, sounds, path, loudness, bitrate)),
-                         art)
+    with ThreadPoolExecutor(max_workers=1) as helper:
+        cover: Callable[[], bytes]
+        if routine.cover is not None:  # a file that is not an image is reported before any sound is made
+            own = covers.from_file(routine.cover, routine.cover_at or Location(str(routine.path)))
+            cover = lambda: own  # noqa: E731
+        else:  # drawn while the encoder works
+            cover = helper.submit(covers.generated, routine.title).result
+        size = write_session(session.timeline, target,
+                             lambda path: levels.append(render(session.timeline, speech, sounds, path, loudness, bitrate)),
+                             cover)
     write_sidecars(session.timeline, target, list(sidecars))
     return Built(size, levels[0])

@@ -21,7 +21,7 @@ CHIME_PEAK_DBFS = -9.0
 # Above this the MP3 encoder cuts; a sharp strike that still holds such content
 # rings when it is cut, and its peak grows past what was limited before encoding.
 BAND_LIMIT_HZ = 11_000
-SOUND_FORMAT = 1  # bumped whenever making or levelling sounds changes, so stored ones are made again
+SOUND_FORMAT = 2  # bumped whenever making or levelling sounds changes, so stored ones are made again
 
 
 class Sounds:
@@ -82,8 +82,13 @@ def _level(samples: np.ndarray) -> np.ndarray:
 
 
 def band_limit(samples: np.ndarray) -> np.ndarray:
-    """Remove what lies above BAND_LIMIT_HZ, with a gentle slope so nothing rings."""
-    spectrum = np.fft.rfft(samples)
-    frequencies = np.fft.rfftfreq(len(samples), 1 / SAMPLE_RATE)
+    """Remove what lies above BAND_LIMIT_HZ, with a gentle slope so nothing rings.
+
+    The sound is padded with silence, to a length whose FFT is quick, so
+    that its end does not ring into its start.
+    """
+    size = audio.quick_length(len(samples) + SAMPLE_RATE // 10)
+    spectrum = np.fft.rfft(samples, size)
+    frequencies = np.fft.rfftfreq(size, 1 / SAMPLE_RATE)
     slope = np.clip((frequencies - BAND_LIMIT_HZ) / 2000, 0.0, 1.0)
-    return np.fft.irfft(spectrum * np.cos(slope * np.pi / 2) ** 2, len(samples))
+    return np.fft.irfft(spectrum * np.cos(slope * np.pi / 2) ** 2, size)[: len(samples)]

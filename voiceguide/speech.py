@@ -13,6 +13,7 @@ import os
 import shutil
 import struct
 import tempfile
+import threading
 import wave
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -30,7 +31,7 @@ from voiceguide.timeline import SAMPLE_RATE, Line
 
 DEFAULT_VOICE = Voice(engine="pyttsx3", rate=160, volume=1.0)
 # Bumped whenever clip processing changes, so old clips are not reused.
-CLIP_FORMAT = 3
+CLIP_FORMAT = 4
 # Encoded pieces of sessions: a magic, the number of frames, their bytes and their CRC-16, then the frames.
 FRAMES_FORMAT = 1
 FRAMES_MAGIC = b"VGF1"
@@ -176,6 +177,7 @@ class Speech:
     def __init__(self, cache: ClipCache, jobs: int | None = None, timeout: float | None = None):
         self.cache = cache
         self.jobs = max(1, jobs or os.cpu_count() or 1)
+        self._engines_at_once = threading.Semaphore(self.jobs)
         self.timeout = timeout or SYNTHESIS_TIMEOUT
         self.synthesized = 0
         self._engines: dict[str, Engine] = {}
@@ -210,8 +212,12 @@ class Speech:
                  voice.rate, voice.volume, line.text]
         return hashlib.sha256(json.dumps(parts).encode()).hexdigest()
 
-    def prepare(self, lines: list[Line], progress: Progress | None = None) -> None:
-        """Make sure every line has a clip: from the cache, or synthesized in parallel."""
+    def prepare(self, lines: list[Line], progress: Progress | None = None,
+                made: Callable[[Clip], None] | None = None) -> None:
+        """Make sure every line has a clip: from the cache, or synthesized in parallel.
+
+        ``made`` is given each new clip as it is stored, while the next ones are still being spoken.
+        """
         missing: dict[str, Line] = {}
         for line in lines:
             if line in self._clips:
@@ -227,11 +233,15 @@ class Speech:
         done = 0
         if progress:
             progress(done, len(missing))
-        with ThreadPoolExecutor(max_workers=min(self.jobs, len(missing))) as pool:
+        # Twice as many threads as engines at once: while one thread checks and trims its clip, the next
+        # synthesis has already begun in another, so no core waits for the checking.
+        with ThreadPoolExecutor(max_workers=min(2 * self.jobs, len(missing))) as pool:
             futures = {key: pool.submit(self._synthesize, line) for key, line in missing.items()}
             try:
                 for key, future in futures.items():
                     clip = self.cache.put(key, future.result())
+                    if made:
+                        made(clip)
                     self.synthesized += 1
                     done += 1
                     if progress:
@@ -262,7 +272,8 @@ class Speech:
             with tempfile.TemporaryDirectory(prefix="voiceguide-") as folder:
                 path = Path(folder) / "clip.wav"
                 try:
-                    engine.synthesize(line.text, voice_id, voice.rate or 0, voice.volume or 1.0, path, self.timeout)
+                    with self._engines_at_once:
+                        engine.synthesize(line.text, voice_id, voice.rate or 0, voice.volume or 1.0, path, self.timeout)
                     return _checked(line, path)
                 except EngineError as failure:
                     error = failure

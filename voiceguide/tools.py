@@ -10,9 +10,13 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import functools
+import hashlib
+import json
 import os
 import shutil
+import tempfile
 from pathlib import Path
+from types import ModuleType
 
 from voiceguide.errors import AudioError, EngineError
 
@@ -34,9 +38,34 @@ def ffmpeg() -> str:
     except ImportError:
         raise AudioError("ffmpeg not found: install it, or `pip install imageio-ffmpeg`") from None
     try:
-        return imageio_ffmpeg.get_ffmpeg_exe()
+        return _bundled_ffmpeg(imageio_ffmpeg)
     except RuntimeError as error:
         raise AudioError(f"ffmpeg not found: {error}") from None
+
+
+def _bundled_ffmpeg(imageio_ffmpeg: ModuleType) -> str:
+    """imageio-ffmpeg's ffmpeg. Finding it runs it once to see that it works, a tenth of a second that every
+    build would wait for: the answer is kept on disk, for this installation of imageio-ffmpeg."""
+    if os.environ.get("IMAGEIO_FFMPEG_EXE"):  # named by the user: imageio-ffmpeg takes it as it is
+        return imageio_ffmpeg.get_ffmpeg_exe()
+    identity = json.dumps([imageio_ffmpeg.__version__, imageio_ffmpeg.__file__])
+    kept = default_cache_dir() / "tools" / f"ffmpeg-{hashlib.sha256(identity.encode()).hexdigest()[:32]}.txt"
+    try:
+        path = kept.read_text()
+        if os.path.isfile(path):
+            return path
+    except OSError:
+        pass
+    path = imageio_ffmpeg.get_ffmpeg_exe()
+    try:
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        handle, temp = tempfile.mkstemp(dir=kept.parent, prefix=".", suffix=".tmp")
+        with os.fdopen(handle, "w") as file:
+            file.write(path)
+        os.replace(temp, kept)
+    except OSError:
+        pass  # a read-only cache only costs the next run the same check
+    return path
 
 
 def load_espeak() -> str:
