@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import re
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -186,6 +187,29 @@ def test_loudness_measured_in_process_agrees_with_ebur128(kind: str, tmp_path: P
     their_peak = float(re.findall(r"Peak:\s+(-?[\d.]+) dBFS", result.stderr.decode())[-1])
     assert ours == pytest.approx(theirs, abs=0.06)
     assert peak == pytest.approx(their_peak, abs=0.06)
+
+
+def test_meter_hears_what_the_file_holds(tmp_path: Path, speech_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the build measured of its session, each repeated countdown decoded once and counted as often as
+    it is heard, is what ebur128 measures of the whole file."""
+    from voiceguide import loudness
+
+    measured: list[tuple[float, float]] = []
+    real_result = loudness.Meter.result
+
+    def keep(self):  # type: ignore[no-untyped-def]
+        measured.append(real_result(self))
+        return measured[-1]
+
+    monkeypatch.setattr(loudness.Meter, "result", keep)
+    cache = tmp_path / "cache"
+    shutil.copytree(speech_cache, cache, ignore=shutil.ignore_patterns("frames-*", "levels"))
+    output = tmp_path / "box.mp3"
+    plan_and_build(ROOT / "scripts" / "box-breathing.yaml", output, cache, "--hold-scale", "1.5")
+    assert measured, "a first build measures its session"
+    integrated, peak = ebur128(output)
+    assert measured[-1][0] == pytest.approx(integrated, abs=0.1)
+    assert measured[-1][1] == pytest.approx(peak, abs=0.2)
 
 
 def test_limiter_holds_the_ceiling_without_jumps() -> None:

@@ -48,37 +48,48 @@ def condensed(silence: int) -> int:
 
 
 class Meter:
-    """Measures integrated loudness and true peak of MP3 frames as a player decodes them.
+    """Measures integrated loudness and true peak of MP3 frames as a player hears them.
 
-    It hears the session exactly as it is written, frame for frame; the
-    silence between two runs of frames is cut short to GAP_FRAMES, as the
-    gating would ignore the rest. A thread feeds ffmpeg, so the build
-    never waits for it until the result.
+    ffmpeg decodes the frames as they are written, each run of frames only
+    once: a countdown said after every hold is decoded once and counted as
+    often as it is heard. Its ebur128 filter logs the loudness of every
+    400 ms block; each block is weighted by how often the run it lies in is
+    heard, and the blocks are gated as BS.1770 gates them. A thread feeds
+    ffmpeg, so the build never waits for it until the result.
     """
 
-    GAP_FRAMES = -(-GATE_BLOCK // FRAME) + 1  # longer than a gating block, so no block holds sound from both sides
+    GAP_FRAMES = -(-GATE_BLOCK // FRAME) + 1  # longer than a gating block, so no block holds two runs
 
     def __init__(self, bitrate: int) -> None:
         self._silent = silence_at(bitrate).frames[0]
-        command = [tools.ffmpeg(), "-nostdin", "-hide_banner", "-nostats", "-f", "mp3", "-i", "pipe:0",
-                   "-af", "ebur128=framelog=quiet:peak=true", "-f", "null", "-"]
+        # Verbose, for the log of every block.
+        command = [tools.ffmpeg(), "-nostdin", "-hide_banner", "-nostats", "-v", "verbose", "-f", "mp3",
+                   "-i", "pipe:0", "-af", "ebur128=framelog=verbose:peak=true", "-f", "null", "-"]
         try:
             # Its stdout is not ours: a child holding the command's output open would keep it from ending.
             self._process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
                                              stderr=subprocess.PIPE, bufsize=0)
         except OSError as error:
             raise AudioError(f"cannot start ffmpeg: {error}") from None
-        self._end: int | None = None  # the session's frame after the last one heard
+        self._runs: dict[bytes, int] = {}  # frames sent: their index in _sent
+        self._sent: list[list[int]] = []  # [first frame in the stream, frames, times heard], in order
+        self._frames = 0  # frames sent
         self._queue: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+        self._report = b""
         self._feeder = threading.Thread(target=self._feed, daemon=True)
+        self._logger = threading.Thread(target=self._log, daemon=True)
         self._feeder.start()
+        self._logger.start()
 
     def frames(self, first: int, data: bytes, count: int) -> None:
         """``count`` frames in ``data``, the first of them frame ``first`` of the session."""
-        if self._end is not None:
-            self._queue.put(self._silent * min(first - self._end, self.GAP_FRAMES))
-        self._queue.put(data)
-        self._end = first + count
+        if data in self._runs:
+            self._sent[self._runs[data]][2] += 1
+            return
+        self._runs[data] = len(self._sent)
+        self._sent.append([self._frames + self.GAP_FRAMES, count, 1])
+        self._queue.put(self._silent * self.GAP_FRAMES + data)
+        self._frames += self.GAP_FRAMES + count
 
     def _feed(self) -> None:
         stdin = self._process.stdin
@@ -96,23 +107,42 @@ class Meter:
             except BrokenPipeError:
                 pass
 
+    def _log(self) -> None:
+        assert self._process.stderr is not None
+        self._report = self._process.stderr.read()
+
     def result(self) -> tuple[float, float]:
         """Integrated loudness in LUFS (SILENCE_LUFS for a silent session) and true peak in dBTP."""
-        assert self._process.stderr is not None
-        if self._end is None:  # nothing sounds
-            self.abort()
-            return SILENCE_LUFS, -math.inf
+        self._queue.put(self._silent * self.GAP_FRAMES)  # the last blocks end in silence
         self._queue.put(None)
-        report = self._process.stderr.read().decode(errors="replace")
         self._feeder.join()
+        self._logger.join()
+        report = self._report.decode(errors="replace")
         if self._process.wait() != 0:
             raise AudioError(f"measuring loudness failed: {report.strip().splitlines()[-1:]}")
-        found = re.findall(r"I:\s+(-?[\d.]+|-inf) LUFS", report)
         peaks = re.findall(r"Peak:\s+(-?[\d.]+|-inf) dBFS", report)
         peak = float(peaks[-1]) if peaks and peaks[-1] != "-inf" else -math.inf
-        if not found or found[-1] == "-inf":
-            return SILENCE_LUFS, peak
-        return max(float(found[-1]), SILENCE_LUFS), peak
+        return self._integrated(report), peak
+
+    def _integrated(self, report: str) -> float:
+        """The session's integrated loudness from the logged blocks, each as often as its run is heard."""
+        if not self._sent:
+            return SILENCE_LUFS
+        runs = np.array(self._sent, dtype=np.float64)
+        starts, ends, heard = runs[:, 0] * FRAME / SAMPLE_RATE, (runs[:, 0] + runs[:, 1]) * FRAME / SAMPLE_RATE, runs[:, 2]
+        logged = re.findall(r"t:\s*([\d.]+)\s.*?M:\s*(-?[\d.]+|-inf|nan)", report)
+        times = np.array([float(t) for t, _ in logged])
+        momentary = np.array([float(m) if m not in ("-inf", "nan") else -math.inf for _, m in logged])
+        # A block is the 400 ms before its time; runs lie more than a block apart, so it meets one at most.
+        which = np.searchsorted(starts, times, side="right") - 1
+        meets = (which >= 0) & (times - GATE_BLOCK / SAMPLE_RATE < ends[np.maximum(which, 0)])
+        loud = meets & (momentary > SILENCE_LUFS)
+        weights, powers = heard[which[loud]], 10 ** (momentary[loud] / 10)
+        if not len(powers):
+            return SILENCE_LUFS
+        gate = 10 * math.log10(float(np.sum(weights * powers) / np.sum(weights))) - 10
+        kept = momentary[loud] > gate
+        return max(SILENCE_LUFS, 10 * math.log10(float(np.sum(weights[kept] * powers[kept]) / np.sum(weights[kept]))))
 
     def abort(self) -> None:
         if self._process.poll() is None:
@@ -120,6 +150,7 @@ class Meter:
         self._queue.put(None)
         self._process.wait()
         self._feeder.join()
+        self._logger.join()
 
 
 class Loudness:
