@@ -22,7 +22,8 @@ import numpy as np
 
 from voiceguide.background import BED_LUFS, Bed, bed_of
 from voiceguide.loudness import (
-    CEILING_DBFS, GATE_STEP, LOOKAHEAD, TRUE_PEAK_LIMIT_DBTP, SILENCE_LUFS, Forecast, Loudness, Meter, analysed, condensed, limit,
+    CEILING_DBFS, GATE_STEP, LOOKAHEAD, SILENCE_LUFS, TRUE_PEAK_LIMIT_DBTP, Forecast, Loudness, Meter, analysed,
+    condensed, limit,
 )
 from voiceguide.mp3 import FRAME, MARGIN, Piece, encoder_identity, write_mp3
 from voiceguide.sounds import CHIME_LUFS, Sounds

@@ -15,6 +15,8 @@ import json
 import os
 import shutil
 import tempfile
+import time
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
@@ -50,22 +52,30 @@ def _bundled_ffmpeg(imageio_ffmpeg: ModuleType) -> str:
         return imageio_ffmpeg.get_ffmpeg_exe()
     identity = json.dumps([imageio_ffmpeg.__version__, imageio_ffmpeg.__file__])
     kept = default_cache_dir() / "tools" / f"ffmpeg-{hashlib.sha256(identity.encode()).hexdigest()[:32]}.txt"
+    return remembered(kept, imageio_ffmpeg.get_ffmpeg_exe, os.path.isfile)
+
+
+def remembered(path: Path, ask: Callable[[], str], usable: Callable[[str], bool],
+               max_age: float | None = None) -> str:
+    """An answer that takes a process start to get, kept in the small file ``path``: asked again when the
+    file is missing, older than ``max_age`` seconds, or its answer is no longer ``usable``."""
     try:
-        path = kept.read_text()
-        if os.path.isfile(path):
-            return path
+        if max_age is None or time.time() - path.stat().st_mtime < max_age:
+            answer = path.read_text()
+            if usable(answer):
+                return answer
     except OSError:
         pass
-    path = imageio_ffmpeg.get_ffmpeg_exe()
+    answer = ask()
     try:
-        kept.parent.mkdir(parents=True, exist_ok=True)
-        handle, temp = tempfile.mkstemp(dir=kept.parent, prefix=".", suffix=".tmp")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temp = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=".tmp")
         with os.fdopen(handle, "w") as file:
-            file.write(path)
-        os.replace(temp, kept)
+            file.write(answer)
+        os.replace(temp, path)
     except OSError:
-        pass  # a read-only cache only costs the next run the same check
-    return path
+        pass  # a read-only cache only costs the next run the same question
+    return answer
 
 
 def load_espeak() -> str:

@@ -11,11 +11,8 @@ import ctypes.util
 import functools
 import hashlib
 import json
-import os
 import subprocess
 import sys
-import tempfile
-import time
 from importlib import metadata
 from pathlib import Path
 
@@ -54,23 +51,15 @@ class Pyttsx3Engine(Engine):
 @functools.lru_cache(maxsize=None)
 def _worker_info(worker: tuple[str, ...]) -> dict:
     """pyttsx3's version and voices: kept on disk for a day, since asking takes a process start."""
-    stored = _stored_info(worker)
-    try:
-        if time.time() - stored.stat().st_mtime < INFO_MAX_AGE:
-            return _checked_info(stored.read_text())
-    except (OSError, EngineError):
-        pass
-    output = _run_worker([*worker, "--info"], "", INFO_TIMEOUT, "starting pyttsx3")
-    info = _checked_info(output)
-    try:
-        stored.parent.mkdir(parents=True, exist_ok=True)
-        handle, temp = tempfile.mkstemp(dir=stored.parent, prefix=".", suffix=".tmp")
-        with os.fdopen(handle, "w") as file:
-            file.write(output)
-        os.replace(temp, stored)
-    except OSError:
-        pass  # a read-only cache only costs the next run the same question
-    return info
+    def usable(text: str) -> bool:
+        try:
+            _checked_info(text)
+        except EngineError:
+            return False
+        return True
+
+    ask = functools.partial(_run_worker, [*worker, "--info"], "", INFO_TIMEOUT, "starting pyttsx3")
+    return _checked_info(tools.remembered(_stored_info(worker), ask, usable, INFO_MAX_AGE))
 
 
 def _checked_info(text: str) -> dict:
