@@ -9,7 +9,10 @@ that the gain raises under the ceiling.
 
 from __future__ import annotations
 
+import array
+import collections
 import functools
+import io
 import math
 import queue
 import re
@@ -47,6 +50,9 @@ def condensed(silence: int) -> int:
     return silence if silence <= GATE_BLOCK else GATE_BLOCK + (silence - GATE_BLOCK) % GATE_STEP
 
 
+_BLOCK = re.compile(r"t:\s*([\d.]+)\s.*?M:\s*(-?[\d.]+|-inf|nan)")  # a block in ebur128's log
+
+
 class Meter:
     """Measures integrated loudness and true peak of MP3 frames as a player hears them.
 
@@ -75,7 +81,9 @@ class Meter:
         self._sent: list[list[int]] = []  # [first frame in the stream, frames, times heard], in order
         self._frames = 0  # frames sent
         self._queue: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
-        self._report = b""
+        self._times = array.array("d")  # each logged block: when it ends, in seconds of the stream...
+        self._momentary = array.array("d")  # ... and its loudness
+        self._said: collections.deque[str] = collections.deque(maxlen=20)  # ffmpeg's other last words
         self._feeder = threading.Thread(target=self._feed, daemon=True)
         self._logger = threading.Thread(target=self._log, daemon=True)
         self._feeder.start()
@@ -108,8 +116,16 @@ class Meter:
                 pass
 
     def _log(self) -> None:
+        """Keeps the loudness of every block as numbers as it is logged: an hour's log is megabytes of text."""
         assert self._process.stderr is not None
-        self._report = self._process.stderr.read()
+        for raw in io.BufferedReader(self._process.stderr):
+            line = raw.decode(errors="replace")
+            block = _BLOCK.search(line)
+            if block:
+                self._times.append(float(block[1]))
+                self._momentary.append(float(block[2]) if block[2] not in ("-inf", "nan") else -math.inf)
+            else:
+                self._said.append(line.strip())
 
     def result(self) -> tuple[float, float]:
         """Integrated loudness in LUFS (SILENCE_LUFS for a silent session) and true peak in dBTP."""
@@ -117,22 +133,22 @@ class Meter:
         self._queue.put(None)
         self._feeder.join()
         self._logger.join()
-        report = self._report.decode(errors="replace")
+        said = [line for line in self._said if line]
         if self._process.wait() != 0:
-            raise AudioError(f"measuring loudness failed: {report.strip().splitlines()[-1:]}")
-        peaks = re.findall(r"Peak:\s+(-?[\d.]+|-inf) dBFS", report)
+            raise AudioError(f"measuring loudness failed: {said[-1] if said else 'ffmpeg stopped'}")
+        if self._sent and not self._times:
+            raise AudioError("measuring loudness failed: ffmpeg logged no loudness")
+        peaks = [found[1] for line in said if (found := re.search(r"Peak:\s+(-?[\d.]+|-inf) dBFS", line))]
         peak = float(peaks[-1]) if peaks and peaks[-1] != "-inf" else -math.inf
-        return self._integrated(report), peak
+        return self._integrated(), peak
 
-    def _integrated(self, report: str) -> float:
+    def _integrated(self) -> float:
         """The session's integrated loudness from the logged blocks, each as often as its run is heard."""
         if not self._sent:
             return SILENCE_LUFS
         runs = np.array(self._sent, dtype=np.float64)
         starts, ends, heard = runs[:, 0] * FRAME / SAMPLE_RATE, (runs[:, 0] + runs[:, 1]) * FRAME / SAMPLE_RATE, runs[:, 2]
-        logged = re.findall(r"t:\s*([\d.]+)\s.*?M:\s*(-?[\d.]+|-inf|nan)", report)
-        times = np.array([float(t) for t, _ in logged])
-        momentary = np.array([float(m) if m not in ("-inf", "nan") else -math.inf for _, m in logged])
+        times, momentary = np.frombuffer(self._times), np.frombuffer(self._momentary)
         # A block is the 400 ms before its time; runs lie more than a block apart, so it meets one at most.
         which = np.searchsorted(starts, times, side="right") - 1
         meets = (which >= 0) & (times - GATE_BLOCK / SAMPLE_RATE < ends[np.maximum(which, 0)])
