@@ -189,6 +189,30 @@ def test_loudness_measured_in_process_agrees_with_ebur128(kind: str, tmp_path: P
     assert peak == pytest.approx(their_peak, abs=0.06)
 
 
+@pytest.mark.parametrize("script", ["sciatica-self-massage", "box-breathing"])
+def test_forecast_predicts_the_mix(script: str, speech_cache: Path) -> None:
+    """The level search's forecast of the loudness, at gains that the limiter does not touch and at gains it
+    works hard at, is what mixing the session and measuring it gives."""
+    from voiceguide import render
+    from voiceguide.loudness import Forecast, Loudness
+    from voiceguide.overrides import Overrides
+    from voiceguide.session import plan_session
+    from voiceguide.sounds import Sounds
+    from voiceguide.speech import ClipCache, Speech
+
+    speech = Speech(ClipCache(speech_cache))
+    sounds = Sounds(speech.cache)
+    timeline = plan_session(ROOT / "scripts" / f"{script}.yaml", Overrides(), speech, sounds).timeline
+    pending = render.layers(timeline, speech, sounds)
+    forecast = Forecast([(layer.start, layer.length, layer.source, layer.load) for layer in pending])
+    for gain_db, sound_gain, ceiling in [(-6.0, 0.5, -3.0), (0.0, 1.0, -3.0), (8.0, 1.4, -3.0), (13.0, 1.4, -4.0)]:
+        level = render.Level(10 ** (gain_db / 20), sound_gain, ceiling)
+        meter = Loudness()
+        render.mix(pending, meter, level, 0, timeline.duration)
+        predicted = forecast.loudness([level.gain if layer.spoken else level.sound_gain for layer in pending], ceiling)
+        assert predicted == pytest.approx(meter.result()[0], abs=0.1), (gain_db, ceiling)
+
+
 def test_meter_hears_what_the_file_holds(tmp_path: Path, speech_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """What the build measured of its session, each repeated countdown decoded once and counted as often as
     it is heard, is what ebur128 measures of the whole file."""

@@ -272,7 +272,7 @@ BIN = 49  # samples: 900 to a second and 90 to a 100 ms sub-block, so a Forecast
 
 
 class Forecast:
-    """The integrated loudness and sample peak of sounds laid over silence, at any gains, without mixing them.
+    """The integrated loudness of sounds laid over silence, at any gains, without mixing them.
 
     Each sound is analysed once, at unit gain: its K-weighted energy and the
     largest sample the limiter's hold sees, per BIN. At a gain, the energy
@@ -300,24 +300,20 @@ class Forecast:
             self._placed.append((round((start - cut) / BIN), source))
         self._bins = max([first + len(self._analyses[source].energy) for first, source in self._placed], default=0)
 
-    def loudness(self, gains: list[float], ceiling_dbfs: float) -> tuple[float, float]:
-        """Integrated loudness in LUFS and sample peak in dBFS with each sound at its gain (0: left out)."""
+    def loudness(self, gains: list[float], ceiling_dbfs: float) -> float:
+        """Integrated loudness in LUFS with each sound at its gain (0: left out), limited at the ceiling."""
         top = 32767 * 10 ** (ceiling_dbfs / 20)
         steps = GATE_STEP // BIN
         total = np.zeros(-(-self._bins // steps) * steps)
         heard: dict[tuple[str, float], np.ndarray] = {}
-        peak = 0.0
         for (first, source), gain in zip(self._placed, gains):
             if gain <= 0:
                 continue
-            analysis = self._analyses[source]
             if (source, gain) not in heard:
-                heard[source, gain] = analysis.energy_at(gain, top)
+                heard[source, gain] = self._analyses[source].energy_at(gain, top)
             energy = heard[source, gain]
             total[first : first + len(energy)] += energy
-            peak = max(peak, min(gain * analysis.peak, top))
-        lufs = _integrated(total.reshape(-1, steps).sum(axis=1))
-        return lufs, 20 * math.log10(round(peak) / 32768) if round(peak) else -math.inf
+        return _integrated(total.reshape(-1, steps).sum(axis=1))
 
 
 class _Analysis:

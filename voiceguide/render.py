@@ -184,7 +184,7 @@ def leveled(timeline: Timeline, pending: list[Layer], target_lufs: float, measur
 
     def loudness(level: Level, sounds: bool = True) -> float:
         gains = [level.gain if layer.spoken else level.sound_gain * sounds for layer in pending]
-        return forecast.loudness(gains, level.ceiling)[0]
+        return forecast.loudness(gains, level.ceiling)
 
     has_speech = any(layer.spoken for layer in pending)
     speech_lufs = loudness(Level(), sounds=False) if has_speech else SILENCE_LUFS
