@@ -13,7 +13,6 @@ import os
 import shutil
 import struct
 import tempfile
-import threading
 import wave
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -177,7 +176,6 @@ class Speech:
     def __init__(self, cache: ClipCache, jobs: int | None = None, timeout: float | None = None):
         self.cache = cache
         self.jobs = max(1, jobs or os.cpu_count() or 1)
-        self._engines_at_once = threading.Semaphore(self.jobs)
         self.timeout = timeout or SYNTHESIS_TIMEOUT
         self.synthesized = 0
         self._engines: dict[str, Engine] = {}
@@ -233,9 +231,7 @@ class Speech:
         done = 0
         if progress:
             progress(done, len(missing))
-        # Twice as many threads as engines at once: while one thread checks and trims its clip, the next
-        # synthesis has already begun in another, so no core waits for the checking.
-        with ThreadPoolExecutor(max_workers=min(2 * self.jobs, len(missing))) as pool:
+        with ThreadPoolExecutor(max_workers=min(self.jobs, len(missing))) as pool:
             futures = {key: pool.submit(self._synthesize, line) for key, line in missing.items()}
             try:
                 for key, future in futures.items():
@@ -272,8 +268,7 @@ class Speech:
             with tempfile.TemporaryDirectory(prefix="voiceguide-") as folder:
                 path = Path(folder) / "clip.wav"
                 try:
-                    with self._engines_at_once:
-                        engine.synthesize(line.text, voice_id, voice.rate or 0, voice.volume or 1.0, path, self.timeout)
+                    engine.synthesize(line.text, voice_id, voice.rate or 0, voice.volume or 1.0, path, self.timeout)
                     return _checked(line, path)
                 except EngineError as failure:
                     error = failure
