@@ -173,7 +173,7 @@ def _overrides(holds: tuple[tuple[str, int], ...], hold_scale: float | None, pro
     return command_line.over(load_profile(profile)) if profile else command_line
 
 
-def _plan(routine: Path, options: dict[str, Any]):
+def _plan(routine: Path, options: dict[str, Any], building: bool = False):
     from voiceguide.session import plan_session
     from voiceguide.sounds import Sounds
     from voiceguide.speech import Speech
@@ -183,7 +183,7 @@ def _plan(routine: Path, options: dict[str, Any]):
     speech = Speech(_clip_cache(options["cache_dir"]), jobs=options["jobs"])
     sounds = Sounds(speech.cache)
     with _Progress(options["quiet"]) as progress:
-        session = plan_session(routine, overrides, speech, sounds, progress)
+        session = plan_session(routine, overrides, speech, sounds, progress, building)
     warnings = list(session.timeline.warnings)
     if warnings and options["strict"]:
         raise RoutineError(warnings)
@@ -284,7 +284,7 @@ def build(routine: Path, output: Path | None, bitrate: str, loudness: float, sid
     """
     from voiceguide.session import build_session
 
-    session, speech, sounds = _plan(routine, options)
+    session, speech, sounds = _plan(routine, options, building=True)
     target = output or OUTPUT_DIR / f"{routine.stem}.mp3"
     built = build_session(session, speech, sounds, target, int(bitrate), loudness, sidecars)
     duration = format_clock(round(session.timeline.duration * 1000 / 44100))

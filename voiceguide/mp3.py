@@ -301,6 +301,7 @@ class Step:
 
     def then(self, after: Step) -> Step:
         """This step followed by ``after``."""
+        # A step made for once is applied bit by bit: its tables would cost more than they save.
         if "_tables" not in after.__dict__:
             return Step(tuple(after.apply(column) ^ after.constant for column in self.matrix),
                         after.apply(self.constant))

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,8 +29,11 @@ class Session:
 
 
 def plan_session(path: Path, overrides: Overrides, speech: Speech, sounds: Sounds,
-                 progress: Progress | None = None) -> Session:
-    """Plan the session exactly as `build` will render it: clips are made (or taken from the cache) here."""
+                 progress: Progress | None = None, building: bool = False) -> Session:
+    """Plan the session exactly as `build` will render it: clips are made (or taken from the cache) here.
+
+    ``building``: the session is to be rendered, so each new clip is analysed for the level search too.
+    """
     routine = apply_overrides(load_routine(path), overrides)
     sections = expand(routine, overrides.voice, DEFAULT_VOICE)
     chimes = chimes_of(sections)
@@ -39,11 +42,11 @@ def plan_session(path: Path, overrides: Overrides, speech: Speech, sounds: Sound
         if chime.path is not None:
             sounds.samples(chime)
     background.check(routine.background)
-    # While the engine speaks, the built-in chimes are made and each new clip is analysed for the level
-    # search: work for the cores that would otherwise wait between one speech worker and the next.
+    # While the engine speaks, the built-in chimes are made (and each new clip analysed, for a build): work
+    # for the cores that would otherwise wait between one speech worker and the next.
     with ThreadPoolExecutor(max_workers=1) as helper:
         made = helper.submit(lambda: [sounds.samples(chime) for chime in chimes])
-        speech.prepare(lines_of(sections), progress, made=analyse)
+        speech.prepare(lines_of(sections), progress, made=analyse if building else None)
         made.result()
     return Session(routine, place(routine, sections, speech.length, sounds.length))
 
