@@ -1,10 +1,11 @@
 """Loudness: bring a session to a target integrated loudness without clipping.
 
 Integrated loudness (EBU R128) gates out silence, so it depends only on the
-sounds of a session and how they sit together, not on the length of its holds.
-It is measured on a condensed copy of the session, every silence shortened to
-GATE_BLOCK, by ffmpeg's ebur128 filter; a look-ahead limiter keeps the peaks
-that the gain raises under the ceiling.
+sounds of a session and how they sit together, not on the length of its holds:
+every long silence is cut short (see condensed). A Forecast predicts it for any
+gains from each sound analysed once; Meter measures the session as encoded
+(ffmpeg's ebur128 on its MP3 frames); Loudness measures a mix in this process.
+A look-ahead limiter keeps the peaks that the gain raises under the ceiling.
 """
 
 from __future__ import annotations
