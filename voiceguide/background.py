@@ -45,18 +45,25 @@ def loop_of(background: Background) -> np.ndarray:
 
 
 def _rain(rng: np.random.Generator) -> np.ndarray:
-    """Soft rain: pink noise between 200 Hz and 7 kHz that swells slowly, with scattered drops."""
-    frequencies = np.fft.rfftfreq(LOOP_LENGTH, 1 / SAMPLE_RATE)
-    safe = np.maximum(frequencies, 1.0)
+    """Soft rain: pink noise between 200 Hz and 7 kHz that swells slowly, with scattered drops.
+
+    Made in single precision, a spectrum at a time: a 24 s loop in double
+    precision, with its spectra, took 75 MB, which the process then kept.
+    """
+    frequencies = np.fft.rfftfreq(LOOP_LENGTH, 1 / SAMPLE_RATE).astype(np.float32)
+    # A swell of a few tenths of a hertz: rain that comes and goes a little, not a steady hiss.
+    swell_shape = ((frequencies > 0.04) & (frequencies < 0.4)).astype(np.float32)
+    safe = np.maximum(frequencies, 1.0, out=frequencies)
     shape = (1 / np.sqrt(safe)) * (safe**2 / (safe**2 + 200.0**2)) / (1 + (safe / 7000.0) ** 4)
+    del frequencies, safe
     shape[0] = 0.0
     noise = _periodic(shape, rng)
-    # A swell of a few tenths of a hertz: rain that comes and goes a little, not a steady hiss.
-    swell_shape = np.where((frequencies > 0.04) & (frequencies < 0.4), 1.0, 0.0)
+    del shape
     swell = _periodic(swell_shape, rng)
+    del swell_shape
     noise *= 1 + 0.3 * swell / max(float(np.max(np.abs(swell))), 1e-12)
+    del swell
     noise /= float(np.max(np.abs(noise)))
-    drops = np.zeros(LOOP_LENGTH)
     length = SAMPLE_RATE // 40
     t = np.arange(length) / SAMPLE_RATE
     for _ in range(90):
@@ -64,21 +71,32 @@ def _rain(rng: np.random.Generator) -> np.ndarray:
         decay = rng.uniform(0.003, 0.012)
         drop = np.sin(2 * np.pi * pitch * t * (1 - 0.3 * t / t[-1])) * np.exp(-t / decay) * rng.uniform(0.1, 0.35)
         at = int(rng.integers(LOOP_LENGTH))
-        drops[(at + np.arange(length)) % LOOP_LENGTH] += drop
-    return noise + drops
+        noise[(at + np.arange(length)) % LOOP_LENGTH] += drop.astype(np.float32)
+    return noise
 
 
 def _drone(rng: np.random.Generator) -> np.ndarray:
-    """A low drone: a root, its fifth and octaves, each a slowly beating pair that swells and fades."""
-    n = np.arange(LOOP_LENGTH)
-    total = np.zeros(LOOP_LENGTH)
+    """A low drone: a root, its fifth and octaves, each a slowly beating pair that swells and fades.
+
+    Every sample depends on its index alone, so the loop is made a block at a time, in little memory.
+    """
+    partials = []
     for ratio, amplitude in ((1.0, 1.0), (1.5, 0.55), (2.0, 0.5), (3.0, 0.22), (4.0, 0.1)):
         cycles = round(110.0 * ratio * LOOP_LENGTH / SAMPLE_RATE)
-        swell = 1 + 0.35 * np.sin(2 * np.pi * (int(rng.integers(1, 3)) * n / LOOP_LENGTH + rng.uniform()))
+        swells, swell_phase = int(rng.integers(1, 3)), rng.uniform()
         # Three cycles apart per loop: a beat about every eight seconds.
-        pair = _tone(n, cycles, rng.uniform()) + 0.6 * _tone(n, cycles + 3, rng.uniform())
-        total += amplitude * swell * pair
+        partials.append((amplitude, swells, swell_phase, cycles, rng.uniform(), rng.uniform()))
+    total = np.zeros(LOOP_LENGTH, dtype=np.float32)
+    for start in range(0, LOOP_LENGTH, _BLOCK):
+        n = np.arange(start, min(start + _BLOCK, LOOP_LENGTH))
+        for amplitude, swells, swell_phase, cycles, phase, beat_phase in partials:
+            swell = 1 + 0.35 * np.sin(2 * np.pi * (swells * n / LOOP_LENGTH + swell_phase))
+            pair = _tone(n, cycles, phase) + 0.6 * _tone(n, cycles + 3, beat_phase)
+            total[start : start + len(n)] += amplitude * swell * pair
     return total
+
+
+_BLOCK = 1 << 16
 
 
 def _tone(n: np.ndarray, cycles: int, phase: float) -> np.ndarray:
@@ -87,9 +105,11 @@ def _tone(n: np.ndarray, cycles: int, phase: float) -> np.ndarray:
 
 
 def _periodic(shape: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Noise with the magnitude spectrum ``shape`` that repeats exactly every LOOP_LENGTH samples."""
-    phases = np.exp(2j * np.pi * rng.uniform(size=len(shape)))
-    return np.fft.irfft(shape * phases, LOOP_LENGTH)
+    """Noise with the magnitude spectrum ``shape`` that repeats exactly every LOOP_LENGTH samples, in the
+    precision of ``shape``."""
+    spectrum = np.exp(1j * (2 * np.pi * rng.uniform(size=len(shape))).astype(shape.dtype))
+    spectrum *= shape
+    return np.fft.irfft(spectrum, LOOP_LENGTH)
 
 
 BEDS = {"rain": _rain, "drone": _drone}
