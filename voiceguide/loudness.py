@@ -81,6 +81,7 @@ class Meter:
         self._runs: dict[bytes, int] = {}  # frames sent: their index in _sent
         self._sent: list[list[int]] = []  # [first frame in the stream, frames, times heard], in order
         self._frames = 0  # frames sent
+        self._open: tuple[int, int, int] | None = None  # the run sent last: its index, where it ends, its first part
         self._queue: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
         self._times = array.array("d")  # each logged block: when it ends, in seconds of the stream...
         self._momentary = array.array("d")  # ... and its loudness
@@ -92,10 +93,21 @@ class Meter:
 
     def frames(self, first: int, data: bytes, count: int) -> None:
         """``count`` frames in ``data``, the first of them frame ``first`` of the session."""
+        if self._open is not None and first == self._open[1]:  # the run sent last goes on (a bed, in parts)
+            run = self._sent[self._open[0]]
+            if run[1] == self._open[2]:  # its first part can no longer stand for the whole run
+                self._runs = {key: index for key, index in self._runs.items() if index != self._open[0]}
+            run[1] += count
+            self._queue.put(data)
+            self._frames += count
+            self._open = (self._open[0], first + count, self._open[2])
+            return
         if data in self._runs:
             self._sent[self._runs[data]][2] += 1
+            self._open = None
             return
         self._runs[data] = len(self._sent)
+        self._open = (len(self._sent), first + count, count)
         self._sent.append([self._frames + self.GAP_FRAMES, count, 1])
         self._queue.put(self._silent * self.GAP_FRAMES + data)
         self._frames += self.GAP_FRAMES + count

@@ -46,7 +46,8 @@ PADDING_CYCLE = 49
 # Silence after which LAME encodes a sound as if nothing came before it: its adaptation to what it
 # heard outlasts one padding cycle after a short loud sound (measured), not two.
 SETTLE = 2 * PADDING_CYCLE * FRAME
-_CYCLES_PER_WRITE = 64  # silent frames are written about 650 KB at a time
+_CYCLES_PER_WRITE = 64
+_PART_FRAMES = 2048  # about 53 s, 430 KB at 64 kbps  # silent frames are written about 650 KB at a time
 BITRATES = (32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320)
 DEFAULT_BITRATE = 64  # kbps: clear speech in mono, about 29 MB an hour
 INFO_OFFSET = 4 + 17  # frame header and the side information of a mono MPEG-1 frame
@@ -438,14 +439,20 @@ def write_mp3(path: Path, bitrate: int, total: int, pieces: list[Piece],
         try:
             encoded = encoder.encoded() if encoder else iter(())
             for piece in pieces:
+                first, last = frame_span(piece)
                 ready = stored.get(piece.key)
-                if ready is None:
-                    ready = next(encoded)
+                if ready is not None:
+                    writer.piece(first, ready)
+                    continue
+                # A piece comes whole, to be kept; or, when no one keeps it (a bed), in parts as it is encoded.
+                while first < last:
+                    part = next(encoded)
+                    writer.piece(first, part)
+                    first += part.count
                     if piece.key:
-                        stored[piece.key] = ready
+                        stored[piece.key] = part
                         if store:
-                            store.put_frames(piece.key, ready)
-                writer.piece(frame_span(piece)[0], ready)
+                            store.put_frames(piece.key, part)
             for _ in encoded:  # let the encoder finish and report how it ended
                 raise AssertionError("the encoder made frames for more pieces than it was given")
         finally:
@@ -600,26 +607,31 @@ class _Encoder:
                 pass
 
     def encoded(self) -> Iterator[Encoded]:
-        """Each piece's frames in turn; then the encoder's end is checked."""
+        """Each piece's frames in turn, a piece without a key in parts of _PART_FRAMES (it may be a whole
+        session under a bed, too much to hold); then the encoder's end is checked."""
         position = SETTLE  # the encoder's input samples before the current piece
         dropped = 0  # frames already handed on and let go
         for piece in self.pieces:
             begin = lead(piece.start)
             offset = (piece.start - begin) // FRAME  # the session's frame for the encoder's first frame of this piece
             first, last = frame_span(piece)
-            wanted = range(position // FRAME + first - offset - dropped, position // FRAME + last - offset - dropped)
-            with self.arrived:
-                while len(self.frames) < wanted.stop and not self.finished and not self.failure:
-                    self.arrived.wait()
-                if self.failure:
-                    raise self.failure[0]
-                if len(self.frames) < wanted.stop:
-                    raise _failed(self.process, f"the encoder stopped after {dropped + len(self.frames)} frames")
-                taken = self.frames[wanted.start : wanted.stop]
-                del self.frames[: wanted.stop]
-                dropped += wanted.stop
-            data = b"".join(taken)
-            yield Encoded(data, len(taken), crc16(data))
+            at = position // FRAME + first - offset  # the encoder's frame for the piece's first
+            end = at + last - first
+            while at < end:
+                stop = end if piece.key else min(end, at + _PART_FRAMES)
+                with self.arrived:
+                    while dropped + len(self.frames) < stop and not self.finished and not self.failure:
+                        self.arrived.wait()
+                    if self.failure:
+                        raise self.failure[0]
+                    if dropped + len(self.frames) < stop:
+                        raise _failed(self.process, f"the encoder stopped after {dropped + len(self.frames)} frames")
+                    taken = self.frames[at - dropped : stop - dropped]
+                    del self.frames[: stop - dropped]
+                    dropped = stop
+                data = b"".join(taken)
+                yield Encoded(data, len(taken), crc16(data))
+                at = stop
             position += begin + piece.length + _tail(begin + piece.length)
         self.feeder.join()
         self.reader.join()
