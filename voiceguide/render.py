@@ -52,7 +52,7 @@ BED_ROUNDS = 5  # halvings: the bed's level lands within 24 / 2**5, under a dB
 PIECE_GAP = 2 * (MARGIN + FRAME)
 PIECE_FORMAT = 2  # bumped whenever rendering or encoding changes, so stored frames are not reused
 # The bed is made this many samples at a time: a long hold is not held in memory whole.
-BED_BLOCK = SAMPLE_RATE * 10
+BED_BLOCK = SAMPLE_RATE * 2
 
 
 class Sink(Protocol):
