@@ -210,22 +210,14 @@ def test_a_bed_too_loud_for_the_target_is_lowered_with_a_note(tmp_path: Path, sp
     assert -60 < rms_db(samples, hold["start"] + 1.5, hold["start"] + 4.5) < -25
 
 
-def test_a_long_session_under_a_bed_is_written_and_measured_in_parts(tmp_path: Path, speech_cache: Path,
+def test_a_long_session_under_a_bed_is_written_and_measured_in_parts(tmp_path: Path, metered: list,
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     """A bed makes the whole session one piece of sound. It is handed from the encoder to the file and to the
     meter in parts, so that an hour of it is never held at once: the parts join without a gap, and what
     the build measured is what the file holds."""
-    from voiceguide import loudness, mp3
+    from voiceguide import mp3
 
     monkeypatch.setattr(mp3, "_PART_FRAMES", 300)  # about 8 s: this session comes in about ten parts
-    measured: list[tuple[float, float]] = []
-    real_result = loudness.Meter.result
-
-    def keep(self):  # type: ignore[no-untyped-def]
-        measured.append(real_result(self))
-        return measured[-1]
-
-    monkeypatch.setattr(loudness.Meter, "result", keep)
     routine = tmp_path / "long.yaml"
     routine.write_text(ROUTINE.format(sound="rain", level="-20dB", duck="{depth: 10dB, attack: 300ms, release: 1s}")
                        .replace("hold: 6s", "hold: 40s"))
@@ -240,5 +232,5 @@ def test_a_long_session_under_a_bed_is_written_and_measured_in_parts(tmp_path: P
     quietest = min(rms_db(samples, start, start + 0.05) for start in np.arange(2.0, plan["duration"] - 2.0, 0.05))
     assert quietest > -70
     integrated, peak = ebur128(output)
-    assert measured[-1][0] == pytest.approx(integrated, abs=0.1)
-    assert measured[-1][1] == pytest.approx(peak, abs=0.2)
+    assert metered[-1][0] == pytest.approx(integrated, abs=0.1)
+    assert metered[-1][1] == pytest.approx(peak, abs=0.2)

@@ -213,27 +213,17 @@ def test_forecast_predicts_the_mix(script: str, speech_cache: Path) -> None:
         assert predicted == pytest.approx(meter.result()[0], abs=0.1), (gain_db, ceiling)
 
 
-def test_meter_hears_what_the_file_holds(tmp_path: Path, speech_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_meter_hears_what_the_file_holds(tmp_path: Path, speech_cache: Path, metered: list) -> None:
     """What the build measured of its session, each repeated countdown decoded once and counted as often as
     it is heard, is what ebur128 measures of the whole file."""
-    from voiceguide import loudness
-
-    measured: list[tuple[float, float]] = []
-    real_result = loudness.Meter.result
-
-    def keep(self):  # type: ignore[no-untyped-def]
-        measured.append(real_result(self))
-        return measured[-1]
-
-    monkeypatch.setattr(loudness.Meter, "result", keep)
     cache = tmp_path / "cache"
     shutil.copytree(speech_cache, cache, ignore=shutil.ignore_patterns("frames-*", "levels"))
     output = tmp_path / "box.mp3"
     plan_and_build(ROOT / "scripts" / "box-breathing.yaml", output, cache, "--hold-scale", "1.5")
-    assert measured, "a first build measures its session"
+    assert metered, "a first build measures its session"
     integrated, peak = ebur128(output)
-    assert measured[-1][0] == pytest.approx(integrated, abs=0.1)
-    assert measured[-1][1] == pytest.approx(peak, abs=0.2)
+    assert metered[-1][0] == pytest.approx(integrated, abs=0.1)
+    assert metered[-1][1] == pytest.approx(peak, abs=0.2)
 
 
 def test_limiter_holds_the_ceiling_without_jumps() -> None:
