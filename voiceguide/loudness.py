@@ -300,7 +300,7 @@ class Forecast:
 
     def __init__(self, sounds: list[tuple[int, int, str, Callable[[], np.ndarray]]]) -> None:
         """``sounds``: (start, length, source, load) in order of start; the same source always sounds the same."""
-        self._analyses: dict[str, _Analysis] = {}
+        self._analyses: dict[str, _Analysis] = {}  # held here: the process-wide store may let them go
         self._placed: list[tuple[int, str]] = []  # (first bin, source)
         cut = 0  # silence taken out before the current sound
         reach = 0  # where the sounds so far end
