@@ -423,7 +423,7 @@ def test_encoder_dying_midway_keeps_the_previous_file(previous: tuple[Path, byte
     # An encoder that takes some audio and dies, as on a full disk or an OOM kill.
     dying = tmp_path / "dying.py"
     dying.write_text("import sys\nsys.stdin.buffer.read(300000)\nsys.stderr.write('killed\\n')\nsys.exit(9)\n")
-    monkeypatch.setattr(mp3, "lame_command", lambda bitrate: [sys.executable, str(dying)])
+    monkeypatch.setattr(mp3, "encoder_command", lambda *args: [sys.executable, str(dying)])
     # Nothing stored: every piece goes to the encoder.
     cache = tmp_path / "cache"
     shutil.copytree(speech_cache, cache, ignore=shutil.ignore_patterns("frames-*"))

@@ -179,6 +179,35 @@ def test_a_changed_hold_reuses_the_other_frames_and_gives_the_same_file(cache: P
     assert len(audio_probe.decode(changed)) - len(audio_probe.decode(first)) == pytest.approx(3.5 * SAMPLE_RATE, abs=FRAME)
 
 
+def _encoded(pieces: list[mp3.Piece], sound: np.ndarray) -> list[bytes]:
+    """Each piece's frames, from the build's encoder, every piece sounding ``sound``."""
+    encoder = mp3._Encoder(pieces, 64, lambda piece, out: out(sound.tobytes()))
+    try:
+        return [encoded.data for encoded in encoder.encoded()]
+    finally:
+        encoder.close()
+
+
+NOISE = (np.random.default_rng(3).standard_normal(2 * SAMPLE_RATE) * 6000).astype("<i2")  # the hardest to encode
+
+
+def test_a_piece_has_the_same_frames_alone_or_among_others() -> None:
+    """More pieces than one ffmpeg takes: each comes out as it does encoded on its own, whatever its place."""
+    pieces = [mp3.Piece(index * 5 * SAMPLE_RATE + 97 * index, len(NOISE), f"{index}") for index in range(mp3._BATCH + 3)]
+    together = _encoded(pieces, NOISE)
+    assert len(together) == len(pieces)
+    for index in (0, 1, mp3._BATCH - 1, mp3._BATCH, len(pieces) - 1):
+        assert _encoded([pieces[index]], NOISE) == [together[index]], index
+
+
+def test_a_piece_ends_in_the_same_frames_whatever_silence_follows_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """TAIL is silence enough: the frames to MARGIN past a piece are made as if the silence went on."""
+    pieces = [mp3.Piece(SAMPLE_RATE, len(NOISE), "a"), mp3.Piece(9 * SAMPLE_RATE + 555, len(NOISE), "b")]
+    short = _encoded(pieces, NOISE)
+    monkeypatch.setattr(mp3, "TAIL", 20 * mp3.MARGIN)
+    assert _encoded(pieces, NOISE) == short
+
+
 def test_a_damaged_stored_piece_is_encoded_again(cache: Path, tmp_path: Path) -> None:
     first = build(BOX, tmp_path / "a.mp3", cache, *SHORT)
     stored = sorted(next(cache.glob("frames-*")).rglob("*.mp3f"))

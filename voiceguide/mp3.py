@@ -2,12 +2,12 @@
 
 A session is mostly silence (holds), and encoding silence costs as much as
 encoding sound. Without the bit reservoir, every CBR frame carries all of its
-own data, so frames can be put side by side as podcast ad insertion does. Long
-silences are cut short before the encoder, keeping enough silence on each side
-that the frames at the cut are plain silent frames, and the frames cut out are
-put back as copies of one silent frame. The result decodes to the same session
-as encoding it whole; only the time to make it now grows with the speech, not
-with the holds.
+own data, so frames can be put side by side as podcast ad insertion does. Each
+sound is encoded on its own, by a LAME that has heard nothing before it, with
+enough silence on each side that the frames at the cut are plain silent frames;
+the frames between sounds are copies of one silent frame. The result decodes
+to the same session as encoding it whole; only the time to make it now grows
+with the speech, not with the holds.
 
 The file starts with an Info frame (the CBR form of the Xing header) with the
 frame count, a seek table and LAME's encoder delay and padding, so that players
@@ -17,8 +17,10 @@ show the exact duration, seek by byte offset and trim the encoder's delay.
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 import os
+import selectors
 import subprocess
 import threading
 from collections.abc import Callable, Iterator
@@ -40,12 +42,12 @@ DELAY = ENCODER_DELAY + 529
 # Silence kept on each side of a cut: the encoder looks about two frames around the one it makes
 # (overlapping transforms, window switching), so frames this far from any sound are plain silent frames.
 MARGIN = 4 * FRAME + DELAY
-# At 44.1 kHz every bitrate's frame is a whole number of bytes and 48/49, 32/49 ... of one more:
-# the pattern of padded frames repeats every 49 frames.
-PADDING_CYCLE = 49
-# Silence after which LAME encodes a sound as if nothing came before it: its adaptation to what it
-# heard outlasts one padding cycle after a short loud sound (measured), not two.
-SETTLE = 2 * PADDING_CYCLE * FRAME
+# Silence fed to the encoder after a piece: the frames up to MARGIN past it are made from silence that goes
+# on, not from the end of the input.
+TAIL = 2 * MARGIN
+# Pieces that one ffmpeg encodes side by side, each with a LAME of its own: its threads keep both cores busy,
+# and its pipes and threads stay few. Windows has no way to hand a process more pipes: one piece each there.
+_BATCH = 24 if os.name == "posix" else 1
 _CYCLES_PER_WRITE = 64
 _PART_FRAMES = 2048  # about 53 s, 430 KB at 64 kbps  # silent frames are written about 650 KB at a time
 BITRATES = (32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320)
@@ -60,12 +62,33 @@ def frame_bytes(bitrate: int) -> float:
     return 144 * bitrate * 1000 / SAMPLE_RATE
 
 
+_PCM_INPUT = ["-f", "s16le", "-ar", str(SAMPLE_RATE), "-ac", "1", "-i", "pipe:0"]
+
+
+def _lame_output(bitrate: int) -> list[str]:
+    """Bare CBR frames without the bit reservoir, and no header."""
+    return ["-c:a", "libmp3lame", "-b:a", f"{bitrate}k", "-reservoir", "0", "-map_metadata", "-1",
+            "-fflags", "+bitexact", "-flags:a", "+bitexact", "-id3v2_version", "0", "-write_xing", "0", "-f", "mp3"]
+
+
 def lame_command(bitrate: int) -> list[str]:
     """ffmpeg reading s16le PCM and writing bare CBR frames without the bit reservoir, and no header."""
-    return [tools.ffmpeg(), "-nostdin", "-v", "error", "-f", "s16le", "-ar", str(SAMPLE_RATE), "-ac", "1",
-            "-i", "pipe:0", "-c:a", "libmp3lame", "-b:a", f"{bitrate}k", "-reservoir", "0",
-            "-map_metadata", "-1", "-fflags", "+bitexact", "-flags:a", "+bitexact",
-            "-id3v2_version", "0", "-write_xing", "0", "-f", "mp3", "pipe:1"]
+    return [tools.ffmpeg(), "-nostdin", "-v", "error", *_PCM_INPUT, *_lame_output(bitrate), "pipe:1"]
+
+
+def encoder_command(bitrate: int, lengths: list[int], targets: list[str]) -> list[str]:
+    """ffmpeg cutting s16le PCM into stretches of ``lengths`` samples and encoding each to its own target, as
+    lame_command would: every stretch by a LAME of its own, which has heard nothing before it."""
+    cuts = list(itertools.accumulate(lengths))[:-1]
+    if cuts:
+        graph = (f"[0:a]asegment=samples={'|'.join(map(str, cuts))}" + "".join(f"[s{i}]" for i in range(len(lengths)))
+                 + ";" + ";".join(f"[s{i}]asetpts=PTS-STARTPTS[o{i}]" for i in range(len(lengths))))
+    else:
+        graph = "[0:a]asetpts=PTS-STARTPTS[o0]"
+    command = [tools.ffmpeg(), "-nostdin", "-v", "error", *_PCM_INPUT, "-filter_complex", graph]
+    for index, target in enumerate(targets):
+        command += ["-map", f"[o{index}]", *_lame_output(bitrate), target]
+    return command
 
 
 @functools.lru_cache(maxsize=1)
@@ -149,25 +172,30 @@ class Silence:
         self.bitrate = bitrate
         # The padding pattern repeats after this many frames (49 at every bitrate at 44.1 kHz).
         self.cycle = SAMPLE_RATE // math.gcd(144_000 * bitrate, SAMPLE_RATE)
-        pattern = self.pattern(0)
+        self._pattern = [due(bitrate, index + 1) - due(bitrate, index) - len(self.frames[0])
+                         for index in range(self.cycle)]
         self._prefixes = [_NOTHING]  # the steps of the pattern's first 0, 1, ... frames
-        for which in pattern:
+        for which in self._pattern:
             self._prefixes.append(self._prefixes[-1].then(self.steps[which]))
         self._suffixes = [_NOTHING]  # the steps of its last 0, 1, ... frames
-        for which in reversed(pattern):
+        for which in reversed(self._pattern):
             self._suffixes.append(self.steps[which].then(self._suffixes[-1]))
         self._suffixes.reverse()  # now by the frame the suffix starts at
+        # The step of a cycle from each place, with its squares: a session's runs start at a few places only.
+        self._runs: dict[int, Repeats] = {}
 
     def pattern(self, first: int) -> list[int]:
         """Which of ``frames`` each frame of a cycle from frame ``first`` is, to keep every frame on time."""
-        return [due(self.bitrate, index + 1) - due(self.bitrate, index) - len(self.frames[0])
-                for index in range(first, first + self.cycle)]
+        phase = first % self.cycle
+        return self._pattern[phase:] + self._pattern[:phase]
 
     def cycles(self, first: int, count: int) -> tuple[bytes, Step]:
         """The bytes of one cycle from frame ``first``, and the step of ``count`` such cycles."""
         phase = first % self.cycle
         block = b"".join(self.frames[which] for which in self.pattern(phase))
-        return block, self._suffixes[phase].then(self._prefixes[phase]).times(count)
+        if phase not in self._runs:
+            self._runs[phase] = Repeats(self._suffixes[phase].then(self._prefixes[phase]))
+        return block, self._runs[phase].times(count)
 
 
 def due(bitrate: int, frames: int) -> int:
@@ -425,8 +453,7 @@ def write_mp3(path: Path, bitrate: int, total: int, pieces: list[Piece],
 
     Pieces whose frames are in ``store`` are copied from it; the others are
     rendered (``render`` sends a piece's PCM through the callable it is
-    given) and encoded by one LAME process, each after enough silence that
-    its frames are those of the whole session, and stored. ``tap`` is given
+    given), encoded (see _Encoder) and stored. ``tap`` is given
     each piece's frames as written: (first frame, bytes, frame count).
     """
     frames_total = -(-(total + DELAY) // FRAME)  # the last frame holds the session's last sample
@@ -535,40 +562,91 @@ class _Writer:
 
 
 class _Encoder:
-    """One LAME process encoding ``pieces`` in turn, started at once; ``encoded`` hands on each one's frames."""
+    """Encodes ``pieces`` in turn, _BATCH at a time in one ffmpeg each; ``encoded`` hands on each one's frames.
+
+    The first batch starts at once, and each next one as soon as the one
+    before is being read, so the encoder never waits for the writer.
+    """
+
+    def __init__(self, pieces: list[Piece], bitrate: int, render: Callable[[Piece, Callable[[bytes], None]], None]):
+        self.bitrate = bitrate
+        self.render = render
+        self.waiting = [pieces[i : i + _BATCH] for i in range(0, len(pieces), _BATCH)]
+        self.batches: list[_Batch] = []
+        self._start_next()
+
+    def _start_next(self) -> None:
+        if self.waiting:
+            self.batches.append(_Batch(self.waiting.pop(0), self.bitrate, self.render))
+
+    def encoded(self) -> Iterator[Encoded]:
+        """Each piece's frames in turn, a piece without a key in parts of _PART_FRAMES (it may be a whole
+        session under a bed, too much to hold); then each ffmpeg's end is checked."""
+        index = 0
+        while index < len(self.batches):
+            self._start_next()
+            yield from self.batches[index].encoded()
+            index += 1
+
+    def close(self) -> None:
+        for batch in self.batches:
+            batch.close()
+
+
+class _Batch:
+    """One ffmpeg encoding each of ``pieces`` with a LAME of its own, to a pipe of its own; started at once.
+
+    A LAME that has heard nothing makes the same frames for the same
+    sound every time, so a piece encoded alone (a rebuild) and among
+    others (a first build) gives the same bytes.
+    """
 
     def __init__(self, pieces: list[Piece], bitrate: int, render: Callable[[Piece, Callable[[bytes], None]], None]):
         self.pieces = pieces
         self.render = render
+        self.lengths = [lead(piece.start) + piece.length + TAIL for piece in pieces]
+        # The first piece's frames come on stdout; the others each on a pipe of their own.
+        extra = [os.pipe() for _ in pieces[1:]]
+        targets = ["pipe:1"] + [f"pipe:{write}" for _, write in extra]
         try:
             # Unbuffered: when the build is stopped, no half-sent buffer is left to flush into a pipe no one reads.
-            self.process = subprocess.Popen(lame_command(bitrate), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                            stderr=subprocess.PIPE, bufsize=0)
+            self.process = subprocess.Popen(encoder_command(bitrate, self.lengths, targets), stdin=subprocess.PIPE,
+                                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0,
+                                            pass_fds=[write for _, write in extra])
         except OSError as error:
+            for read, _ in extra:
+                os.close(read)
             raise AudioError(f"cannot start ffmpeg: {error}") from None
-        self.frames: list[bytes] = []
+        finally:
+            for _, write in extra:
+                os.close(write)
+        assert self.process.stdout is not None
+        self.outputs = [self.process.stdout.fileno()] + [read for read, _ in extra]
+        self.frames: list[list[bytes]] = [[] for _ in pieces]
+        self.ended = [False] * len(pieces)
         self.failure: list[BaseException] = []
         self.arrived = threading.Condition()
-        self.finished = False
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.feeder = threading.Thread(target=self._feed, daemon=True)
         self.reader.start()
         self.feeder.start()
 
     def _read(self) -> None:
-        assert self.process.stdout is not None
-        parser = Frames()
+        parsers = [Frames() for _ in self.outputs]
         try:
-            while chunk := self.process.stdout.read(65536):
-                found = parser.feed(chunk)
+            for index, chunk in _chunks(self.outputs):
+                found = parsers[index].feed(chunk) if chunk else []
                 with self.arrived:
-                    self.frames.extend(found)
+                    self.frames[index].extend(found)
+                    self.ended[index] = not chunk
                     self.arrived.notify_all()
         except BaseException as error:  # reported in the thread that can raise it
             self.failure.append(error)
         finally:
+            for output in self.outputs[1:]:  # stdout is closed with the process
+                os.close(output)
             with self.arrived:
-                self.finished = True
+                self.ended = [True] * len(self.ended)
                 self.arrived.notify_all()
 
     def _send(self, data: bytes) -> None:
@@ -582,8 +660,6 @@ class _Encoder:
 
     def _feed(self) -> None:
         try:
-            # LAME's first frames differ from those after a long silence: start every piece after one.
-            self._send(bytes(2 * SETTLE))
             for piece in self.pieces:
                 self._send(bytes(2 * lead(piece.start)))
                 sent = [0]
@@ -595,7 +671,7 @@ class _Encoder:
                 self.render(piece, out)
                 if sent[0] != piece.length:
                     raise AssertionError(f"a piece of {piece.length} samples was rendered as {sent[0]}")
-                self._send(bytes(2 * _tail(lead(piece.start) + piece.length)))
+                self._send(bytes(2 * TAIL))
         except BaseException as error:
             self.failure.append(error)
             self.process.kill()
@@ -607,32 +683,28 @@ class _Encoder:
                 pass
 
     def encoded(self) -> Iterator[Encoded]:
-        """Each piece's frames in turn, a piece without a key in parts of _PART_FRAMES (it may be a whole
-        session under a bed, too much to hold); then the encoder's end is checked."""
-        position = SETTLE  # the encoder's input samples before the current piece
-        dropped = 0  # frames already handed on and let go
-        for piece in self.pieces:
-            begin = lead(piece.start)
-            offset = (piece.start - begin) // FRAME  # the session's frame for the encoder's first frame of this piece
+        for index, piece in enumerate(self.pieces):
+            # The encoder's input starts on the session's frame grid (see lead): its frame 0 is this session frame.
+            offset = (piece.start - lead(piece.start)) // FRAME
             first, last = frame_span(piece)
-            at = position // FRAME + first - offset  # the encoder's frame for the piece's first
-            end = at + last - first
+            at, end = first - offset, last - offset  # the encoder's frames for the piece's first and last + 1
+            dropped = 0  # frames already handed on and let go
             while at < end:
                 stop = end if piece.key else min(end, at + _PART_FRAMES)
                 with self.arrived:
-                    while dropped + len(self.frames) < stop and not self.finished and not self.failure:
+                    frames = self.frames[index]
+                    while dropped + len(frames) < stop and not self.ended[index] and not self.failure:
                         self.arrived.wait()
                     if self.failure:
                         raise self.failure[0]
-                    if dropped + len(self.frames) < stop:
-                        raise _failed(self.process, f"the encoder stopped after {dropped + len(self.frames)} frames")
-                    taken = self.frames[at - dropped : stop - dropped]
-                    del self.frames[: stop - dropped]
+                    if dropped + len(frames) < stop:
+                        raise _failed(self.process, f"the encoder stopped after {dropped + len(frames)} frames")
+                    taken = frames[at - dropped : stop - dropped]
+                    del frames[: stop - dropped]
                     dropped = stop
                 data = b"".join(taken)
                 yield Encoded(data, len(taken), crc16(data))
                 at = stop
-            position += begin + piece.length + _tail(begin + piece.length)
         self.feeder.join()
         self.reader.join()
         if self.failure:
@@ -644,6 +716,26 @@ class _Encoder:
         if self.process.poll() is None:
             self.process.kill()
         self.process.wait()
+        self.reader.join()  # its pipes end with the process
+
+
+def _chunks(outputs: list[int]) -> Iterator[tuple[int, bytes]]:
+    """What arrives on each of the pipes ``outputs``, as (which, bytes), and (which, b"") when one ends."""
+    if len(outputs) == 1:
+        while chunk := os.read(outputs[0], 65536):
+            yield 0, chunk
+        yield 0, b""
+        return
+    # ffmpeg writes its outputs side by side: read them as they come, or one full pipe would hold up the rest.
+    with selectors.DefaultSelector() as selector:
+        for index, output in enumerate(outputs):
+            selector.register(output, selectors.EVENT_READ, index)
+        while selector.get_map():
+            for key, _ in selector.select():
+                chunk = os.read(key.fd, 65536)
+                if not chunk:
+                    selector.unregister(key.fd)
+                yield key.data, chunk
 
 
 def _failed(process: subprocess.Popen, otherwise: str) -> AudioError:
@@ -651,16 +743,3 @@ def _failed(process: subprocess.Popen, otherwise: str) -> AudioError:
     process.wait()
     said = process.stderr.read().decode(errors="replace").strip().splitlines() if process.stderr else []
     return AudioError(f"encoding the MP3 failed: {said[-1] if said else otherwise}")
-
-
-def _tail(length: int) -> int:
-    """Silence after a piece: SETTLE at least, and up to a whole number of padding cycles.
-
-    LAME pads frames by a running count, so a frame's bytes depend on its
-    place in the cycle; and it carries a little of what it heard through
-    a second or more of silence. Starting every piece at the same place in
-    the cycle, after SETTLE of silence, makes its frames the same whatever
-    was encoded before it: a piece encoded alone (a rebuild) and among
-    others (a first build) gives the same bytes.
-    """
-    return SETTLE + (-(length + SETTLE)) % (PADDING_CYCLE * FRAME)

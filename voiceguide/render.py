@@ -50,7 +50,7 @@ BED_SEARCH_DB = 24.0  # far enough down for any bed to fall under the loudness g
 BED_ROUNDS = 5  # halvings: the bed's level lands within 24 / 2**5, under a dB
 # Silence this long between two sounds is written as silent frames, not encoded: see voiceguide.mp3.
 PIECE_GAP = 2 * (MARGIN + FRAME)
-PIECE_FORMAT = 2  # bumped whenever rendering or encoding changes, so stored frames are not reused
+PIECE_FORMAT = 3  # bumped whenever rendering or encoding changes, so stored frames are not reused
 # The bed is made this many samples at a time: a long hold is not held in memory whole.
 BED_BLOCK = SAMPLE_RATE * 2
 

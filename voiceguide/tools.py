@@ -8,7 +8,6 @@ VOICEGUIDE_BUNDLED=1 forces the shipped copies (for tests and bug reports).
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import functools
 import hashlib
 import json
@@ -78,13 +77,35 @@ def remembered(path: Path, ask: Callable[[], str], usable: Callable[[str], bool]
     return answer
 
 
+# Where pyttsx3 looks for espeak-ng on Linux, in its order.
+_ESPEAK_NAMES = ("libespeak-ng.so.1", "/usr/local/lib/libespeak-ng.so.1")
+
+
+def system_espeak() -> str | None:
+    """The system's espeak-ng library as pyttsx3 would open it, or None (always None with VOICEGUIDE_BUNDLED).
+
+    The dynamic loader is asked, as pyttsx3 asks it: that takes a
+    millisecond, where ctypes.util.find_library runs ldconfig, gcc and ld
+    (a tenth of a second of work in every speech worker).
+    """
+    if force_bundled():
+        return None
+    for name in _ESPEAK_NAMES:
+        try:
+            ctypes.CDLL(name)
+        except OSError:
+            continue
+        return name
+    return None
+
+
 def load_espeak() -> str:
     """Make libespeak-ng loadable for pyttsx3; return 'system' or 'bundled'.
 
     Must run before pyttsx3 is imported: pyttsx3 opens the library by name at
     import time, and a copy already loaded with RTLD_GLOBAL answers to that name.
     """
-    if not force_bundled() and ctypes.util.find_library("espeak-ng"):
+    if system_espeak():
         return "system"
     try:
         import espeakng_loader

@@ -7,7 +7,6 @@ and prints to stdout, so every clip is spoken by a fresh worker process
 
 from __future__ import annotations
 
-import ctypes.util
 import functools
 import hashlib
 import json
@@ -79,7 +78,7 @@ def _stored_info(worker: tuple[str, ...]) -> Path:
             installed.append(metadata.version(package))
         except metadata.PackageNotFoundError:
             installed.append(None)
-    identity = [list(worker), installed, tools.force_bundled(), ctypes.util.find_library("espeak-ng"), sys.platform]
+    identity = [list(worker), installed, tools.force_bundled(), tools.system_espeak(), sys.platform]
     digest = hashlib.sha256(json.dumps(identity).encode()).hexdigest()[:32]
     return tools.default_cache_dir() / "engines" / f"pyttsx3-{digest}.json"
 
