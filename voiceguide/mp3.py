@@ -46,8 +46,9 @@ MARGIN = 4 * FRAME + DELAY
 # on, not from the end of the input.
 TAIL = 2 * MARGIN
 # Pieces that one ffmpeg encodes side by side, each with a LAME of its own: its threads keep both cores busy,
-# and its pipes and threads stay few. Windows has no way to hand a process more pipes: one piece each there.
-_BATCH = 24 if os.name == "posix" else 1
+# and its pipes, threads and memory stay few (each more piece takes 0.3 MB). Windows has no way to hand a
+# process more pipes: one piece each there.
+_BATCH = 16 if os.name == "posix" else 1
 _CYCLES_PER_WRITE = 64
 _PART_FRAMES = 2048  # about 53 s, 430 KB at 64 kbps  # silent frames are written about 650 KB at a time
 BITRATES = (32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320)
@@ -564,33 +565,29 @@ class _Writer:
 class _Encoder:
     """Encodes ``pieces`` in turn, _BATCH at a time in one ffmpeg each; ``encoded`` hands on each one's frames.
 
-    The first batch starts at once, and each next one as soon as the one
-    before is being read, so the encoder never waits for the writer.
+    The first ffmpeg starts at once; each next one when the one before has
+    ended, so that no more than one is ever running (each holds 30 MB).
     """
 
     def __init__(self, pieces: list[Piece], bitrate: int, render: Callable[[Piece, Callable[[bytes], None]], None]):
         self.bitrate = bitrate
         self.render = render
-        self.waiting = [pieces[i : i + _BATCH] for i in range(0, len(pieces), _BATCH)]
-        self.batches: list[_Batch] = []
-        self._start_next()
-
-    def _start_next(self) -> None:
-        if self.waiting:
-            self.batches.append(_Batch(self.waiting.pop(0), self.bitrate, self.render))
+        # Even batches: 25 pieces go as 13 and 12, not as 24 and 1.
+        count = -(-len(pieces) // _BATCH)
+        self.waiting = [pieces[index * len(pieces) // count : (index + 1) * len(pieces) // count]
+                        for index in range(count)]
+        self.batch: _Batch | None = _Batch(self.waiting.pop(0), bitrate, render) if self.waiting else None
 
     def encoded(self) -> Iterator[Encoded]:
         """Each piece's frames in turn, a piece without a key in parts of _PART_FRAMES (it may be a whole
         session under a bed, too much to hold); then each ffmpeg's end is checked."""
-        index = 0
-        while index < len(self.batches):
-            self._start_next()
-            yield from self.batches[index].encoded()
-            index += 1
+        while self.batch is not None:
+            yield from self.batch.encoded()
+            self.batch = _Batch(self.waiting.pop(0), self.bitrate, self.render) if self.waiting else None
 
     def close(self) -> None:
-        for batch in self.batches:
-            batch.close()
+        if self.batch is not None:
+            self.batch.close()
 
 
 class _Batch:

@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from voiceguide import background
+from voiceguide import background, tools
 from voiceguide import cover as covers
 from voiceguide.errors import Location
 from voiceguide.export import write_session
@@ -61,6 +61,7 @@ def build_session(session: Session, speech: Speech, sounds: Sounds, target: Path
                   loudness: float = DEFAULT_TARGET_LUFS, sidecars: tuple[str, ...] = ()) -> Built:
     """Render the planned session to ``target`` at ``loudness`` LUFS."""
     routine = session.routine
+    tools.release_freed_memory()
     levels: list[Level] = []
     with ThreadPoolExecutor(max_workers=1) as helper:
         cover: Callable[[], bytes]

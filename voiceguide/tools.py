@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import shutil
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -117,6 +118,20 @@ def load_espeak() -> str:
     os.environ["ESPEAK_DATA_PATH"] = espeakng_loader.get_data_path()
     ctypes.CDLL(espeakng_loader.get_library_path(), mode=ctypes.RTLD_GLOBAL)
     return "bundled"
+
+
+def release_freed_memory() -> None:
+    """Hand the memory freed so far back to the system, where the C library keeps it for reuse (glibc).
+
+    Making the clips and chimes frees far more than it keeps, and the
+    encoders started next would count on top of what glibc holds on to:
+    15 MB at the peak of a build.
+    """
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL(None).malloc_trim(0)
+        except (OSError, AttributeError):
+            pass  # another C library: nothing to hand back this way
 
 
 CACHE_ENV = "VOICEGUIDE_CACHE_DIR"
