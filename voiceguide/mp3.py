@@ -161,10 +161,11 @@ def unpadded(frame: bytes) -> bytes:
 class Silence:
     """The frame LAME makes for pure silence at a bitrate, plain and padded, and what each does to a CRC.
 
-    Runs of it are written a padding cycle at a time. A cycle that starts
-    at place p of the pattern is the pattern's frames p to its end, then
-    those before p: its step is the step of that suffix then that prefix,
-    both made once, and the step of many cycles follows from its squares.
+    Runs of it are written a padding cycle at a time. A run of cycles that
+    starts at place p of the pattern is the pattern's frames from p to its
+    end, whole cycles, then its frames before p: its step follows from the
+    steps of that suffix and that prefix, both made once, and the squares
+    of a whole cycle's step.
     """
 
     def __init__(self, frame: bytes, bitrate: int):
@@ -182,8 +183,7 @@ class Silence:
         for which in reversed(self._pattern):
             self._suffixes.append(self.steps[which].then(self._suffixes[-1]))
         self._suffixes.reverse()  # now by the frame the suffix starts at
-        # The step of a cycle from each place, with its squares: a session's runs start at a few places only.
-        self._runs: dict[int, Repeats] = {}
+        self._cycles = Repeats(self._suffixes[0])  # whole cycles from the pattern's start
 
     def pattern(self, first: int) -> list[int]:
         """Which of ``frames`` each frame of a cycle from frame ``first`` is, to keep every frame on time."""
@@ -194,9 +194,10 @@ class Silence:
         """The bytes of one cycle from frame ``first``, and the step of ``count`` such cycles."""
         phase = first % self.cycle
         block = b"".join(self.frames[which] for which in self.pattern(phase))
-        if phase not in self._runs:
-            self._runs[phase] = Repeats(self._suffixes[phase].then(self._prefixes[phase]))
-        return block, self._runs[phase].times(count)
+        if count == 0:
+            return block, _NOTHING
+        # Cycles from place p: the pattern from p to its end, count - 1 whole cycles, then its start up to p.
+        return block, self._suffixes[phase].then(self._cycles.times(count - 1)).then(self._prefixes[phase])
 
 
 def due(bitrate: int, frames: int) -> int:
