@@ -23,6 +23,7 @@ import os
 import selectors
 import subprocess
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,13 +70,9 @@ _PCM_INPUT = ["-f", "s16le", "-ar", str(SAMPLE_RATE), "-ac", "1", "-i", "pipe:0"
 def _lame_output(bitrate: int) -> list[str]:
     """Bare CBR frames without the bit reservoir, and no header.
 
-    Written in full buffers, not a frame at a time: on a pipe, a write and a
-    wake-up for every 200-byte frame took a third of a second of CPU in a
-    first build of ten minutes.
     """
     return ["-c:a", "libmp3lame", "-b:a", f"{bitrate}k", "-reservoir", "0", "-map_metadata", "-1",
-            "-fflags", "+bitexact", "-flags:a", "+bitexact", "-id3v2_version", "0", "-write_xing", "0",
-            "-flush_packets", "0", "-f", "mp3"]
+            "-fflags", "+bitexact", "-flags:a", "+bitexact", "-id3v2_version", "0", "-write_xing", "0", "-f", "mp3"]
 
 
 def lame_command(bitrate: int) -> list[str]:
@@ -723,11 +720,18 @@ class _Batch:
         self.reader.join()  # its pipes end with the process
 
 
+# ffmpeg writes each frame as it is made (it closes its outputs only at its end, so a buffered output would
+# arrive all at once): reading a frame at a time would wake this process for every 200 bytes. What has come
+# is read this often instead; a pipe holds seconds of frames.
+_READ_PAUSE = 0.005  # seconds
+
+
 def _chunks(outputs: list[int]) -> Iterator[tuple[int, bytes]]:
     """What arrives on each of the pipes ``outputs``, as (which, bytes), and (which, b"") when one ends."""
     if len(outputs) == 1:
-        while chunk := os.read(outputs[0], 65536):
+        while chunk := os.read(outputs[0], 1 << 16):
             yield 0, chunk
+            time.sleep(_READ_PAUSE)
         yield 0, b""
         return
     # ffmpeg writes its outputs side by side: read them as they come, or one full pipe would hold up the rest.
@@ -736,10 +740,11 @@ def _chunks(outputs: list[int]) -> Iterator[tuple[int, bytes]]:
             selector.register(output, selectors.EVENT_READ, index)
         while selector.get_map():
             for key, _ in selector.select():
-                chunk = os.read(key.fd, 65536)
+                chunk = os.read(key.fd, 1 << 16)
                 if not chunk:
                     selector.unregister(key.fd)
                 yield key.data, chunk
+            time.sleep(_READ_PAUSE)
 
 
 def _failed(process: subprocess.Popen, otherwise: str) -> AudioError:
