@@ -6,6 +6,7 @@ players); JPEG at a modest size does that for photos and drawings alike.
 
 from __future__ import annotations
 
+import functools
 import io
 import textwrap
 from pathlib import Path
@@ -18,6 +19,7 @@ TOP = (36, 59, 85)
 BOTTOM = (122, 160, 150)
 
 
+@functools.lru_cache(maxsize=4)  # a build draws it ahead, while the engine speaks (see session)
 def generated(title: str) -> bytes:
     """A calm gradient with the title in large type, as JPEG bytes; the same title gives the same bytes."""
     from PIL import Image, ImageDraw, ImageFont

@@ -26,6 +26,7 @@ from voiceguide.loudness import (
     condensed, limit,
 )
 from voiceguide.mp3 import FRAME, MARGIN, Piece, encoder_identity, write_mp3
+from voiceguide.routine import Chime
 from voiceguide.sounds import CHIME_LUFS, Sounds
 from voiceguide.speech import Clip, Speech
 from voiceguide.timeline import SAMPLE_RATE, Timeline
@@ -77,9 +78,19 @@ def source_of(clip: Clip) -> str:
     return clip.path.name
 
 
+def sound_source(chime: Chime) -> str:
+    """What a chime's layers name as their source."""
+    return f"{chime.name}:{chime.path}"
+
+
 def analyse(clip: Clip) -> None:
     """Analyse a clip for the level search ahead of time (see loudness.analysed)."""
     analysed(source_of(clip), clip.samples)
+
+
+def analyse_sound(sounds: Sounds, chime: Chime) -> None:
+    """Analyse a chime for the level search ahead of time."""
+    analysed(sound_source(chime), lambda: sounds.samples(chime))
 
 
 def layers(timeline: Timeline, speech: Speech, sounds: Sounds) -> list[Layer]:
@@ -96,7 +107,7 @@ def layers(timeline: Timeline, speech: Speech, sounds: Sounds) -> list[Layer]:
             chime = event.chime
             for start in event.strike_starts():
                 found.append(Layer(start, sounds.length(chime), lambda chime=chime: sounds.samples(chime), spoken=False,
-                                   source=f"{chime.name}:{chime.path}"))
+                                   source=sound_source(chime)))
     return sorted(found, key=lambda layer: layer.start)
 
 

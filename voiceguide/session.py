@@ -14,7 +14,7 @@ from voiceguide.export import write_session
 from voiceguide.loudness import DEFAULT_TARGET_LUFS
 from voiceguide.overrides import Overrides, apply_overrides
 from voiceguide.planner import chimes_of, expand, lines_of, place
-from voiceguide.render import Level, analyse, render
+from voiceguide.render import Level, analyse, analyse_sound, render
 from voiceguide.routine import Routine, load_routine
 from voiceguide.sidecars import write_sidecars
 from voiceguide.sounds import Sounds
@@ -42,10 +42,19 @@ def plan_session(path: Path, overrides: Overrides, speech: Speech, sounds: Sound
         if chime.path is not None:
             sounds.samples(chime)
     background.check(routine.background)
-    # While the engine speaks, the built-in chimes are made (and each new clip analysed, for a build): work
-    # for the cores that would otherwise wait between one speech worker and the next.
+    # While the engine speaks, the built-in chimes are made (and, for a build, they and each new clip are
+    # analysed and the cover drawn): work for the cores that would otherwise wait between one speech worker
+    # and the next.
+    def make_chimes() -> None:
+        for chime in chimes:
+            sounds.samples(chime)
+            if building:
+                analyse_sound(sounds, chime)
+        if building and routine.cover is None:
+            covers.generated(routine.title)
+
     with ThreadPoolExecutor(max_workers=1) as helper:
-        made = helper.submit(lambda: [sounds.samples(chime) for chime in chimes])
+        made = helper.submit(make_chimes)
         speech.prepare(lines_of(sections), progress, made=analyse if building else None)
         made.result()
     return Session(routine, place(routine, sections, speech.length, sounds.length))
@@ -68,7 +77,7 @@ def build_session(session: Session, speech: Speech, sounds: Sounds, target: Path
         if routine.cover is not None:  # a file that is not an image is reported before any sound is made
             own = covers.from_file(routine.cover, routine.cover_at or Location(str(routine.path)))
             cover = lambda: own  # noqa: E731
-        else:  # drawn while the encoder works
+        else:  # drawn while the engine spoke, or else while the encoder works
             cover = helper.submit(covers.generated, routine.title).result
         size = write_session(session.timeline, target,
                              lambda path: levels.append(render(session.timeline, speech, sounds, path, loudness, bitrate)),
