@@ -8,15 +8,18 @@ created and says what to install.
 
 from __future__ import annotations
 
-import difflib
 import functools
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from voiceguide.errors import EngineError, InputError, VoiceError
+
+# Imported where used: the speech worker is in this package and starts for every clip, and these two
+# would cost it 40 ms each time.
+if TYPE_CHECKING:
+    from importlib import metadata
 
 ENTRY_POINT_GROUP = "voiceguide.engines"
 # The engine `voiceguide voices` lists when asked for none.
@@ -88,6 +91,8 @@ class Engine(ABC):
         for v in voices:
             for word in (v.id, v.id.rsplit("/", 1)[-1], v.name, v.name.split(" (")[0], *v.languages):
                 candidates.setdefault(word.casefold(), v)
+        import difflib
+
         close = difflib.get_close_matches(folded, list(candidates), n=8, cutoff=0.6)
         shown = dict.fromkeys(f"{_short_id(candidates[c])} ({candidates[c].name})" for c in close)
         hint = f"; close matches: {', '.join(list(shown)[:4])}" if shown else ""
@@ -125,6 +130,8 @@ def create_engine(name: str) -> Engine:
 @functools.cache
 def _engines() -> dict[str, metadata.EntryPoint]:
     """Every registered engine by name; nothing is imported until an engine is created."""
+    from importlib import metadata
+
     found: dict[str, metadata.EntryPoint] = {}
     # The first registration of a name wins, as the first package on sys.path wins an import.
     for entry in metadata.entry_points(group=ENTRY_POINT_GROUP):
