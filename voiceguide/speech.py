@@ -14,7 +14,7 @@ import shutil
 import struct
 import tempfile
 import wave
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Callable
@@ -232,9 +232,13 @@ class Speech:
         if progress:
             progress(done, len(missing))
         with ThreadPoolExecutor(max_workers=min(self.jobs, len(missing))) as pool:
-            futures = {key: pool.submit(self._synthesize, line) for key, line in missing.items()}
+            # The longest lines first, so that the last to be spoken are short and the cores finish together;
+            # each clip is taken as soon as it is ready.
+            order = sorted(missing, key=lambda key: -len(missing[key].text))
+            futures = {pool.submit(self._synthesize, missing[key]): key for key in order}
             try:
-                for key, future in futures.items():
+                for future in as_completed(futures):
+                    key = futures[future]
                     clip = self.cache.put(key, future.result())
                     if made:
                         made(clip)
@@ -243,7 +247,7 @@ class Speech:
                     if progress:
                         progress(done, len(missing))
             except BaseException:
-                for future in futures.values():
+                for future in futures:
                     future.cancel()
                 raise
         for line in lines:
