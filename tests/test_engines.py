@@ -7,6 +7,9 @@ module and a ``*.dist-info`` folder with its entry points, put on sys.path.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import textwrap
 from importlib import metadata
 from pathlib import Path
@@ -153,3 +156,21 @@ def test_unknown_engine_lists_the_registered_ones(plugins: Path) -> None:
     install_plugin(plugins, "voiceguide-hum", "hum = hum_engine:HumEngine", "hum_engine", HUM_ENGINE)
     with pytest.raises(InputError, match=r"^unknown engine 'nope'; valid engines: hum, piper, pyttsx3$"):
         engines.create_engine("nope")
+
+
+def test_the_engine_table_is_kept_until_a_package_changes(plugins: Path) -> None:
+    """Read from the packages' metadata once, then from the kept table; a package installed later is seen."""
+    before = set(engines.engine_names())
+    install_plugin(plugins, "voiceguide-hum", "hum = hum_engine:HumEngine", "hum_engine", HUM_ENGINE)
+    engines._engines.cache_clear()
+    assert set(engines.engine_names()) == before | {"hum"}
+
+
+def test_a_command_does_not_import_the_package_metadata_once_the_table_is_kept(tmp_path: Path) -> None:
+    """importlib.metadata costs every command 40 ms to import: asked once, the table is kept on disk."""
+    probe = ("import sys, voiceguide.engines as e; e.create_engine('pyttsx3'); "
+             "print('importlib.metadata' in sys.modules)")
+    env = dict(os.environ, VOICEGUIDE_CACHE_DIR=str(tmp_path / "cache"))
+    said = [subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True).stdout
+            for _ in range(2)]
+    assert said == ["True\n", "False\n"]

@@ -9,17 +9,15 @@ created and says what to install.
 from __future__ import annotations
 
 import functools
+import importlib
+import json
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
+from voiceguide import tools
 from voiceguide.errors import EngineError, InputError, VoiceError
-
-# Imported where used: the speech worker is in this package and starts for every clip, and these two
-# would cost it 40 ms each time.
-if TYPE_CHECKING:
-    from importlib import metadata
 
 ENTRY_POINT_GROUP = "voiceguide.engines"
 # The engine `voiceguide voices` lists when asked for none.
@@ -127,25 +125,60 @@ def create_engine(name: str) -> Engine:
                           f"{type(error).__name__}: {error}") from error
 
 
-@functools.cache
-def _engines() -> dict[str, metadata.EntryPoint]:
-    """Every registered engine by name; nothing is imported until an engine is created."""
-    from importlib import metadata
+@dataclass(frozen=True)
+class _Entry:
+    """An engine's entry point: its name, its object as ``module:attribute``, the package that registered it."""
 
-    found: dict[str, metadata.EntryPoint] = {}
-    # The first registration of a name wins, as the first package on sys.path wins an import.
-    for entry in metadata.entry_points(group=ENTRY_POINT_GROUP):
-        found.setdefault(entry.name, entry)
+    name: str
+    value: str
+    package: str | None
+
+
+@functools.cache
+def _engines() -> dict[str, _Entry]:
+    """Every registered engine by name; nothing is imported until an engine is created.
+
+    The table is read from the packages' metadata once, and kept on disk
+    until a package is installed, upgraded or removed (tools.installed):
+    importing importlib.metadata would cost every command 40 ms.
+    """
+    stored = tools.default_cache_dir() / "engines" / f"entry-points-{tools.installed()}.json"
+    found = {name: _Entry(name, value, package)
+             for name, (value, package) in json.loads(tools.remembered(stored, _registered, _readable)).items()}
     if not found:
         raise EngineError("no speech engines are registered: voiceguide's package metadata is missing "
                           "(install it with `pip install .` or `pip install -e .`)")
     return found
 
 
-def _load(entry: metadata.EntryPoint) -> type[Engine]:
-    """The engine class behind an entry point; a plugin that cannot load fails alone, naming itself."""
+def _registered() -> str:
+    """The engines' entry points as the packages' metadata lists them, as JSON: name -> [object, package]."""
+    # Imported here: the speech worker is in this package and starts for every clip.
+    from importlib import metadata
+
+    found: dict[str, list[str | None]] = {}
+    # The first registration of a name wins, as the first package on sys.path wins an import.
+    for entry in metadata.entry_points(group=ENTRY_POINT_GROUP):
+        dist = getattr(entry, "dist", None)
+        found.setdefault(entry.name, [entry.value, getattr(dist, "name", None) if dist is not None else None])
+    return json.dumps(found)
+
+
+def _readable(text: str) -> bool:
     try:
-        cls = entry.load()
+        table = json.loads(text)
+        return bool(table) and all(isinstance(value, str) for value, _ in table.values())
+    except (ValueError, TypeError, AttributeError):
+        return False
+
+
+def _load(entry: _Entry) -> type[Engine]:
+    """The engine class behind an entry point; a plugin that cannot load fails alone, naming itself."""
+    module, _, attribute = entry.value.split("[")[0].partition(":")  # "module:attribute [extras]"
+    try:
+        cls = importlib.import_module(module.strip())
+        for part in attribute.strip().split(".") if attribute.strip() else ():
+            cls = getattr(cls, part)
     except Exception as error:
         raise EngineError(f"engine '{entry.name}' ({_origin(entry)}) cannot be loaded: "
                           f"{type(error).__name__}: {error}") from error
@@ -157,8 +190,7 @@ def _load(entry: metadata.EntryPoint) -> type[Engine]:
     return cls
 
 
-def _origin(entry: metadata.EntryPoint) -> str:
+def _origin(entry: _Entry) -> str:
     """``entry``'s object and the package that registered it, as a user would look for it."""
-    dist = getattr(entry, "dist", None)
-    package = f" from package {dist.name}" if dist is not None and getattr(dist, "name", None) else ""
+    package = f" from package {entry.package}" if entry.package else ""
     return f"{entry.value}{package}"

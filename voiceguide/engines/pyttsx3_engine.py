@@ -12,7 +12,6 @@ import hashlib
 import json
 import subprocess
 import sys
-from importlib import metadata
 from pathlib import Path
 
 from voiceguide import tools
@@ -72,13 +71,7 @@ def _checked_info(text: str) -> dict:
 
 def _stored_info(worker: tuple[str, ...]) -> Path:
     """Where the answer for this installation is kept: another Python, pyttsx3 or espeak-ng asks again."""
-    installed = []
-    for package in ("voiceguide", "pyttsx3", "espeakng-loader"):
-        try:
-            installed.append(metadata.version(package))
-        except metadata.PackageNotFoundError:
-            installed.append(None)
-    identity = [list(worker), installed, tools.force_bundled(), tools.system_espeak(), sys.platform]
+    identity = [list(worker), tools.installed(), tools.force_bundled(), tools.system_espeak(), sys.platform]
     digest = hashlib.sha256(json.dumps(identity).encode()).hexdigest()[:32]
     return tools.default_cache_dir() / "engines" / f"pyttsx3-{digest}.json"
 
