@@ -68,9 +68,7 @@ _PCM_INPUT = ["-f", "s16le", "-ar", str(SAMPLE_RATE), "-ac", "1", "-i", "pipe:0"
 
 
 def _lame_output(bitrate: int) -> list[str]:
-    """Bare CBR frames without the bit reservoir, and no header.
-
-    """
+    """Bare CBR frames without the bit reservoir, and no header."""
     return ["-c:a", "libmp3lame", "-b:a", f"{bitrate}k", "-reservoir", "0", "-map_metadata", "-1",
             "-fflags", "+bitexact", "-flags:a", "+bitexact", "-id3v2_version", "0", "-write_xing", "0", "-f", "mp3"]
 
@@ -605,13 +603,13 @@ class _Batch:
     def __init__(self, pieces: list[Piece], bitrate: int, render: Callable[[Piece, Callable[[bytes], None]], None]):
         self.pieces = pieces
         self.render = render
-        self.lengths = [lead(piece.start) + piece.length + TAIL for piece in pieces]
         # The first piece's frames come on stdout; the others each on a pipe of their own.
         extra = [os.pipe() for _ in pieces[1:]]
         targets = ["pipe:1"] + [f"pipe:{write}" for _, write in extra]
         try:
             # Unbuffered: when the build is stopped, no half-sent buffer is left to flush into a pipe no one reads.
-            self.process = subprocess.Popen(encoder_command(bitrate, self.lengths, targets), stdin=subprocess.PIPE,
+            lengths = [lead(piece.start) + piece.length + TAIL for piece in pieces]
+            self.process = subprocess.Popen(encoder_command(bitrate, lengths, targets), stdin=subprocess.PIPE,
                                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0,
                                             pass_fds=[write for _, write in extra])
         except OSError as error:

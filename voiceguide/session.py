@@ -45,7 +45,7 @@ def plan_session(path: Path, overrides: Overrides, speech: Speech, sounds: Sound
     # While the engine speaks, the built-in chimes are made (and, for a build, they and each new clip are
     # analysed and the cover drawn): work for the cores that would otherwise wait between one speech worker
     # and the next.
-    def make_chimes() -> None:
+    def while_speaking() -> None:
         for chime in chimes:
             sounds.samples(chime)
             if building:
@@ -54,7 +54,7 @@ def plan_session(path: Path, overrides: Overrides, speech: Speech, sounds: Sound
             covers.generated(routine.title)
 
     with ThreadPoolExecutor(max_workers=1) as helper:
-        made = helper.submit(make_chimes)
+        made = helper.submit(while_speaking)
         speech.prepare(lines_of(sections), progress, made=analyse if building else None)
         made.result()
     return Session(routine, place(routine, sections, speech.length, sounds.length))
