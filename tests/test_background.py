@@ -234,3 +234,32 @@ def test_a_long_session_under_a_bed_is_written_and_measured_in_parts(tmp_path: P
     integrated, peak = ebur128(output)
     assert metered[-1][0] == pytest.approx(integrated, abs=0.1)
     assert metered[-1][1] == pytest.approx(peak, abs=0.2)
+
+
+@pytest.mark.parametrize("sound", ["rain", "drone"])
+def test_bed_forecast_predicts_the_mix(sound: str, tmp_path: Path, speech_cache: Path) -> None:
+    """The bed's level is searched on a forecast: the words' and the bed's energies added. At a bed far under
+    the words, level with them and above them, it gives what mixing the whole session and measuring it gives."""
+    from voiceguide import render
+    from voiceguide.background import bed_of
+    from voiceguide.loudness import Loudness
+    from voiceguide.overrides import Overrides
+    from voiceguide.session import plan_session
+    from voiceguide.sounds import Sounds
+    from voiceguide.speech import ClipCache, Speech
+
+    routine = tmp_path / "bed.yaml"
+    routine.write_text(ROUTINE.format(sound=sound, level="-20dB", duck="{depth: 10dB, attack: 300ms, release: 1s}")
+                       .replace("hold: 6s", "hold: 25s"))
+    speech = Speech(ClipCache(speech_cache))
+    sounds = Sounds(speech.cache)
+    timeline = plan_session(routine, Overrides(), speech, sounds).timeline
+    pending = render.layers(timeline, speech, sounds)
+    bed = bed_of(timeline.background, timeline.duration, [(layer.start, layer.start + layer.length) for layer in pending])
+    level = render.Level(10 ** (6 / 20), 1.0)
+    forecast = render._bed_forecast(pending, level, bed, timeline.duration)
+    for bed_db in (-40.0, -12.0, 6.0):
+        gain = 10 ** (bed_db / 20)
+        meter = Loudness()
+        render.mix(pending, meter, render.Level(level.gain, level.sound_gain, bed_gain=gain), 0, timeline.duration, bed)
+        assert forecast(gain) == pytest.approx(meter.result()[0], abs=0.1), bed_db

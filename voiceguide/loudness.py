@@ -182,50 +182,88 @@ class Meter:
         self._logger.join()
 
 
-class Loudness:
-    """A sink that measures integrated loudness (ITU-R BS.1770) and sample peak in this process.
+class Energies:
+    """A sink that keeps the K-weighted energy of every 100 ms sub-block of what it is given, silences whole.
 
-    Much faster than a round through ffmpeg; used where a Forecast cannot
-    be (under a background bed, which sounds everywhere). Long silences are
-    cut short as in Meter.
+    Under a bed nothing is silent: the energies of the words and those of
+    the bed are added sub-block by sub-block (see render._bed_forecast).
     """
 
     def __init__(self) -> None:
         self.written = 0
-        self.peak = 0
         self._weighting = _KWeighting()
         self._carry = np.zeros(0)  # squared samples not yet a whole 100 ms sub-block
         self._energies: list[np.ndarray] = []  # sums of squares of 100 ms sub-blocks
 
     def write(self, samples: np.ndarray) -> None:
         if len(samples):
-            self.peak = max(self.peak, int(np.max(np.abs(samples.astype(np.int32)))))
             self._add(self._weighting.feed(samples.astype(np.float64)))
         self.written += len(samples)
+
+    def silence(self, count: int) -> None:
+        # The filter rings on for _K_LENGTH samples; the rest of a silence weighs nothing, and is not filtered.
+        ring = min(count, _K_LENGTH)
+        self._add(self._weighting.feed(np.zeros(ring)))
+        self._add(self._weighting.flush())
+        self._add_zeros(count - ring)
+        self.written += count
+
+    def energies(self) -> np.ndarray:
+        """The energy of every whole sub-block so far (a last, shorter one is left out)."""
+        self._add(self._weighting.flush())
+        return np.concatenate(self._energies) if self._energies else np.zeros(0)
+
+    def _add(self, weighted: np.ndarray) -> None:
+        if len(weighted):
+            self._add_squared(weighted**2)
+
+    def _add_squared(self, squared: np.ndarray) -> None:
+        squared = np.concatenate([self._carry, squared])
+        whole = len(squared) // GATE_STEP * GATE_STEP
+        self._energies.append(squared[:whole].reshape(-1, GATE_STEP).sum(axis=1))
+        self._carry = squared[whole:]
+
+    def _add_zeros(self, count: int) -> None:
+        if count < 2 * GATE_STEP:
+            self._add_squared(np.zeros(count))
+            return
+        head = (GATE_STEP - len(self._carry)) % GATE_STEP
+        self._add_squared(np.zeros(head))  # the sub-block begun before is complete now
+        whole, rest = divmod(count - head, GATE_STEP)
+        self._energies.append(np.zeros(whole))
+        self._carry = np.zeros(rest)
+
+
+class Loudness(Energies):
+    """A sink that measures integrated loudness (ITU-R BS.1770) and sample peak in this process.
+
+    Much faster than a round through ffmpeg; used where a Forecast cannot
+    be. Long silences are cut short as in Meter.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.peak = 0
+
+    def write(self, samples: np.ndarray) -> None:
+        if len(samples):
+            self.peak = max(self.peak, int(np.max(np.abs(samples.astype(np.int32)))))
+        super().write(samples)
 
     def silence(self, count: int) -> None:
         self._add(self._weighting.feed(np.zeros(condensed(count))))
         self.written += count
 
-    def _add(self, weighted: np.ndarray) -> None:
-        if not len(weighted):
-            return
-        squared = np.concatenate([self._carry, weighted**2])
-        whole = len(squared) // GATE_STEP * GATE_STEP
-        self._energies.append(squared[:whole].reshape(-1, GATE_STEP).sum(axis=1))
-        self._carry = squared[whole:]
-
     def result(self) -> tuple[float, float]:
         """Integrated loudness in LUFS (SILENCE_LUFS for a silent session) and sample peak in dBFS."""
-        self._add(self._weighting.flush())
         peak = 20 * math.log10(self.peak / 32768) if self.peak else -math.inf
-        return _integrated(np.concatenate(self._energies) if self._energies else np.zeros(0)), peak
+        return integrated(self.energies()), peak
 
     def abort(self) -> None:
         pass
 
 
-def _integrated(energies: np.ndarray) -> float:
+def integrated(energies: np.ndarray) -> float:
     """Integrated loudness in LUFS of K-weighted sums of squares over consecutive 100 ms sub-blocks."""
     if len(energies) < 4:
         return SILENCE_LUFS
@@ -326,7 +364,7 @@ class Forecast:
                 heard[source, gain] = self._analyses[source].energy_at(gain, top)
             energy = heard[source, gain]
             total[first : first + len(energy)] += energy
-        return _integrated(total.reshape(-1, steps).sum(axis=1))
+        return integrated(total.reshape(-1, steps).sum(axis=1))
 
 
 class _Analysis:
