@@ -178,21 +178,29 @@ class Bed:
 
     def samples(self, start: int, stop: int) -> np.ndarray:
         """The bed from sample ``start`` to ``stop``, as float32 at unit gain."""
-        positions = np.arange(start, stop)
-        return np.take(self.loop, positions, mode="wrap") * self.gain(start, stop)
+        offset = start % len(self.loop)
+        if offset + stop - start <= len(self.loop):  # most stretches lie within one turn of the loop
+            looped = self.loop[offset : offset + stop - start]
+        else:
+            looped = np.take(self.loop, np.arange(start, stop), mode="wrap")
+        return looped * self.gain(start, stop)
 
     def gain(self, start: int, stop: int) -> np.ndarray:
-        """The bed's gain from ``start`` to ``stop``: the fades at both ends times the dip under sounds."""
+        """The bed's gain from ``start`` to ``stop``: the fades at both ends times the dip under sounds.
+
+        Most of a session under a bed is a hold, away from both ends and from
+        any sound, where the gain is 1: it is not worked out there.
+        """
         t = np.arange(start, stop, dtype=np.float64)
         gain = np.ones(stop - start, dtype=np.float64)
-        if self.fade:
+        if self.fade and (start < self.fade or stop > self.duration - self.fade):
             gain *= _rise(np.minimum(t, self.duration - t) / self.fade)
         depth = self.background.depth
-        if depth <= 0:
-            return gain.astype(np.float32)
-        dip = np.zeros(stop - start)
         first = bisect.bisect_right(self._ends, start)
         last = bisect.bisect_left(self._starts, stop)
+        if depth <= 0 or first >= last:
+            return gain.astype(np.float32)
+        dip = np.zeros(stop - start)
         for begin, end in self.spans[first:last]:
             before = _rise((t - (begin - self.attack)) / self.attack) if self.attack else (t >= begin).astype(float)
             after = 1 - _rise((t - end) / self.release) if self.release else (t < end).astype(float)
