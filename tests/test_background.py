@@ -168,6 +168,20 @@ def test_bed_fades_at_both_ends_and_dips_under_sounds() -> None:
     assert np.max(np.abs(np.diff(20 * np.log10(np.maximum(gain[second:59 * second], 1e-9))))) < 0.01
 
 
+def test_bed_made_a_stretch_at_a_time_is_the_loop_times_its_gain() -> None:
+    """However the session is cut into stretches (across the loop's end, inside one turn, in holds where the
+    gain is not worked out), the bed is the loop, repeated, times the gain curve of the whole session."""
+    background = Background("rain", Location("test"), fade=2000, depth=12.0, attack=300, release=1000)
+    second = SAMPLE_RATE
+    loop = np.random.default_rng(3).standard_normal(5 * second).astype(np.float32)
+    duration = 60 * second
+    bed = Bed(background, loop, duration, [(20 * second, 25 * second), (41 * second, 42 * second)])
+    whole = np.tile(loop, 12)[:duration] * bed.gain(0, duration)
+    for size in (2 * second, 7 * second + 13, 999):
+        made = np.concatenate([bed.samples(start, min(duration, start + size)) for start in range(0, duration, size)])
+        assert np.array_equal(made, whole), size
+
+
 # --- in the MP3 -----------------------------------------------------------------------------------------
 
 
