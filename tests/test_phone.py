@@ -226,6 +226,22 @@ def test_meter_hears_what_the_file_holds(tmp_path: Path, speech_cache: Path, met
     assert metered[-1][1] == pytest.approx(peak, abs=0.2)
 
 
+def test_true_peak_finds_the_peaks_between_samples() -> None:
+    """A tone at a quarter of the sample rate, sampled 45 degrees off its crests, peaks 3 dB over its samples;
+    the meter finds its crests, also where a larger sample elsewhere would hide them from a sample meter."""
+    from voiceguide.loudness import true_peak
+
+    n = np.arange(44100)
+    quarter = 24000 * np.sin(np.pi / 2 * n + np.pi / 4)  # every sample at 0.707 of the crest
+    assert np.max(np.abs(quarter)) == pytest.approx(24000 / np.sqrt(2), rel=1e-6)
+    assert true_peak(quarter) == pytest.approx(24000, rel=0.02)
+    low = 20000 * np.sin(2 * np.pi * 440 * n / 44100)
+    assert true_peak(low) == pytest.approx(20000, rel=0.001)
+    hidden = np.concatenate([np.zeros(5000), [20000.0], np.zeros(5000), quarter[:2000], np.zeros(5000)])
+    assert true_peak(hidden) == pytest.approx(24000, rel=0.02)
+    assert true_peak(np.zeros(100)) == 0.0
+
+
 def test_limiter_holds_the_ceiling_without_jumps() -> None:
     from voiceguide.loudness import limit
 

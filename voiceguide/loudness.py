@@ -4,28 +4,22 @@ Integrated loudness (EBU R128) gates out silence, so it depends only on the
 sounds of a session and how they sit together, not on the length of its holds:
 every long silence is cut short (see condensed). A Forecast predicts it for any
 gains from each sound analysed once; Meter measures the session as encoded
-(ffmpeg's ebur128 on its MP3 frames); Loudness measures a mix in this process.
+(its MP3 frames decoded in this process); Loudness measures a mix.
 A look-ahead limiter keeps the peaks that the gain raises under the ceiling.
 """
 
 from __future__ import annotations
 
-import array
-import collections
 import functools
-import io
 import math
 import queue
-import re
-import subprocess
 import threading
 from collections.abc import Callable
 
 import numpy as np
 
-from voiceguide import tools
 from voiceguide.errors import AudioError
-from voiceguide.mp3 import FRAME, silence_at
+from voiceguide.mp3 import DELAY, FRAME, Frames
 from voiceguide.timeline import SAMPLE_RATE
 
 DEFAULT_TARGET_LUFS = -16.0
@@ -33,7 +27,7 @@ DEFAULT_TARGET_LUFS = -16.0
 # speech (up to 2 dB seen), so the encoded peaks are measured and the ceiling
 # lowered until they stay under TRUE_PEAK_LIMIT_DBTP.
 CEILING_DBFS = -3.0
-# The true peak of the decoded session (ITU-R BS.1770, 4x oversampled, as ffmpeg's ebur128 measures it):
+# The true peak of the decoded session (ITU-R BS.1770, 4x oversampled; see true_peak):
 # the -1 dBTP that spoken-word platforms ask for, less a margin for meters that oversample more finely.
 TRUE_PEAK_LIMIT_DBTP = -1.3
 # A silence longer than one 400 ms gating block only adds blocks below the
@@ -51,135 +45,115 @@ def condensed(silence: int) -> int:
     return silence if silence <= GATE_BLOCK else GATE_BLOCK + (silence - GATE_BLOCK) % GATE_STEP
 
 
-_BLOCK = re.compile(r"t:\s*([\d.]+)\s.*?M:\s*(-?[\d.]+|-inf|nan)")  # a block in ebur128's log
-
-
 class Meter:
     """Measures integrated loudness and true peak of MP3 frames as a player hears them.
 
-    ffmpeg decodes the frames as they are written, each run of frames only
-    once: a countdown said after every hold is decoded once and counted as
-    often as it is heard. Its ebur128 filter logs the loudness of every
-    400 ms block; each block is weighted by how often the run it lies in is
-    heard, and the blocks are gated as BS.1770 gates them. A thread feeds
-    ffmpeg, so the build never waits for it until the result.
+    A thread decodes the frames as they are written (miniaudio's MP3
+    decoder, in this process), each run of frames only once: a countdown
+    said after every hold is decoded once and counted wherever it is heard.
+    Each run is analysed as a Forecast analyses a sound and laid out where
+    it sounds, long silences cut short, so its blocks and gates are those of
+    the whole session; the true peak is found by oversampling (true_peak).
     """
 
-    GAP_FRAMES = -(-GATE_BLOCK // FRAME) + 1  # longer than a gating block, so no block holds two runs
+    WARM_FRAMES = 2  # decoded again before the next part of a run: the decoder's state reaches back one frame
 
-    def __init__(self, bitrate: int) -> None:
-        self._silent = silence_at(bitrate).frames[0]
-        # Verbose, for the log of every block.
-        command = [tools.ffmpeg(), "-nostdin", "-hide_banner", "-nostats", "-v", "verbose", "-f", "mp3",
-                   "-i", "pipe:0", "-af", "ebur128=framelog=verbose:peak=true", "-f", "null", "-"]
-        try:
-            # Its stdout is not ours: a child holding the command's output open would keep it from ending.
-            self._process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                                             stderr=subprocess.PIPE, bufsize=0)
-        except OSError as error:
-            raise AudioError(f"cannot start ffmpeg: {error}") from None
-        self._runs: dict[bytes, int] = {}  # frames sent: their index in _sent
-        self._sent: list[list[int]] = []  # [first frame in the stream, frames, times heard], in order
-        self._frames = 0  # frames sent
-        self._open: tuple[int, int, int] | None = None  # the run sent last: its index, where it ends, its first part
-        self._queue: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
-        self._times = array.array("d")  # each logged block: when it ends, in seconds of the stream...
-        self._momentary = array.array("d")  # ... and its loudness
-        self._said: collections.deque[str] = collections.deque(maxlen=20)  # ffmpeg's other last words
-        self._feeder = threading.Thread(target=self._feed, daemon=True)
-        self._logger = threading.Thread(target=self._log, daemon=True)
-        self._feeder.start()
-        self._logger.start()
+    def __init__(self) -> None:
+        self._runs: dict[bytes, int] = {}  # a run's frames: its index in _analyses
+        # (session sample where its decoded sound starts, samples, run), in order of start
+        self._placed: list[tuple[int, int, int]] = []
+        self._analyses: list[_Stream] = []
+        self._open: tuple[int, int, bool] | None = None  # the run sent last: its index, where it ends, first part?
+        self._warm: list[bytes] = []  # the last frames of the run sent last
+        self._queue: queue.SimpleQueue[tuple[int, bytes, int] | None] = queue.SimpleQueue()  # run, frames, warm
+        self._peak = 0.0
+        self._failure: list[BaseException] = []
+        self._decoder = threading.Thread(target=self._decode, daemon=True)
+        self._decoder.start()
 
     def frames(self, first: int, data: bytes, count: int) -> None:
         """``count`` frames in ``data``, the first of them frame ``first`` of the session."""
         if self._open is not None and first == self._open[1]:  # the run sent last goes on (a bed, in parts)
-            run = self._sent[self._open[0]]
-            if run[1] == self._open[2]:  # its first part can no longer stand for the whole run
-                self._runs = {key: index for key, index in self._runs.items() if index != self._open[0]}
-            run[1] += count
-            self._queue.put(data)
-            self._frames += count
-            self._open = (self._open[0], first + count, self._open[2])
-            return
-        if data in self._runs:
-            self._sent[self._runs[data]][2] += 1
+            index, _, whole = self._open
+            if whole:  # its first part can no longer stand for the whole run
+                self._runs = {key: run for key, run in self._runs.items() if run != index}
+            self._queue.put((index, b"".join(self._warm) + data, len(self._warm)))
+        elif data in self._runs:
+            self._placed.append((first * FRAME - DELAY, count * FRAME, self._runs[data]))
             self._open = None
             return
-        self._runs[data] = len(self._sent)
-        self._open = (len(self._sent), first + count, count)
-        self._sent.append([self._frames + self.GAP_FRAMES, count, 1])
-        self._queue.put(self._silent * self.GAP_FRAMES + data)
-        self._frames += self.GAP_FRAMES + count
+        else:
+            index = len(self._analyses)
+            self._runs[data] = index
+            self._analyses.append(_Stream())
+            self._placed.append((first * FRAME - DELAY, count * FRAME, index))
+            self._queue.put((index, data, 0))
+        self._open = (index, first + count, self._open is None or self._open[0] != index)
+        self._warm = Frames().feed(data)[-self.WARM_FRAMES :]
 
-    def _feed(self) -> None:
-        stdin = self._process.stdin
-        assert stdin is not None
+    def _decode(self) -> None:
         try:
-            while (data := self._queue.get()) is not None:
-                view = memoryview(data)
-                while view:
-                    view = view[stdin.write(view) :]
-        except (BrokenPipeError, ValueError):
-            pass  # ffmpeg stopped (its report says why) or the meter was aborted
-        finally:
+            import miniaudio  # here, its import (30 ms) is spent while the encoders start
+        except BaseException as error:
+            self._failure.append(error)
+        while (item := self._queue.get()) is not None:
+            if self._failure:
+                continue  # drained, so that the build never waits on a full queue
+            index, data, warm = item
             try:
-                stdin.close()
-            except BrokenPipeError:
-                pass
-
-    def _log(self) -> None:
-        """Keeps the loudness of every block as numbers as it is logged: an hour's log is megabytes of text."""
-        assert self._process.stderr is not None
-        for raw in io.BufferedReader(self._process.stderr):
-            line = raw.decode(errors="replace")
-            block = _BLOCK.search(line)
-            if block:
-                self._times.append(float(block[1]))
-                self._momentary.append(float(block[2]) if block[2] not in ("-inf", "nan") else -math.inf)
-            else:
-                self._said.append(line.strip())
+                decoded = miniaudio.mp3_read_f32(data)
+                samples = np.frombuffer(decoded.samples, dtype=np.float32) * np.float32(32768)
+                self._peak = max(self._peak, true_peak(samples))
+                # The frames decoded again to warm the decoder up were counted with the part before.
+                self._analyses[index].write(samples[warm * FRAME :])
+            except BaseException as error:
+                self._failure.append(error)
 
     def result(self) -> tuple[float, float]:
         """Integrated loudness in LUFS (SILENCE_LUFS for a silent session) and true peak in dBTP."""
-        self._queue.put(self._silent * self.GAP_FRAMES)  # the last blocks end in silence
         self._queue.put(None)
-        self._feeder.join()
-        self._logger.join()
-        said = [line for line in self._said if line]
-        if self._process.wait() != 0:
-            raise AudioError(f"measuring loudness failed: {said[-1] if said else 'ffmpeg stopped'}")
-        if self._sent and not self._times:
-            raise AudioError("measuring loudness failed: ffmpeg logged no loudness")
-        peaks = [found[1] for line in said if (found := re.search(r"Peak:\s+(-?[\d.]+|-inf) dBFS", line))]
-        peak = float(peaks[-1]) if peaks and peaks[-1] != "-inf" else -math.inf
-        return self._integrated(), peak
-
-    def _integrated(self) -> float:
-        """The session's integrated loudness from the logged blocks, each as often as its run is heard."""
-        if not self._sent:
-            return SILENCE_LUFS
-        runs = np.array(self._sent, dtype=np.float64)
-        starts, ends, heard = runs[:, 0] * FRAME / SAMPLE_RATE, (runs[:, 0] + runs[:, 1]) * FRAME / SAMPLE_RATE, runs[:, 2]
-        times, momentary = np.frombuffer(self._times), np.frombuffer(self._momentary)
-        # A block is the 400 ms before its time; runs lie more than a block apart, so it meets one at most.
-        which = np.searchsorted(starts, times, side="right") - 1
-        meets = (which >= 0) & (times - GATE_BLOCK / SAMPLE_RATE < ends[np.maximum(which, 0)])
-        loud = meets & (momentary > SILENCE_LUFS)
-        weights, powers = heard[which[loud]], 10 ** (momentary[loud] / 10)
-        if not len(powers):
-            return SILENCE_LUFS
-        gate = 10 * math.log10(float(np.sum(weights * powers) / np.sum(weights))) - 10
-        kept = momentary[loud] > gate
-        return max(SILENCE_LUFS, 10 * math.log10(float(np.sum(weights[kept] * powers[kept]) / np.sum(weights[kept]))))
+        self._decoder.join()
+        if self._failure:
+            raise AudioError(f"measuring loudness failed: {self._failure[0]}")
+        energies = [analysis.energy() for analysis in self._analyses]
+        sounds = []
+        for start, length, index in self._placed:
+            skip = -(-max(0, -start) // BIN) * BIN  # decoded before the session's first sample: the encoder's delay
+            sounds.append((start + skip, length - skip, energies[index][skip // BIN :]))
+        loudness = _laid_out(sounds)
+        peak = 20 * math.log10(self._peak / 32768) if self._peak else -math.inf
+        return loudness, peak
 
     def abort(self) -> None:
-        if self._process.poll() is None:
-            self._process.kill()
+        self._failure.append(AudioError("aborted"))
         self._queue.put(None)
-        self._process.wait()
-        self._feeder.join()
-        self._logger.join()
+        self._decoder.join()
+
+
+class _Stream:
+    """K-weighted energy per BIN of a sound that arrives in parts, as _analysis_of gives it for a whole one."""
+
+    def __init__(self) -> None:
+        self._weighting = _KWeighting()
+        self._bins: list[np.ndarray] = []
+        self._carry = np.zeros(0)
+
+    def write(self, samples: np.ndarray) -> None:
+        self._add(self._weighting.feed(samples.astype(np.float64)))
+
+    def energy(self) -> np.ndarray:
+        """The energy per BIN of everything written, with the filter's ring after it; called once, at the end."""
+        self._add(self._weighting.flush())
+        self._add(self._weighting.ring())
+        if len(self._carry):  # the last, partial bin
+            self._bins.append(np.array([np.sum(self._carry**2)]))
+        return np.concatenate(self._bins) if self._bins else np.zeros(0)
+
+    def _add(self, weighted: np.ndarray) -> None:
+        weighted = np.concatenate([self._carry, weighted])
+        whole = len(weighted) // BIN * BIN
+        self._bins.append((weighted[:whole] ** 2).reshape(-1, BIN).sum(axis=1))
+        self._carry = weighted[whole:]
 
 
 class Energies:
@@ -237,7 +211,7 @@ class Energies:
 class Loudness(Energies):
     """A sink that measures integrated loudness (ITU-R BS.1770) and sample peak in this process.
 
-    Much faster than a round through ffmpeg; used where a Forecast cannot
+    Much faster than encoding and decoding; used where a Forecast cannot
     be. Long silences are cut short as in Meter.
     """
 
@@ -339,32 +313,44 @@ class Forecast:
     def __init__(self, sounds: list[tuple[int, int, str, Callable[[], np.ndarray]]]) -> None:
         """``sounds``: (start, length, source, load) in order of start; the same source always sounds the same."""
         self._analyses: dict[str, _Analysis] = {}  # held here: the process-wide store may let them go
-        self._placed: list[tuple[int, str]] = []  # (first bin, source)
-        cut = 0  # silence taken out before the current sound
-        reach = 0  # where the sounds so far end
+        self._sounds: list[tuple[int, int, str]] = []
         for start, length, source, load in sounds:
-            if start > reach:
-                cut += start - reach - condensed(start - reach)
-            reach = max(reach, start + length)
             if source not in self._analyses:
                 self._analyses[source] = analysed(source, load)
-            self._placed.append((round((start - cut) / BIN), source))
-        self._bins = max([first + len(self._analyses[source].energy) for first, source in self._placed], default=0)
+            self._sounds.append((start, length, source))
 
     def loudness(self, gains: list[float], ceiling_dbfs: float) -> float:
         """Integrated loudness in LUFS with each sound at its gain (0: left out), limited at the ceiling."""
         top = 32767 * 10 ** (ceiling_dbfs / 20)
-        steps = GATE_STEP // BIN
-        total = np.zeros(-(-self._bins // steps) * steps)
         heard: dict[tuple[str, float], np.ndarray] = {}
-        for (first, source), gain in zip(self._placed, gains):
-            if gain <= 0:
+        laid = []
+        for (start, length, source), gain in zip(self._sounds, gains):
+            if gain <= 0:  # left out, but where it sounds the silence is not cut short, as when it is heard
+                laid.append((start, length, np.zeros(0)))
                 continue
             if (source, gain) not in heard:
                 heard[source, gain] = self._analyses[source].energy_at(gain, top)
-            energy = heard[source, gain]
-            total[first : first + len(energy)] += energy
-        return integrated(total.reshape(-1, steps).sum(axis=1))
+            laid.append((start, length, heard[source, gain]))
+        return _laid_out(laid)
+
+
+def _laid_out(sounds: list[tuple[int, int, np.ndarray]]) -> float:
+    """Integrated loudness in LUFS of sounds (start, length, K-weighted energy per BIN), in order of start, laid
+    over silence with long silences cut short."""
+    cut = 0  # silence taken out before the current sound
+    reach = 0  # where the sounds so far end
+    placed = []
+    for start, length, energy in sounds:
+        if start > reach:
+            cut += start - reach - condensed(start - reach)
+        reach = max(reach, start + length)
+        placed.append((round((start - cut) / BIN), energy))
+    steps = GATE_STEP // BIN
+    bins = max([first + len(energy) for first, energy in placed], default=0)
+    total = np.zeros(-(-bins // steps) * steps)
+    for first, energy in placed:
+        total[first : first + len(energy)] += energy
+    return integrated(total.reshape(-1, steps).sum(axis=1))
 
 
 class _Analysis:
@@ -498,6 +484,62 @@ def _centered_mean(values: np.ndarray, size: int) -> np.ndarray:
     padded = np.concatenate([np.full(half, values[0]), values, np.full(size - half, values[-1])])
     sums = np.concatenate([[0.0], np.cumsum(padded)])
     return (sums[size : size + len(values)] - sums[: len(values)]) / size
+
+
+_OVERSAMPLING = 4  # as ITU-R BS.1770 measures the true peak
+_PEAK_TAPS = 16  # samples each interpolated point is made from
+
+
+@functools.lru_cache(maxsize=1)
+def _interpolator() -> np.ndarray:
+    """The filters that give the points between a sample and the next, one column per point (_PEAK_TAPS rows).
+
+    Each is a windowed sinc (Kaiser, beta 8) at its fraction of a sample,
+    scaled to pass a constant unchanged.
+    """
+    taps = np.arange(-_PEAK_TAPS // 2 + 1, _PEAK_TAPS // 2 + 1)
+    columns = []
+    for fraction in np.arange(1, _OVERSAMPLING) / _OVERSAMPLING:
+        offset = taps - fraction
+        window = np.i0(8.0 * np.sqrt(np.clip(1 - (offset / (_PEAK_TAPS / 2)) ** 2, 0, None)))
+        weights = np.sinc(offset) * window
+        columns.append(weights / weights.sum())
+    return np.array(columns, dtype=np.float32).T  # row k weighs the k-th of the samples around a point
+
+
+def true_peak(samples: np.ndarray) -> float:
+    """The largest magnitude of ``samples`` (a decoded sound, full scale 32768) at its samples and between
+    them, as if oversampled _OVERSAMPLING times.
+
+    A point between samples is a weighted sum of the _PEAK_TAPS samples
+    around it, so it can exceed the largest sample only where one of those
+    comes within the filters' total weight of it: only blocks that hold
+    such a point are worked out. Blocks small enough that the matrix
+    product runs on one thread: BLAS's threads would spin on the cores the
+    encoders need.
+    """
+    if not len(samples):
+        return 0.0
+    samples = samples.astype(np.float32, copy=False)
+    magnitude = np.abs(samples)
+    peak = float(magnitude.max())
+    if not peak:
+        return 0.0
+    filters = _interpolator()
+    half = _PEAK_TAPS // 2
+    near = magnitude * np.abs(filters).sum(axis=0).max() >= peak
+    # Window i holds samples i - half to i + half - 1; the points after its middle sample are made from them.
+    counts = np.concatenate([np.zeros(half + 1, np.int64), np.cumsum(near), np.full(half, np.count_nonzero(near))])
+    needed = counts[_PEAK_TAPS:] > counts[: -_PEAK_TAPS]
+    padded = np.concatenate([np.zeros(half, np.float32), samples, np.zeros(half, np.float32)])
+    windows = np.lib.stride_tricks.sliding_window_view(padded, _PEAK_TAPS)
+    starts = np.arange(0, len(needed), _PEAK_BLOCK)
+    for start in starts[np.add.reduceat(needed, starts) > 0]:
+        peak = max(peak, float(np.max(np.abs(windows[start : start + _PEAK_BLOCK] @ filters))))
+    return peak
+
+
+_PEAK_BLOCK = 4096  # points at a time
 
 
 def loudness_of(samples: np.ndarray) -> float:
