@@ -193,7 +193,7 @@ NOISE = (np.random.default_rng(3).standard_normal(2 * SAMPLE_RATE) * 6000).astyp
 
 def test_a_piece_has_the_same_frames_alone_or_among_others() -> None:
     """More pieces than one ffmpeg takes: each comes out as it does encoded on its own, whatever its place."""
-    pieces = [mp3.Piece(index * 5 * SAMPLE_RATE + 97 * index, len(NOISE), f"{index}") for index in range(mp3._BATCH + 3)]
+    pieces = [mp3.Piece(index * 5 * SAMPLE_RATE + 97 * index, len(NOISE), f"{index}") for index in range(mp3._BATCH * mp3._lanes() + 3)]
     together = _encoded(pieces, NOISE)
     assert len(together) == len(pieces)
     for index, piece in enumerate(pieces):

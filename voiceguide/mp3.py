@@ -49,7 +49,7 @@ TAIL = 2 * MARGIN
 # Pieces that one ffmpeg encodes side by side, each with a LAME of its own: its threads keep both cores busy,
 # and its pipes, threads and memory stay few (each more piece takes 0.3 MB). Windows has no way to hand a
 # process more pipes: one piece each there.
-_BATCH = 16 if os.name == "posix" else 1
+_BATCH = 16 if os.name == "posix" else 1  # in each lane (see _lanes)
 _CYCLES_PER_WRITE = 64
 _PART_FRAMES = 2048  # about 53 s, 430 KB at 64 kbps  # silent frames are written about 650 KB at a time
 BITRATES = (32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320)
@@ -64,7 +64,7 @@ def frame_bytes(bitrate: int) -> float:
     return 144 * bitrate * 1000 / SAMPLE_RATE
 
 
-_PCM_INPUT = ["-f", "s16le", "-ar", str(SAMPLE_RATE), "-ac", "1", "-i", "pipe:0"]
+_PCM = ["-f", "s16le", "-ar", str(SAMPLE_RATE), "-ac", "1"]
 
 
 def _lame_output(bitrate: int) -> list[str]:
@@ -75,21 +75,33 @@ def _lame_output(bitrate: int) -> list[str]:
 
 def lame_command(bitrate: int) -> list[str]:
     """ffmpeg reading s16le PCM and writing bare CBR frames without the bit reservoir, and no header."""
-    return [tools.ffmpeg(), "-nostdin", "-v", "error", *_PCM_INPUT, *_lame_output(bitrate), "pipe:1"]
+    return [tools.ffmpeg(), "-nostdin", "-v", "error", *_PCM, "-i", "pipe:0", *_lame_output(bitrate), "pipe:1"]
 
 
-def encoder_command(bitrate: int, lengths: list[int], targets: list[str]) -> list[str]:
-    """ffmpeg cutting s16le PCM into stretches of ``lengths`` samples and encoding each to its own target, as
-    lame_command would: every stretch by a LAME of its own, which has heard nothing before it."""
-    cuts = list(itertools.accumulate(lengths))[:-1]
-    if cuts:
-        graph = (f"[0:a]asegment=samples={'|'.join(map(str, cuts))}" + "".join(f"[s{i}]" for i in range(len(lengths)))
-                 + ";" + ";".join(f"[s{i}]asetpts=PTS-STARTPTS[o{i}]" for i in range(len(lengths))))
-    else:
-        graph = "[0:a]asetpts=PTS-STARTPTS[o0]"
-    command = [tools.ffmpeg(), "-nostdin", "-v", "error", *_PCM_INPUT, "-filter_complex", graph]
-    for index, target in enumerate(targets):
-        command += ["-map", f"[o{index}]", *_lame_output(bitrate), target]
+def encoder_command(bitrate: int, lanes: list[list[int]], targets: list[list[str]], inputs: list[str]) -> list[str]:
+    """ffmpeg reading s16le PCM from each of ``inputs``, cutting it into stretches of its lane's lengths (samples)
+    and encoding each stretch to its own target, as lame_command would: every stretch by a LAME of its own,
+    which has heard nothing before it.
+
+    Each input has a filter graph of its own, and so a thread of its own:
+    the lanes are encoded side by side, one on each core.
+    """
+    command = [tools.ffmpeg(), "-nostdin", "-v", "error"]
+    for source in inputs:
+        command += [*_PCM, "-i", source]
+    for lane, lengths in enumerate(lanes):
+        cuts = list(itertools.accumulate(lengths))[:-1]
+        outputs = [f"[l{lane}o{index}]" for index in range(len(lengths))]
+        if cuts:
+            cut = [f"[l{lane}s{index}]" for index in range(len(lengths))]
+            graph = (f"[{lane}:a]asegment=samples={'|'.join(map(str, cuts))}" + "".join(cut) + ";"
+                     + ";".join(f"{part}asetpts=PTS-STARTPTS{output}" for part, output in zip(cut, outputs)))
+        else:
+            graph = f"[{lane}:a]asetpts=PTS-STARTPTS{outputs[0]}"
+        command += ["-filter_complex", graph]
+    for lane, lane_targets in enumerate(targets):
+        for index, target in enumerate(lane_targets):
+            command += ["-map", f"[l{lane}o{index}]", *_lame_output(bitrate), target]
     return command
 
 
@@ -565,17 +577,17 @@ class _Writer:
 
 
 class _Encoder:
-    """Encodes ``pieces`` in turn, _BATCH at a time in one ffmpeg each; ``encoded`` hands on each one's frames.
+    """Encodes ``pieces`` in turn, _BATCH a lane in one ffmpeg each; ``encoded`` hands on each one's frames.
 
     The first ffmpeg starts at once; each next one when the one before has
-    ended, so that no more than one is ever running (each holds 30 MB).
+    ended, so that no more than one is ever running (each holds 30 to 40 MB).
     """
 
     def __init__(self, pieces: list[Piece], bitrate: int, render: Callable[[Piece, Callable[[bytes], None]], None]):
         self.bitrate = bitrate
         self.render = render
         # Even batches: 25 pieces go as 13 and 12, not as 24 and 1.
-        count = -(-len(pieces) // _BATCH)
+        count = -(-len(pieces) // (_BATCH * _lanes()))
         self.waiting = [pieces[index * len(pieces) // count : (index + 1) * len(pieces) // count]
                         for index in range(count)]
         self.batch: _Batch | None = _Batch(self.waiting.pop(0), bitrate, render) if self.waiting else None
@@ -592,43 +604,63 @@ class _Encoder:
             self.batch.close()
 
 
+def _lanes() -> int:
+    """Inputs to one ffmpeg, each encoded on a thread of its own: one per core, two at most (each more
+    takes memory, and a build's other work needs a core too). Windows can hand a process no more pipes."""
+    return min(2, os.cpu_count() or 1) if os.name == "posix" else 1
+
+
 class _Batch:
     """One ffmpeg encoding each of ``pieces`` with a LAME of its own, to a pipe of its own; started at once.
 
-    A LAME that has heard nothing makes the same frames for the same
-    sound every time, so a piece encoded alone (a rebuild) and among
-    others (a first build) gives the same bytes.
+    The pieces take turns between the lanes (see _lanes), so that they
+    are encoded side by side and come out about in order. A LAME that has
+    heard nothing makes the same frames for the same sound every time, so
+    a piece encoded alone (a rebuild) and among others (a first build)
+    gives the same bytes.
     """
 
     def __init__(self, pieces: list[Piece], bitrate: int, render: Callable[[Piece, Callable[[bytes], None]], None]):
         self.pieces = pieces
         self.render = render
-        # The first piece's frames come on stdout; the others each on a pipe of their own.
+        count = min(_lanes(), len(pieces))
+        self.lanes = [pieces[lane::count] for lane in range(count)]
+        # The first piece's frames come on stdout, the first lane's sound goes to stdin; the others each have a
+        # pipe of their own.
         extra = [os.pipe() for _ in pieces[1:]]
-        targets = ["pipe:1"] + [f"pipe:{write}" for _, write in extra]
+        sources = [os.pipe() for _ in self.lanes[1:]]
+        outputs = ["pipe:1"] + [f"pipe:{write}" for _, write in extra]
+        targets = [outputs[lane::count] for lane in range(count)]
+        inputs = ["pipe:0"] + [f"pipe:{read}" for read, _ in sources]
+        lengths = [[lead(piece.start) + piece.length + TAIL for piece in lane] for lane in self.lanes]
         try:
             # Unbuffered: when the build is stopped, no half-sent buffer is left to flush into a pipe no one reads.
-            lengths = [lead(piece.start) + piece.length + TAIL for piece in pieces]
-            self.process = subprocess.Popen(encoder_command(bitrate, lengths, targets), stdin=subprocess.PIPE,
+            self.process = subprocess.Popen(encoder_command(bitrate, lengths, targets, inputs), stdin=subprocess.PIPE,
                                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0,
-                                            pass_fds=[write for _, write in extra])
+                                            pass_fds=[write for _, write in extra] + [read for read, _ in sources])
         except OSError as error:
             for read, _ in extra:
                 os.close(read)
+            for _, write in sources:
+                os.close(write)
             raise AudioError(f"cannot start ffmpeg: {error}") from None
         finally:
             for _, write in extra:
                 os.close(write)
-        assert self.process.stdout is not None
+            for read, _ in sources:
+                os.close(read)
+        assert self.process.stdout is not None and self.process.stdin is not None
         self.outputs = [self.process.stdout.fileno()] + [read for read, _ in extra]
+        self.inputs = [self.process.stdin] + [open(write, "wb", buffering=0) for _, write in sources]
         self.frames: list[list[bytes]] = [[] for _ in pieces]
         self.ended = [False] * len(pieces)
         self.failure: list[BaseException] = []
         self.arrived = threading.Condition()
         self.reader = threading.Thread(target=self._read, daemon=True)
-        self.feeder = threading.Thread(target=self._feed, daemon=True)
+        self.feeders = [threading.Thread(target=self._feed, args=(lane,), daemon=True) for lane in range(count)]
         self.reader.start()
-        self.feeder.start()
+        for feeder in self.feeders:
+            feeder.start()
 
     def _read(self) -> None:
         parsers = [Frames() for _ in self.outputs]
@@ -648,36 +680,35 @@ class _Batch:
                 self.ended = [True] * len(self.ended)
                 self.arrived.notify_all()
 
-    def _send(self, data: bytes) -> None:
-        assert self.process.stdin is not None
-        view = memoryview(data)
-        try:
-            while view:
-                view = view[self.process.stdin.write(view) :]
-        except BrokenPipeError:
-            pass  # the reason is in ffmpeg's stderr, reported below
+    def _feed(self, lane: int) -> None:
+        stream = self.inputs[lane]
 
-    def _feed(self) -> None:
+        def send(data: bytes) -> None:
+            view = memoryview(data)
+            while view:
+                view = view[stream.write(view) :]
+
         try:
-            for piece in self.pieces:
-                self._send(bytes(2 * lead(piece.start)))
+            for piece in self.lanes[lane]:
+                send(bytes(2 * lead(piece.start)))
                 sent = [0]
 
                 def out(data: bytes) -> None:
                     sent[0] += len(data) // 2
-                    self._send(data)
+                    send(data)
 
                 self.render(piece, out)
                 if sent[0] != piece.length:
                     raise AssertionError(f"a piece of {piece.length} samples was rendered as {sent[0]}")
-                self._send(bytes(2 * TAIL))
+                send(bytes(2 * TAIL))
+        except BrokenPipeError:
+            pass  # the reason is in ffmpeg's stderr, reported by encoded
         except BaseException as error:
             self.failure.append(error)
             self.process.kill()
         finally:
-            assert self.process.stdin is not None
             try:
-                self.process.stdin.close()
+                stream.close()
             except BrokenPipeError:
                 pass
 
@@ -704,7 +735,8 @@ class _Batch:
                 data = b"".join(taken)
                 yield Encoded(data, len(taken), crc16(data))
                 at = stop
-        self.feeder.join()
+        for feeder in self.feeders:
+            feeder.join()
         self.reader.join()
         if self.failure:
             raise self.failure[0]
