@@ -58,13 +58,14 @@ class Meter:
 
     WARM_FRAMES = 2  # decoded again before the next part of a run: the decoder's state reaches back one frame
 
-    def __init__(self) -> None:
+    def __init__(self, duration: int) -> None:
+        self._duration = duration  # samples in the session: the filter rings no further
         self._runs: dict[bytes, int] = {}  # a run's frames: its index in _analyses
         # (session sample where its decoded sound starts, samples, run), in order of start
         self._placed: list[tuple[int, int, int]] = []
         self._analyses: list[_Stream] = []
         self._open: tuple[int, int, bool] | None = None  # the run sent last: its index, where it ends, first part?
-        self._warm: list[bytes] = []  # the last frames of the run sent last
+        self._last = b""  # the frames sent last
         self._queue: queue.SimpleQueue[tuple[int, bytes, int] | None] = queue.SimpleQueue()  # run, frames, warm
         self._peak = 0.0
         self._failure: list[BaseException] = []
@@ -77,7 +78,10 @@ class Meter:
             index, _, whole = self._open
             if whole:  # its first part can no longer stand for the whole run
                 self._runs = {key: run for key, run in self._runs.items() if run != index}
-            self._queue.put((index, b"".join(self._warm) + data, len(self._warm)))
+            start, length, _ = self._placed[-1]
+            self._placed[-1] = (start, length + count * FRAME, index)
+            warm = Frames().feed(self._last)[-self.WARM_FRAMES :]
+            self._queue.put((index, b"".join(warm) + data, len(warm)))
         elif data in self._runs:
             self._placed.append((first * FRAME - DELAY, count * FRAME, self._runs[data]))
             self._open = None
@@ -89,7 +93,7 @@ class Meter:
             self._placed.append((first * FRAME - DELAY, count * FRAME, index))
             self._queue.put((index, data, 0))
         self._open = (index, first + count, self._open is None or self._open[0] != index)
-        self._warm = Frames().feed(data)[-self.WARM_FRAMES :]
+        self._last = data
 
     def _decode(self) -> None:
         try:
@@ -120,7 +124,7 @@ class Meter:
         for start, length, index in self._placed:
             skip = -(-max(0, -start) // BIN) * BIN  # decoded before the session's first sample: the encoder's delay
             sounds.append((start + skip, length - skip, energies[index][skip // BIN :]))
-        loudness = _laid_out(sounds)
+        loudness = _laid_out(sounds, self._duration)
         peak = 20 * math.log10(self._peak / 32768) if self._peak else -math.inf
         return loudness, peak
 
@@ -139,7 +143,7 @@ class _Stream:
         self._carry = np.zeros(0)
 
     def write(self, samples: np.ndarray) -> None:
-        self._add(self._weighting.feed(samples.astype(np.float64)))
+        self._add(self._weighting.feed(samples))
 
     def energy(self) -> np.ndarray:
         """The energy per BIN of everything written, with the filter's ring after it; called once, at the end."""
@@ -152,7 +156,7 @@ class _Stream:
     def _add(self, weighted: np.ndarray) -> None:
         weighted = np.concatenate([self._carry, weighted])
         whole = len(weighted) // BIN * BIN
-        self._bins.append((weighted[:whole] ** 2).reshape(-1, BIN).sum(axis=1))
+        self._bins.append((weighted[:whole].astype(np.float64) ** 2).reshape(-1, BIN).sum(axis=1))
         self._carry = weighted[whole:]
 
 
@@ -171,7 +175,7 @@ class Energies:
 
     def write(self, samples: np.ndarray) -> None:
         if len(samples):
-            self._add(self._weighting.feed(samples.astype(np.float64)))
+            self._add(self._weighting.feed(samples))
         self.written += len(samples)
 
     def silence(self, count: int) -> None:
@@ -189,7 +193,7 @@ class Energies:
 
     def _add(self, weighted: np.ndarray) -> None:
         if len(weighted):
-            self._add_squared(weighted**2)
+            self._add_squared(weighted.astype(np.float64) ** 2)
 
     def _add_squared(self, squared: np.ndarray) -> None:
         squared = np.concatenate([self._carry, squared])
@@ -262,7 +266,7 @@ class _KWeighting:
     def __init__(self) -> None:
         self._pending: list[np.ndarray] = []
         self._pending_length = 0
-        self._overlap = np.zeros(_K_LENGTH - 1)
+        self._overlap = np.zeros(_K_LENGTH - 1, np.float32)
 
     def feed(self, samples: np.ndarray) -> np.ndarray:
         """The weighted samples that are complete after ``samples``; the rest follow later, or from flush."""
@@ -276,7 +280,8 @@ class _KWeighting:
         """The weighted samples of everything fed so far; the filter's ring after them stays for what comes next."""
         if not self._pending_length:
             return np.zeros(0)
-        samples = np.concatenate(self._pending)
+        # In single precision: twice as quick, and far finer than a loudness needs.
+        samples = np.concatenate(self._pending).astype(np.float32, copy=False)
         self._pending, self._pending_length = [], 0
         done = []
         for start in range(0, len(samples), _CHUNK):
@@ -334,9 +339,9 @@ class Forecast:
         return _laid_out(laid)
 
 
-def _laid_out(sounds: list[tuple[int, int, np.ndarray]]) -> float:
+def _laid_out(sounds: list[tuple[int, int, np.ndarray]], duration: int | None = None) -> float:
     """Integrated loudness in LUFS of sounds (start, length, K-weighted energy per BIN), in order of start, laid
-    over silence with long silences cut short."""
+    over silence with long silences cut short; the filter's ring after them is heard up to ``duration``."""
     cut = 0  # silence taken out before the current sound
     reach = 0  # where the sounds so far end
     placed = []
@@ -347,9 +352,13 @@ def _laid_out(sounds: list[tuple[int, int, np.ndarray]]) -> float:
         placed.append((round((start - cut) / BIN), energy))
     steps = GATE_STEP // BIN
     bins = max([first + len(energy) for first, energy in placed], default=0)
+    if duration is not None:  # a sound to the very end (a bed) rings on past it in no player
+        after = max(0, duration - reach)
+        bins = min(bins, round((duration - cut - (after - condensed(after))) / BIN))
     total = np.zeros(-(-bins // steps) * steps)
     for first, energy in placed:
-        total[first : first + len(energy)] += energy
+        kept = energy[: max(0, bins - first)]
+        total[first : first + len(kept)] += kept
     return integrated(total.reshape(-1, steps).sum(axis=1))
 
 
@@ -388,7 +397,7 @@ def analysed(source: str, load: Callable[[], np.ndarray]) -> _Analysis:
 
 def _analysis_of(samples: np.ndarray) -> _Analysis:
     weighting = _KWeighting()
-    weighted = np.concatenate([weighting.feed(samples.astype(np.float64)), weighting.flush(), weighting.ring()])
+    weighted = np.concatenate([weighting.feed(samples), weighting.flush(), weighting.ring()]).astype(np.float64)
     bins = -(-len(weighted) // BIN)
     squared = np.zeros(bins * BIN)
     squared[: len(weighted)] = weighted**2
@@ -441,7 +450,7 @@ def _biquad(x: np.ndarray, coefficients: tuple[float, ...]) -> np.ndarray:
 
 @functools.lru_cache(maxsize=8)
 def _k_spectrum(size: int) -> np.ndarray:
-    return np.fft.rfft(_k_response(), size)
+    return np.fft.rfft(_k_response(), size).astype(np.complex64)
 
 
 def _fft_size(length: int) -> int:
@@ -487,7 +496,7 @@ def _centered_mean(values: np.ndarray, size: int) -> np.ndarray:
 
 
 _OVERSAMPLING = 4  # as ITU-R BS.1770 measures the true peak
-_PEAK_TAPS = 16  # samples each interpolated point is made from
+_PEAK_TAPS = 12  # samples each interpolated point is made from, as in BS.1770's own filter
 
 
 @functools.lru_cache(maxsize=1)
@@ -527,14 +536,16 @@ def true_peak(samples: np.ndarray) -> float:
         return 0.0
     filters = _interpolator()
     half = _PEAK_TAPS // 2
-    near = magnitude * np.abs(filters).sum(axis=0).max() >= peak
-    # Window i holds samples i - half to i + half - 1; the points after its middle sample are made from them.
-    counts = np.concatenate([np.zeros(half + 1, np.int64), np.cumsum(near), np.full(half, np.count_nonzero(near))])
-    needed = counts[_PEAK_TAPS:] > counts[: -_PEAK_TAPS]
     padded = np.concatenate([np.zeros(half, np.float32), samples, np.zeros(half, np.float32)])
     windows = np.lib.stride_tricks.sliding_window_view(padded, _PEAK_TAPS)
-    starts = np.arange(0, len(needed), _PEAK_BLOCK)
-    for start in starts[np.add.reduceat(needed, starts) > 0]:
+    # Window i holds samples i - half to i + half - 1, so a block of windows draws on its own block of samples
+    # and the edges of the blocks beside it.
+    blocks = -(-len(windows) // _PEAK_BLOCK)
+    loudest = np.zeros(blocks + 2, np.float32)
+    loudest[1:-1] = np.pad(magnitude, (0, blocks * _PEAK_BLOCK - len(samples))).reshape(blocks, -1).max(axis=1)
+    near = np.maximum(np.maximum(loudest[:-2], loudest[1:-1]), loudest[2:]) * np.abs(filters).sum(axis=0).max()
+    for block in np.flatnonzero(near >= peak):
+        start = block * _PEAK_BLOCK
         peak = max(peak, float(np.max(np.abs(windows[start : start + _PEAK_BLOCK] @ filters))))
     return peak
 

@@ -422,7 +422,7 @@ def render(timeline: Timeline, speech: Speech, sounds: Sounds, path: Path, targe
         written.append((level, under))
 
     def measure(level: Level, under: Bed | None) -> tuple[float, float]:
-        meter = Meter()
+        meter = Meter(timeline.duration)
         try:
             write(level, under, meter)
         except BaseException:
