@@ -40,13 +40,17 @@ def _modes(
     warped = t - glide * glide_time * np.expm1(-t / glide_time)
     floor = _MODE_FLOOR * sum(amp for _, amp, _, _ in modes)
     out = np.zeros(t.size)
+    # Each partial is worked out in these, in place: the same sums, without new arrays for every step.
+    phase, tone, other, decay = (np.empty(t.size) for _ in range(4))
     for freq, amp, tau, beat in modes:
         n = min(t.size, int(np.ceil(tau * np.log(amp / floor) * SAMPLE_RATE)))
-        phase = 2 * np.pi * warped[:n]
-        tone = np.sin(freq * phase)
+        np.multiply(warped[:n], 2 * np.pi, out=phase[:n])
+        np.sin(np.multiply(phase[:n], freq, out=tone[:n]), out=tone[:n])
         if beat:
-            tone = 0.7 * tone + 0.3 * np.sin((freq + beat) * phase)
-        out[:n] += amp * np.exp(-t[:n] / tau) * tone
+            np.sin(np.multiply(phase[:n], freq + beat, out=other[:n]), out=other[:n])
+            np.add(np.multiply(tone[:n], 0.7, out=tone[:n]), np.multiply(other[:n], 0.3, out=other[:n]), out=tone[:n])
+        np.exp(np.divide(np.negative(t[:n], out=decay[:n]), tau, out=decay[:n]), out=decay[:n])
+        out[:n] += np.multiply(np.multiply(decay[:n], amp, out=decay[:n]), tone[:n], out=decay[:n])
     return out
 
 

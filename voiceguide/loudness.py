@@ -106,7 +106,8 @@ class Meter:
             index, data, warm = item
             try:
                 decoded = miniaudio.mp3_read_f32(data)
-                samples = np.frombuffer(decoded.samples, dtype=np.float32) * np.float32(32768)
+                samples = np.frombuffer(decoded.samples, dtype=np.float32)
+                samples *= np.float32(32768)
                 self._peak = max(self._peak, true_peak(samples))
                 # The frames decoded again to warm the decoder up were counted with the part before.
                 self._analyses[index].write(samples[warm * FRAME :])
@@ -156,7 +157,7 @@ class _Stream:
     def _add(self, weighted: np.ndarray) -> None:
         weighted = np.concatenate([self._carry, weighted])
         whole = len(weighted) // BIN * BIN
-        self._bins.append((weighted[:whole].astype(np.float64) ** 2).reshape(-1, BIN).sum(axis=1))
+        self._bins.append(np.square(weighted[:whole]).reshape(-1, BIN).sum(axis=1, dtype=np.float64))
         self._carry = weighted[whole:]
 
 
@@ -397,17 +398,18 @@ def analysed(source: str, load: Callable[[], np.ndarray]) -> _Analysis:
 
 def _analysis_of(samples: np.ndarray) -> _Analysis:
     weighting = _KWeighting()
-    weighted = np.concatenate([weighting.feed(samples), weighting.flush(), weighting.ring()]).astype(np.float64)
+    weighted = np.concatenate([weighting.feed(samples), weighting.flush(), weighting.ring()])
     bins = -(-len(weighted) // BIN)
-    squared = np.zeros(bins * BIN)
-    squared[: len(weighted)] = weighted**2
-    magnitude = np.zeros(bins * BIN)
-    magnitude[: len(samples)] = np.abs(samples.astype(np.float64))
-    per_bin = magnitude.reshape(bins, BIN).max(axis=1)
+    squared = np.zeros(bins * BIN, np.float32)
+    np.square(weighted, out=squared[: len(weighted)])
+    magnitude = np.zeros(bins * BIN, np.float32)
+    np.abs(samples, out=magnitude[: len(samples)], casting="unsafe")
+    per_bin = magnitude.reshape(bins, BIN).max(axis=1).astype(np.float64)
     # The limiter's hold reaches LOOKAHEAD on each side of a sample.
     reach = -(-LOOKAHEAD // BIN)
     loudest = -_running_min(-per_bin, 2 * reach + 1)
-    return _Analysis(squared.reshape(bins, BIN).sum(axis=1), loudest, float(per_bin.max(initial=0.0)))
+    return _Analysis(squared.reshape(bins, BIN).sum(axis=1, dtype=np.float64), loudest,
+                     float(per_bin.max(initial=0.0)))
 
 
 _K_LENGTH = 1 << 12  # 93 ms: both filters have decayed by far more than 100 dB (about 197)
@@ -463,18 +465,21 @@ def limit(samples: np.ndarray, gain: float, ceiling_dbfs: float = CEILING_DBFS) 
     The gain reduction starts LOOKAHEAD before a peak and lasts as long after
     it, so no sample exceeds the ceiling and the level never jumps (no clicks).
     """
-    scaled = samples.astype(np.float64) * gain
+    # In place where it can be: a clip's working arrays are megabytes, each new one a round of page faults.
+    scaled = samples.astype(np.float64)
+    scaled *= gain
     top = 32767 * 10 ** (ceiling_dbfs / 20)
+    if not len(scaled) or max(-scaled.min(), scaled.max()) <= top:
+        return np.round(scaled, out=scaled).astype("<i2")
     magnitude = np.abs(scaled)
-    if not len(scaled) or magnitude.max() <= top:
-        return np.round(scaled).astype("<i2")
+    np.divide(top, np.maximum(magnitude, 1e-9, out=magnitude), out=magnitude)
     # Gains in single precision: a long clip's working arrays stay small, and 24 bits are plenty for a gain.
-    needed = np.minimum(1.0, top / np.maximum(magnitude, 1e-9)).astype(np.float32)
+    needed = np.minimum(magnitude, 1.0, out=magnitude).astype(np.float32)
     del magnitude
     held = _running_min(needed, 2 * LOOKAHEAD + 1)
     # Averaging over no more than the hold's reach keeps every gain at or below what its sample needs.
-    smooth = _centered_mean(held, LOOKAHEAD + 1)
-    return np.round(np.clip(scaled * smooth, -top, top)).astype("<i2")
+    scaled *= _centered_mean(held, LOOKAHEAD + 1)
+    return np.round(np.clip(scaled, -top, top, out=scaled), out=scaled).astype("<i2")
 
 
 def _running_min(values: np.ndarray, size: int) -> np.ndarray:
@@ -542,7 +547,10 @@ def true_peak(samples: np.ndarray) -> float:
     # and the edges of the blocks beside it.
     blocks = -(-len(windows) // _PEAK_BLOCK)
     loudest = np.zeros(blocks + 2, np.float32)
-    loudest[1:-1] = np.pad(magnitude, (0, blocks * _PEAK_BLOCK - len(samples))).reshape(blocks, -1).max(axis=1)
+    whole = len(samples) // _PEAK_BLOCK
+    loudest[1 : whole + 1] = magnitude[: whole * _PEAK_BLOCK].reshape(whole, _PEAK_BLOCK).max(axis=1, initial=0.0)
+    if whole < blocks:
+        loudest[whole + 1 : blocks + 1] = magnitude[whole * _PEAK_BLOCK :].max(initial=0.0)
     near = np.maximum(np.maximum(loudest[:-2], loudest[1:-1]), loudest[2:]) * np.abs(filters).sum(axis=0).max()
     for block in np.flatnonzero(near >= peak):
         start = block * _PEAK_BLOCK

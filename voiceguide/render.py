@@ -383,19 +383,23 @@ def pieces_of(pending: list[Layer], total: int, bed: Bed | None, level: Level,
     return pieces
 
 
-class _Stream:
-    """A sink that passes PCM on as bytes."""
+_SILENCE = bytes(1 << 16)
 
-    def __init__(self, out: Callable[[bytes], None]):
+
+class _Stream:
+    """A sink that passes PCM on as bytes: views of the samples, and of one block of zeros for silence."""
+
+    def __init__(self, out: Callable[[memoryview], None]):
         self.out = out
         self.written = 0
 
     def write(self, samples: np.ndarray) -> None:
-        self.out(samples.astype("<i2", copy=False).tobytes())
+        self.out(memoryview(np.ascontiguousarray(samples, dtype="<i2")).cast("B"))
         self.written += len(samples)
 
     def silence(self, count: int) -> None:
-        self.out(bytes(2 * count))
+        for start in range(0, 2 * count, len(_SILENCE)):
+            self.out(memoryview(_SILENCE)[: min(len(_SILENCE), 2 * count - start)])
         self.written += count
 
 
@@ -414,7 +418,7 @@ def render(timeline: Timeline, speech: Speech, sounds: Sounds, path: Path, targe
         pieces = pieces_of(pending, timeline.duration, under, level, bitrate)
         layers_at = {piece.start: group for piece, group in pieces}
 
-        def fill(piece: Piece, out: Callable[[bytes], None]) -> None:
+        def fill(piece: Piece, out: Callable[[memoryview], None]) -> None:
             mix(layers_at[piece.start], _Stream(out), level, piece.start, piece.start + piece.length, under)
 
         write_mp3(path, bitrate, timeline.duration, [piece for piece, _ in pieces], fill, speech.cache,

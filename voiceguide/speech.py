@@ -324,13 +324,13 @@ def trim(samples: np.ndarray) -> np.ndarray:
         return samples[:0]
     threshold = peak * 10 ** (-TRIM_BELOW_PEAK_DB / 20)
     loud = np.flatnonzero(level > threshold)
-    clip = samples[loud[0] : loud[-1] + 1].astype(np.float64)
+    clip = samples[loud[0] : loud[-1] + 1].astype("<i2")
     fade = min(len(clip) // 2, SAMPLE_RATE * EDGE_FADE_MS // 1000)
     if fade:
         ramp = np.linspace(0.0, 1.0, fade, endpoint=False)
-        clip[:fade] *= ramp
-        clip[-fade:] *= ramp[::-1]
-    return np.round(clip).astype("<i2")
+        clip[:fade] = np.round(clip[:fade] * ramp)
+        clip[-fade:] = np.round(clip[-fade:] * ramp[::-1])
+    return clip
 
 
 def _short(text: str, limit: int = 60) -> str:
