@@ -44,8 +44,8 @@ DELAY = ENCODER_DELAY + 529
 # (overlapping transforms, window switching), so frames this far from any sound are plain silent frames.
 MARGIN = 4 * FRAME + DELAY
 # Silence fed to the encoder after a piece: the frames up to MARGIN past it are made from silence that goes
-# on, not from the end of the input.
-TAIL = 2 * MARGIN
+# on, not from the end of the input. One frame more than MARGIN is the least that does (tested); two, to spare.
+TAIL = MARGIN + 2 * FRAME
 # Pieces that one ffmpeg encodes side by side, each with a LAME of its own: its threads keep both cores busy,
 # and its pipes, threads and memory stay few (each more piece takes 0.3 MB). Windows has no way to hand a
 # process more pipes: one piece each there.
