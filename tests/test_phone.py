@@ -242,6 +242,25 @@ def test_true_peak_finds_the_peaks_between_samples() -> None:
     assert true_peak(np.zeros(100)) == 0.0
 
 
+def test_measuring_keeps_energies_not_sounds() -> None:
+    """What the meters keep of a long sound is its energy per block: the sound itself is let go as it is
+    analysed (a part kept for the next block must not hold on to all it came from)."""
+    import tracemalloc
+
+    from voiceguide.loudness import Energies, _Stream
+
+    tracemalloc.start()
+    try:
+        kept = [Energies(), _Stream()]
+        for _ in range(20):  # 200 s of sound, 70 MB as the float32 squares it is analysed in
+            for meter in kept:
+                meter.write(np.full(441_001, 1000, dtype="<i2"))
+        held = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    assert held < 4 * 2**20
+
+
 def test_limiter_holds_the_ceiling_without_jumps() -> None:
     from voiceguide.loudness import limit
 

@@ -158,7 +158,7 @@ class _Stream:
         weighted = np.concatenate([self._carry, weighted])
         whole = len(weighted) // BIN * BIN
         self._bins.append(np.square(weighted[:whole]).reshape(-1, BIN).sum(axis=1, dtype=np.float64))
-        self._carry = weighted[whole:]
+        self._carry = weighted[whole:].copy()  # a view would hold the whole array
 
 
 class Energies:
@@ -200,7 +200,7 @@ class Energies:
         squared = np.concatenate([self._carry, squared])
         whole = len(squared) // GATE_STEP * GATE_STEP
         self._energies.append(squared[:whole].reshape(-1, GATE_STEP).sum(axis=1))
-        self._carry = squared[whole:]
+        self._carry = squared[whole:].copy()  # a view would hold the whole array
 
     def _add_zeros(self, count: int) -> None:
         if count < 2 * GATE_STEP:
