@@ -265,3 +265,25 @@ def test_silence_is_cut_on_the_frame_grid(cache: Path, tmp_path: Path) -> None:
         # Where each hold ends within its frame; the JSON's milliseconds leave it within half of one.
         starts.append([(round(e["end"] * SAMPLE_RATE) + FRAME // 2) % FRAME - FRAME // 2 for e in holds])
     assert all(abs(at) <= SAMPLE_RATE // 2000 + 1 for at in starts[0] + starts[1])
+
+
+def test_the_silent_frame_is_asked_of_ffmpeg_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The encoder's silent frame is kept with the other answers about installed tools, so that a build
+    does not start an ffmpeg for it; a kept answer that is not a frame is asked again."""
+    monkeypatch.setenv("VOICEGUIDE_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(mp3, "_silences", {})
+    asked: list[int] = []
+    ask = mp3._silent_frame
+    monkeypatch.setattr(mp3, "_silent_frame", lambda bitrate: asked.append(bitrate) or ask(bitrate))
+    first = mp3.silence_at(64)
+    mp3._silences.clear()  # as in the next build
+    assert mp3.silence_at(64).frames == first.frames
+    assert asked == [64]
+    kept = next((tmp_path / "tools").glob("silence-*.txt"))
+    kept.write_text(kept.read_text()[:100])
+    mp3._silences.clear()
+    assert mp3.silence_at(64).frames == first.frames
+    assert asked == [64, 64]
+    mp3.silence_at(96)
+    assert asked == [64, 64, 96]
+
