@@ -10,6 +10,7 @@ from __future__ import annotations
 import ctypes
 import functools
 import hashlib
+import importlib.util
 import json
 import os
 import shutil
@@ -18,7 +19,6 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from types import ModuleType
 
 from voiceguide.errors import AudioError, EngineError
 
@@ -35,24 +35,31 @@ def ffmpeg() -> str:
     system = None if force_bundled() else shutil.which("ffmpeg")
     if system:
         return system
+    spec = importlib.util.find_spec("imageio_ffmpeg")
+    if spec is None or spec.origin is None:
+        raise AudioError("ffmpeg not found: install it, or `pip install imageio-ffmpeg`")
     try:
-        import imageio_ffmpeg
-    except ImportError:
-        raise AudioError("ffmpeg not found: install it, or `pip install imageio-ffmpeg`") from None
-    try:
-        return _bundled_ffmpeg(imageio_ffmpeg)
-    except RuntimeError as error:
+        return _bundled_ffmpeg(Path(spec.origin))
+    except (ImportError, RuntimeError) as error:
         raise AudioError(f"ffmpeg not found: {error}") from None
 
 
-def _bundled_ffmpeg(imageio_ffmpeg: ModuleType) -> str:
-    """imageio-ffmpeg's ffmpeg. Finding it runs it once to see that it works, a tenth of a second that every
-    build would wait for: the answer is kept on disk, for this installation of imageio-ffmpeg."""
-    if os.environ.get("IMAGEIO_FFMPEG_EXE"):  # named by the user: imageio-ffmpeg takes it as it is
+def _bundled_ffmpeg(package: Path) -> str:
+    """imageio-ffmpeg's ffmpeg. Finding it imports imageio-ffmpeg and runs its ffmpeg once to see that it
+    works, a tenth of a second that every build would wait for: the answer is kept on disk, for this
+    installation of imageio-ffmpeg (its ``__init__.py``: where, how long, when written)."""
+
+    def ask() -> str:
+        import imageio_ffmpeg
+
         return imageio_ffmpeg.get_ffmpeg_exe()
-    identity = json.dumps([imageio_ffmpeg.__version__, imageio_ffmpeg.__file__])
+
+    if os.environ.get("IMAGEIO_FFMPEG_EXE"):  # named by the user: imageio-ffmpeg takes it as it is
+        return ask()
+    stat = package.stat()
+    identity = json.dumps([str(package), stat.st_size, stat.st_mtime_ns])
     kept = default_cache_dir() / "tools" / f"ffmpeg-{hashlib.sha256(identity.encode()).hexdigest()[:32]}.txt"
-    return remembered(kept, imageio_ffmpeg.get_ffmpeg_exe, os.path.isfile)
+    return remembered(kept, ask, os.path.isfile)
 
 
 def remembered(path: Path, ask: Callable[[], str], usable: Callable[[str], bool],
