@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import click
 import pytest
@@ -73,3 +74,25 @@ def test_ctrl_c_exits_130_quietly(monkeypatch: pytest.MonkeyPatch, tmp_path) -> 
     result = CliRunner().invoke(cli, ["check", str(tmp_path / "x.yaml")])
     assert result.exit_code == 130
     assert result.stderr == "interrupted\n"
+
+
+def test_the_command_leaves_at_once_with_its_exit_code(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """``voiceguide`` skips Python's teardown (os._exit) once its output is out, keeping click's exit code."""
+    from voiceguide import cli as command
+
+    class Left(Exception):
+        pass
+
+    def leave(code: int) -> None:
+        raise Left(code)
+
+    monkeypatch.setattr(command.os, "_exit", leave)
+    for argv, code in [(["--version"], 0), (["plan", str(tmp_path / "missing.yaml")], 2), (["bogus"], 2)]:
+        monkeypatch.setattr(sys, "argv", ["voiceguide", *argv])
+        with pytest.raises(Left) as left:
+            command.main()
+        assert left.value.args == (code,), argv
+    out, err = capsys.readouterr()
+    assert "voiceguide, version" in out
+    assert "missing.yaml: no such file" in err

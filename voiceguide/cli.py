@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import sys
 import traceback
 from enum import IntEnum
@@ -394,4 +395,22 @@ def cache_clear(cache_dir: Path | None) -> None:
 
 
 def main() -> None:
-    cli(prog_name="voiceguide")
+    """The ``voiceguide`` command. Once its output is flushed it leaves at once: Python's own teardown would
+    free every object one by one and stop the threads numpy keeps, 50 to 100 ms after a build, for memory
+    the system takes back anyway. Every file it writes is complete before then (see export.py)."""
+    try:
+        cli(prog_name="voiceguide")
+        code: object = 0
+    except SystemExit as leaving:
+        code = leaving.code
+    if code is None:
+        code = 0
+    elif not isinstance(code, int):
+        print(code, file=sys.stderr)
+        code = 1
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass  # a reader that went away (voiceguide plan | head): nothing more can reach it
+    os._exit(code)
