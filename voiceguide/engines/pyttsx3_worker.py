@@ -144,4 +144,9 @@ def _complete(path: str) -> bool:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    # The WAV and the answer are complete: leaving without Python's teardown (and espeak-ng's) saves 15 to
+    # 25 ms a line, and a build speaks every line in a worker of its own.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
