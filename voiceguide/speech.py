@@ -13,6 +13,7 @@ import os
 import shutil
 import struct
 import tempfile
+import threading
 import wave
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -181,6 +182,7 @@ class Speech:
         self._engines: dict[str, Engine] = {}
         self._voices: dict[tuple[str, str | None, Path | None], str] = {}
         self._clips: dict[Line, Clip] = {}
+        self._speaking = threading.BoundedSemaphore(self.jobs)  # engines at work at once
 
     def engine(self, name: str, where: Location | None = None) -> Engine:
         if name not in self._engines:
@@ -231,7 +233,9 @@ class Speech:
         done = 0
         if progress:
             progress(done, len(missing))
-        with ThreadPoolExecutor(max_workers=min(self.jobs, len(missing))) as pool:
+        # One thread more than engines at once (see _speaking): while a thread checks and trims the clip it
+        # got, the next line is already being spoken, where its core would otherwise wait for that.
+        with ThreadPoolExecutor(max_workers=min(self.jobs + 1, len(missing))) as pool:
             # The longest lines first, so that the last to be spoken are short and the cores finish together;
             # each clip is taken as soon as it is ready.
             order = sorted(missing, key=lambda key: -len(missing[key].text))
@@ -272,7 +276,9 @@ class Speech:
             with tempfile.TemporaryDirectory(prefix="voiceguide-") as folder:
                 path = Path(folder) / "clip.wav"
                 try:
-                    engine.synthesize(line.text, voice_id, voice.rate or 0, voice.volume or 1.0, path, self.timeout)
+                    with self._speaking:
+                        engine.synthesize(line.text, voice_id, voice.rate or 0, voice.volume or 1.0, path,
+                                          self.timeout)
                     return _checked(line, path)
                 except EngineError as failure:
                     error = failure
