@@ -8,6 +8,7 @@ are all made from the timeline, so they agree with each other and the sound.
 
 from __future__ import annotations
 
+import io
 import os
 import tempfile
 from pathlib import Path
@@ -22,9 +23,14 @@ from voiceguide.timeline import SAMPLE_RATE, Timeline
 
 
 
-def write_session(timeline: Timeline, target: Path, fill: Callable[[Path], None], cover: Callable[[], bytes]) -> int:
-    """Write the MP3 that ``fill`` writes into a temporary file, tagged (with the art ``cover`` gives), as
-    ``target``; return its size in bytes."""
+def write_session(timeline: Timeline, target: Path, fill: Callable[[Path, bytes], None],
+                  cover: Callable[[], bytes]) -> int:
+    """Write the MP3 that ``fill`` writes into a temporary file after the tags it is given (with the art
+    ``cover`` gives), as ``target``; return its size in bytes.
+
+    The tags are made first and written at the start: added to a finished
+    file, they would move every byte of it (80 MB for three hours).
+    """
     folder = target.parent
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -34,8 +40,7 @@ def write_session(timeline: Timeline, target: Path, fill: Callable[[Path], None]
         raise AudioError(f"cannot write {target}: {error.strerror or error}") from None
     temp = Path(name)
     try:
-        fill(temp)
-        _tag(temp, timeline, cover())
+        fill(temp, _tags(timeline, cover()))
         with open(temp, "rb+") as file:
             os.fsync(file.fileno())
         os.chmod(temp, 0o644 & ~_umask())
@@ -47,7 +52,8 @@ def write_session(timeline: Timeline, target: Path, fill: Callable[[Path], None]
     return target.stat().st_size
 
 
-def _tag(path: Path, timeline: Timeline, cover: bytes) -> None:
+def _tags(timeline: Timeline, cover: bytes) -> bytes:
+    """The session's ID3v2.3 tag, as the bytes that begin its file."""
     tags = ID3()
     tags.add(TIT2(encoding=3, text=timeline.title))
     tags.add(TPE1(encoding=3, text="voiceguide"))
@@ -68,7 +74,9 @@ def _tag(path: Path, timeline: Timeline, cover: bytes) -> None:
     tags.add(USLT(encoding=3, lang="eng", desc="", text="\n".join(text for _, _, text in spoken)))
     tags.add(APIC(encoding=3, mime=covers.mime(cover), type=3, desc="Cover", data=cover))
     # ID3v2.3: the version phones and car stereos read most reliably.
-    tags.save(str(path), v2_version=3)
+    written = io.BytesIO()
+    tags.save(written, v2_version=3)
+    return written.getvalue()
 
 
 def lyrics(timeline: Timeline) -> list[tuple[int, int, str]]:

@@ -483,8 +483,9 @@ Tap = Callable[[int, bytes, int], None]
 
 def write_mp3(path: Path, bitrate: int, total: int, pieces: list[Piece],
               render: Callable[[Piece, Callable[[memoryview], None]], None], store: FrameStore | None,
-              tap: Tap | None = None) -> None:
-    """Write the session of ``total`` samples, silent but for ``pieces``, as a CBR MP3 file at ``path``.
+              tap: Tap | None = None, head: bytes = b"") -> None:
+    """Write the session of ``total`` samples, silent but for ``pieces``, as a CBR MP3 file at ``path``, after
+    ``head`` (its tags: written first, they need not push a whole session along the file afterwards).
 
     Pieces whose frames are in ``store`` are copied from it; the others are
     rendered (``render`` sends a piece's PCM through the callable it is
@@ -496,6 +497,7 @@ def write_mp3(path: Path, bitrate: int, total: int, pieces: list[Piece],
     # A piece heard twice (the same words after two holds) is encoded once.
     missing = list({piece.key or id(piece): piece for piece in pieces if stored.get(piece.key) is None}.values())
     with open(path, "wb") as file:
+        file.write(head)
         writer = _Writer(file, bitrate, frames_total, tap)
         encoder = _Encoder(missing, bitrate, render) if missing else None
         try:
@@ -532,6 +534,7 @@ class _Writer:
         self.bitrate = bitrate
         self.frames_total = frames_total
         self.average = frame_bytes(bitrate)
+        self.start = file.tell()  # where the Info frame goes
         file.write(bytes(int(self.average)))  # room for the Info frame, filled in last
         file.flush()  # a file that has begun shows it at once
         self.silence = silence_at(bitrate)
@@ -575,8 +578,9 @@ class _Writer:
             return
         whole, rest = divmod(end - self.frames, self.silence.cycle)
         block, step = self.silence.cycles(self.frames, whole)
+        many = memoryview(block * min(_CYCLES_PER_WRITE, whole))  # made once: each new one is page faults
         for start in range(0, whole, _CYCLES_PER_WRITE):
-            self.file.write(block * min(_CYCLES_PER_WRITE, whole - start))
+            self.file.write(many[: min(_CYCLES_PER_WRITE, whole - start) * len(block)])
         self.crc = step.apply(self.crc)
         self.frames += whole * self.silence.cycle
         self.size += whole * len(block)
@@ -592,7 +596,7 @@ class _Writer:
 
     def finish(self, total: int) -> None:
         self.silent(self.frames_total - self.frames)
-        self.file.seek(0)
+        self.file.seek(self.start)
         self.file.write(info_frame(self.bitrate, self.frames, self.size, total, self.crc))
 
 

@@ -403,8 +403,10 @@ class _Stream:
         self.written += count
 
 
-def render(timeline: Timeline, speech: Speech, sounds: Sounds, path: Path, target_lufs: float, bitrate: int) -> Level:
-    """Write the session as an MP3 file at ``path``, at ``target_lufs``; return the level it was mixed at.
+def render(timeline: Timeline, speech: Speech, sounds: Sounds, path: Path, target_lufs: float, bitrate: int,
+           head: bytes = b"") -> Level:
+    """Write the session as an MP3 file at ``path`` (after ``head``, its tags), at ``target_lufs``; return the
+    level it was mixed at.
 
     The level found for the same sounds before is taken from the cache;
     otherwise each round of its search writes the session and measures it
@@ -422,7 +424,7 @@ def render(timeline: Timeline, speech: Speech, sounds: Sounds, path: Path, targe
             mix(layers_at[piece.start], _Stream(out), level, piece.start, piece.start + piece.length, under)
 
         write_mp3(path, bitrate, timeline.duration, [piece for piece, _ in pieces], fill, speech.cache,
-                  meter.frames if meter else None)
+                  meter.frames if meter else None, head)
         written.append((level, under))
 
     def measure(level: Level, under: Bed | None) -> tuple[float, float]:

@@ -80,7 +80,8 @@ def build_session(session: Session, speech: Speech, sounds: Sounds, target: Path
         else:  # drawn while the engine spoke, or else while the encoder works
             cover = helper.submit(covers.generated, routine.title).result
         size = write_session(session.timeline, target,
-                             lambda path: levels.append(render(session.timeline, speech, sounds, path, loudness, bitrate)),
+                             lambda path, tags: levels.append(render(session.timeline, speech, sounds, path, loudness,
+                                                                     bitrate, tags)),
                              cover)
     write_sidecars(session.timeline, target, list(sidecars))
     return Built(size, levels[0])
