@@ -15,6 +15,7 @@ import math
 import queue
 import threading
 from collections.abc import Callable
+from types import ModuleType
 
 import numpy as np
 
@@ -95,9 +96,14 @@ class Meter:
         self._open = (index, first + count, self._open is None or self._open[0] != index)
         self._last = data
 
+    @staticmethod
+    def prepare() -> None:
+        """Import the decoder (30 ms) ahead of a build's first measure: a build does it while the engine speaks."""
+        _decoder()
+
     def _decode(self) -> None:
         try:
-            import miniaudio  # here, its import (30 ms) is spent while the encoders start
+            miniaudio = _decoder()
         except BaseException as error:
             self._failure.append(error)
         while (item := self._queue.get()) is not None:
@@ -133,6 +139,13 @@ class Meter:
         self._failure.append(AudioError("aborted"))
         self._queue.put(None)
         self._decoder.join()
+
+
+@functools.lru_cache(maxsize=1)
+def _decoder() -> ModuleType:
+    import miniaudio  # only a first build measures: the others need not import it
+
+    return miniaudio
 
 
 class _Stream:

@@ -11,14 +11,14 @@ from voiceguide import background, tools
 from voiceguide import cover as covers
 from voiceguide.errors import Location
 from voiceguide.export import write_session
-from voiceguide.loudness import DEFAULT_TARGET_LUFS
+from voiceguide.loudness import DEFAULT_TARGET_LUFS, Meter
 from voiceguide.overrides import Overrides, apply_overrides
 from voiceguide.planner import chimes_of, expand, lines_of, place
 from voiceguide.render import Level, analyse, analyse_sound, render
 from voiceguide.routine import Routine, load_routine
 from voiceguide.sidecars import write_sidecars
 from voiceguide.sounds import Sounds
-from voiceguide.speech import DEFAULT_VOICE, Progress, Speech
+from voiceguide.speech import DEFAULT_VOICE, Clip, Progress, Speech
 from voiceguide.timeline import Timeline
 
 
@@ -53,9 +53,14 @@ def plan_session(path: Path, overrides: Overrides, speech: Speech, sounds: Sound
         if building and routine.cover is None:
             covers.generated(routine.title)
 
+    def spoken(clip: Clip) -> None:
+        analyse(clip)
+        # New speech means a level to find, and the session measured as encoded: its decoder is loaded now.
+        Meter.prepare()
+
     with ThreadPoolExecutor(max_workers=1) as helper:
         made = helper.submit(while_speaking)
-        speech.prepare(lines_of(sections), progress, made=analyse if building else None)
+        speech.prepare(lines_of(sections), progress, made=spoken if building else None)
         made.result()
     return Session(routine, place(routine, sections, speech.length, sounds.length))
 
