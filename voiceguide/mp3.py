@@ -27,6 +27,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Protocol
@@ -496,6 +497,9 @@ def write_mp3(path: Path, bitrate: int, total: int, pieces: list[Piece],
     stored = {piece.key: store.get_frames(piece.key) for piece in pieces if piece.key and store} if store else {}
     # A piece heard twice (the same words after two holds) is encoded once.
     missing = list({piece.key or id(piece): piece for piece in pieces if stored.get(piece.key) is None}.values())
+    # Pieces are stored by a thread of their own: each is synced to disk, milliseconds the writing need not wait.
+    saver = ThreadPoolExecutor(max_workers=1) if store and missing else None
+    saved: list[Future] = []
     with open(path, "wb") as file:
         file.write(head)
         writer = _Writer(file, bitrate, frames_total, tap)
@@ -515,13 +519,21 @@ def write_mp3(path: Path, bitrate: int, total: int, pieces: list[Piece],
                     first += part.count
                     if piece.key:
                         stored[piece.key] = part
-                        if store:
-                            store.put_frames(piece.key, part)
+                        if store and saver:
+                            saved.append(saver.submit(store.put_frames, piece.key, part))
             for _ in encoded:  # let the encoder finish and report how it ended
                 raise AssertionError("the encoder made frames for more pieces than it was given")
+        except BaseException:
+            if saver:
+                saver.shutdown(cancel_futures=True)
+            raise
         finally:
             if encoder:
                 encoder.close()
+        if saver:
+            saver.shutdown()
+            for done in saved:
+                done.result()  # a piece that could not be stored fails the build, as it would have at once
         writer.finish(total)
 
 
