@@ -111,12 +111,17 @@ class Meter:
                 continue  # drained, so that the build never waits on a full queue
             index, data, warm = item
             try:
-                decoded = miniaudio.mp3_read_f32(data)
-                samples = np.frombuffer(decoded.samples, dtype=np.float32)
-                samples *= np.float32(32768)
-                self._peak = max(self._peak, true_peak(samples))
-                # The frames decoded again to warm the decoder up were counted with the part before.
-                self._analyses[index].write(samples[warm * FRAME :])
+                frames = Frames().feed(data)
+                # A few seconds at a time: a bed comes in parts of a minute, too much to hold decoded at once.
+                for start in range(warm, len(frames), _DECODE_FRAMES):
+                    begin = max(0, start - self.WARM_FRAMES)
+                    end = min(len(frames), start + _DECODE_FRAMES)
+                    decoded = np.frombuffer(miniaudio.mp3_read_f32(b"".join(frames[begin:end])).samples, np.float32)
+                    decoded *= np.float32(32768)
+                    # Its last frame is decoded again before the next stretch, with what follows it to look at.
+                    self._peak = max(self._peak, true_peak(decoded if end == len(frames) else decoded[:-FRAME]))
+                    # The frames decoded again to warm the decoder up were counted with the stretch before.
+                    self._analyses[index].write(decoded[(start - begin) * FRAME :])
             except BaseException as error:
                 self._failure.append(error)
 
@@ -129,8 +134,14 @@ class Meter:
         energies = [analysis.energy() for analysis in self._analyses]
         sounds = []
         for start, length, index in self._placed:
-            skip = -(-max(0, -start) // BIN) * BIN  # decoded before the session's first sample: the encoder's delay
-            sounds.append((start + skip, length - skip, energies[index][skip // BIN :]))
+            skip = -(-max(0, -start) // BIN)  # bins decoded before the session's first sample: the encoder's delay
+            parts, left = list(energies[index]), skip
+            while left and parts:
+                if left >= len(parts[0]):
+                    left -= len(parts.pop(0))
+                else:
+                    parts[0], left = parts[0][left:], 0
+            sounds.append((start + skip * BIN, length - skip * BIN, parts))
         loudness = _laid_out(sounds, self._duration)
         peak = 20 * math.log10(self._peak / 32768) if self._peak else -math.inf
         return loudness, peak
@@ -139,6 +150,9 @@ class Meter:
         self._failure.append(AudioError("aborted"))
         self._queue.put(None)
         self._decoder.join()
+
+
+_DECODE_FRAMES = 256  # decoded at a time: 7 s, 1.2 MB of samples
 
 
 @functools.lru_cache(maxsize=1)
@@ -154,23 +168,26 @@ class _Stream:
     def __init__(self) -> None:
         self._weighting = _KWeighting()
         self._bins: list[np.ndarray] = []
-        self._carry = np.zeros(0)
+        self._carry = np.zeros(0, np.float32)
 
     def write(self, samples: np.ndarray) -> None:
-        self._add(self._weighting.feed(samples))
+        for start in range(0, len(samples), _CHUNK):  # filtered a chunk at a time: few arrays, and small
+            self._add(self._weighting.feed(samples[start : start + _CHUNK]))
 
-    def energy(self) -> np.ndarray:
-        """The energy per BIN of everything written, with the filter's ring after it; called once, at the end."""
+    def energy(self) -> list[np.ndarray]:
+        """The energy per BIN of everything written, with the filter's ring after it, in parts (an hour of it
+        is not put together); called once, at the end."""
         self._add(self._weighting.flush())
         self._add(self._weighting.ring())
         if len(self._carry):  # the last, partial bin
-            self._bins.append(np.array([np.sum(self._carry**2)]))
-        return np.concatenate(self._bins) if self._bins else np.zeros(0)
+            self._bins.append(np.array([np.sum(self._carry**2)], np.float32))
+        return self._bins
 
     def _add(self, weighted: np.ndarray) -> None:
         weighted = np.concatenate([self._carry, weighted])
         whole = len(weighted) // BIN * BIN
-        self._bins.append(np.square(weighted[:whole]).reshape(-1, BIN).sum(axis=1, dtype=np.float64))
+        # Kept in single precision: an hour under a bed is three million bins.
+        self._bins.append(np.square(weighted[:whole]).reshape(-1, BIN).sum(axis=1, dtype=np.float64).astype(np.float32))
         self._carry = weighted[whole:].copy()  # a view would hold the whole array
 
 
@@ -345,35 +362,38 @@ class Forecast:
         laid = []
         for (start, length, source), gain in zip(self._sounds, gains):
             if gain <= 0:  # left out, but where it sounds the silence is not cut short, as when it is heard
-                laid.append((start, length, np.zeros(0)))
+                laid.append((start, length, []))
                 continue
             if (source, gain) not in heard:
                 heard[source, gain] = self._analyses[source].energy_at(gain, top)
-            laid.append((start, length, heard[source, gain]))
+            laid.append((start, length, [heard[source, gain]]))
         return _laid_out(laid)
 
 
-def _laid_out(sounds: list[tuple[int, int, np.ndarray]], duration: int | None = None) -> float:
-    """Integrated loudness in LUFS of sounds (start, length, K-weighted energy per BIN), in order of start, laid
-    over silence with long silences cut short; the filter's ring after them is heard up to ``duration``."""
+def _laid_out(sounds: list[tuple[int, int, list[np.ndarray]]], duration: int | None = None) -> float:
+    """Integrated loudness in LUFS of sounds (start, length, K-weighted energy per BIN in parts), in order of
+    start, laid over silence with long silences cut short; the filter's ring after them is heard up to
+    ``duration``."""
     cut = 0  # silence taken out before the current sound
     reach = 0  # where the sounds so far end
     placed = []
-    for start, length, energy in sounds:
+    for start, length, parts in sounds:
         if start > reach:
             cut += start - reach - condensed(start - reach)
         reach = max(reach, start + length)
-        placed.append((round((start - cut) / BIN), energy))
+        placed.append((round((start - cut) / BIN), parts))
     steps = GATE_STEP // BIN
-    bins = max([first + len(energy) for first, energy in placed], default=0)
+    bins = max([first + sum(map(len, parts)) for first, parts in placed], default=0)
     if duration is not None:  # a sound to the very end (a bed) rings on past it in no player
         after = max(0, duration - reach)
         bins = min(bins, round((duration - cut - (after - condensed(after))) / BIN))
-    total = np.zeros(-(-bins // steps) * steps)
-    for first, energy in placed:
-        kept = energy[: max(0, bins - first)]
-        total[first : first + len(kept)] += kept
-    return integrated(total.reshape(-1, steps).sum(axis=1))
+    total = np.zeros(-(-bins // steps) * steps, np.float32)  # an hour under a bed: 13 MB
+    for first, parts in placed:
+        for part in parts:
+            kept = part[: max(0, bins - first)]
+            total[first : first + len(kept)] += kept
+            first += len(part)
+    return integrated(total.reshape(-1, steps).sum(axis=1, dtype=np.float64))
 
 
 class _Analysis:
