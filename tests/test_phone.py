@@ -247,11 +247,11 @@ def test_measuring_keeps_energies_not_sounds() -> None:
     analysed (a part kept for the next block must not hold on to all it came from)."""
     import tracemalloc
 
-    from voiceguide.loudness import Energies, _Stream
+    from voiceguide.loudness import Energies, _Binned
 
     tracemalloc.start()
     try:
-        kept = [Energies(), _Stream()]
+        kept = [Energies(), _Binned()]
         for _ in range(20):  # 200 s of sound, 70 MB as the float32 squares it is analysed in
             for meter in kept:
                 meter.write(np.full(441_001, 1000, dtype="<i2"))

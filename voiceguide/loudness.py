@@ -64,7 +64,7 @@ class Meter:
         self._runs: dict[bytes, int] = {}  # a run's frames: its index in _analyses
         # (session sample where its decoded sound starts, samples, run), in order of start
         self._placed: list[tuple[int, int, int]] = []
-        self._analyses: list[_Stream] = []
+        self._analyses: list[_Binned] = []
         self._open: tuple[int, int, bool] | None = None  # the run sent last: its index, where it ends, first part?
         self._last = b""  # the frames sent last
         self._queue: queue.SimpleQueue[tuple[int, bytes, int] | None] = queue.SimpleQueue()  # run, frames, warm
@@ -90,7 +90,7 @@ class Meter:
         else:
             index = len(self._analyses)
             self._runs[data] = index
-            self._analyses.append(_Stream())
+            self._analyses.append(_Binned())
             self._placed.append((first * FRAME - DELAY, count * FRAME, index))
             self._queue.put((index, data, 0))
         self._open = (index, first + count, self._open is None or self._open[0] != index)
@@ -162,7 +162,7 @@ def _decoder() -> ModuleType:
     return miniaudio
 
 
-class _Stream:
+class _Binned:
     """K-weighted energy per BIN of a sound that arrives in parts, as _analysis_of gives it for a whole one."""
 
     def __init__(self) -> None:
