@@ -135,13 +135,14 @@ class Meter:
         sounds = []
         for start, length, index in self._placed:
             skip = -(-max(0, -start) // BIN)  # bins decoded before the session's first sample: the encoder's delay
-            parts, left = list(energies[index]), skip
+            (fine, coarse), left = energies[index], skip
+            parts = list(fine)
             while left and parts:
                 if left >= len(parts[0]):
                     left -= len(parts.pop(0))
                 else:
                     parts[0], left = parts[0][left:], 0
-            sounds.append((start + skip * BIN, length - skip * BIN, parts))
+            sounds.append((start + skip * BIN, length - skip * BIN, parts, coarse))
         loudness = _laid_out(sounds, self._duration)
         peak = 20 * math.log10(self._peak / 32768) if self._peak else -math.inf
         return loudness, peak
@@ -163,32 +164,48 @@ def _decoder() -> ModuleType:
 
 
 class _Binned:
-    """K-weighted energy per BIN of a sound that arrives in parts, as _analysis_of gives it for a whole one."""
+    """K-weighted energy of a sound that arrives in parts, as _analysis_of gives it for a whole one: per BIN
+    for its first _FINE_BINS, and per 100 ms after that (an hour of a bed in bins would be 13 MB)."""
 
     def __init__(self) -> None:
         self._weighting = _KWeighting()
-        self._bins: list[np.ndarray] = []
-        self._carry = np.zeros(0, np.float32)
+        self._fine: list[np.ndarray] = []
+        self._fine_count = 0
+        self._coarse: list[np.ndarray] = []
+        self._carry = np.zeros(0, np.float32)  # samples not yet a whole bin
+        self._bins = np.zeros(0)  # bins past the fine ones not yet a whole 100 ms
 
     def write(self, samples: np.ndarray) -> None:
         for start in range(0, len(samples), _CHUNK):  # filtered a chunk at a time: few arrays, and small
             self._add(self._weighting.feed(samples[start : start + _CHUNK]))
 
-    def energy(self) -> list[np.ndarray]:
-        """The energy per BIN of everything written, with the filter's ring after it, in parts (an hour of it
-        is not put together); called once, at the end."""
+    def energy(self) -> tuple[list[np.ndarray], np.ndarray]:
+        """The energy of everything written, with the filter's ring after it: per BIN (in parts), then per
+        100 ms; called once, at the end."""
         self._add(self._weighting.flush())
         self._add(self._weighting.ring())
         if len(self._carry):  # the last, partial bin
-            self._bins.append(np.array([np.sum(self._carry**2)], np.float32))
-        return self._bins
+            self._add_bins(np.array([np.sum(np.square(self._carry, dtype=np.float64))]))
+        if len(self._bins):
+            self._coarse.append(np.array([self._bins.sum()]))
+        return self._fine, np.concatenate(self._coarse) if self._coarse else np.zeros(0)
 
     def _add(self, weighted: np.ndarray) -> None:
         weighted = np.concatenate([self._carry, weighted])
         whole = len(weighted) // BIN * BIN
-        # Kept in single precision: an hour under a bed is three million bins.
-        self._bins.append(np.square(weighted[:whole]).reshape(-1, BIN).sum(axis=1, dtype=np.float64).astype(np.float32))
+        self._add_bins(np.square(weighted[:whole]).reshape(-1, BIN).sum(axis=1, dtype=np.float64))
         self._carry = weighted[whole:].copy()  # a view would hold the whole array
+
+    def _add_bins(self, bins: np.ndarray) -> None:
+        fine = bins[: max(0, _FINE_BINS - self._fine_count)]
+        if len(fine):
+            self._fine.append(fine.astype(np.float32))
+            self._fine_count += len(fine)
+        rest = np.concatenate([self._bins, bins[len(fine) :]])
+        whole = len(rest) // _STEPS * _STEPS
+        if whole:
+            self._coarse.append(rest[:whole].reshape(-1, _STEPS).sum(axis=1))
+        self._bins = rest[whole:].copy()
 
 
 class Energies:
@@ -330,6 +347,8 @@ class _KWeighting:
 
 
 BIN = 49  # samples: 900 to a second and 90 to a 100 ms sub-block, so a Forecast's bins make up sub-blocks
+_STEPS = GATE_STEP // BIN
+_FINE_BINS = 120 * 900  # two minutes in bins; a longer run (a bed) is kept per 100 ms beyond them
 
 
 class Forecast:
@@ -362,38 +381,53 @@ class Forecast:
         laid = []
         for (start, length, source), gain in zip(self._sounds, gains):
             if gain <= 0:  # left out, but where it sounds the silence is not cut short, as when it is heard
-                laid.append((start, length, []))
+                laid.append((start, length, [], _NONE))
                 continue
             if (source, gain) not in heard:
                 heard[source, gain] = self._analyses[source].energy_at(gain, top)
-            laid.append((start, length, [heard[source, gain]]))
+            laid.append((start, length, [heard[source, gain]], _NONE))
         return _laid_out(laid)
 
 
-def _laid_out(sounds: list[tuple[int, int, list[np.ndarray]]], duration: int | None = None) -> float:
-    """Integrated loudness in LUFS of sounds (start, length, K-weighted energy per BIN in parts), in order of
-    start, laid over silence with long silences cut short; the filter's ring after them is heard up to
-    ``duration``."""
+_NONE = np.zeros(0)
+
+
+def _laid_out(sounds: list[tuple[int, int, list[np.ndarray], np.ndarray]], duration: int | None = None) -> float:
+    """Integrated loudness in LUFS of sounds laid over silence, long silences cut short; the filter's ring
+    after them is heard up to ``duration``.
+
+    ``sounds``: (start, length, K-weighted energy per BIN in parts, then per
+    100 ms), in order of start. A sound's energy per 100 ms after its first
+    bins goes to the nearest 100 ms of the session: only a long one (a bed)
+    has any, where it makes no difference.
+    """
     cut = 0  # silence taken out before the current sound
     reach = 0  # where the sounds so far end
     placed = []
-    for start, length, parts in sounds:
+    for start, length, fine, coarse in sounds:
         if start > reach:
             cut += start - reach - condensed(start - reach)
         reach = max(reach, start + length)
-        placed.append((round((start - cut) / BIN), parts))
-    steps = GATE_STEP // BIN
-    bins = max([first + sum(map(len, parts)) for first, parts in placed], default=0)
+        placed.append((round((start - cut) / BIN), fine, coarse))
+    bins = max([first + sum(map(len, fine)) + _STEPS * len(coarse) for first, fine, coarse in placed], default=0)
     if duration is not None:  # a sound to the very end (a bed) rings on past it in no player
         after = max(0, duration - reach)
         bins = min(bins, round((duration - cut - (after - condensed(after))) / BIN))
-    total = np.zeros(-(-bins // steps) * steps, np.float32)  # an hour under a bed: 13 MB
-    for first, parts in placed:
-        for part in parts:
-            kept = part[: max(0, bins - first)]
-            total[first : first + len(kept)] += kept
+    total = np.zeros(-(-bins // _STEPS))  # per 100 ms
+    for first, fine, coarse in placed:
+        for part in fine:
+            part = part[: max(0, bins - first)]
+            # Into 100 ms blocks: as many bins before it as it starts into its block, and after it to a whole one.
+            ahead = first % _STEPS
+            padded = np.zeros(-(-(ahead + len(part)) // _STEPS) * _STEPS)
+            padded[ahead : ahead + len(part)] = part
+            blocks = padded.reshape(-1, _STEPS).sum(axis=1)
+            total[first // _STEPS : first // _STEPS + len(blocks)] += blocks[: max(0, len(total) - first // _STEPS)]
             first += len(part)
-    return integrated(total.reshape(-1, steps).sum(axis=1, dtype=np.float64))
+        block = round(first / _STEPS)
+        kept = coarse[: max(0, min(len(total), -(-bins // _STEPS)) - block)]
+        total[block : block + len(kept)] += kept
+    return integrated(total)
 
 
 class _Analysis:
