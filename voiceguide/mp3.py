@@ -55,6 +55,7 @@ TAIL = MARGIN + 2 * FRAME
 _BATCH = 16 if os.name == "posix" else 1  # in each lane (see _lanes)
 _SILENCE = memoryview(bytes(2 * TAIL))  # sent after each piece; the silence before one is shorter (see lead)
 _CYCLES_PER_WRITE = 64
+_WRITE_BACK = 4 << 20  # bytes of silence in one stretch past which it is sent to the disk at once
 _PART_FRAMES = 2048  # about 53 s, 430 KB at 64 kbps  # silent frames are written about 650 KB at a time
 BITRATES = (32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320)
 DEFAULT_BITRATE = 64  # kbps: clear speech in mono, about 29 MB an hour
@@ -593,6 +594,11 @@ class _Writer:
         many = memoryview(block * min(_CYCLES_PER_WRITE, whole))  # made once: each new one is page faults
         for start in range(0, whole, _CYCLES_PER_WRITE):
             self.file.write(many[: min(_CYCLES_PER_WRITE, whole - start) * len(block)])
+        if whole * len(block) > _WRITE_BACK and hasattr(os, "posix_fadvise"):
+            # A long silence goes to the disk now, not all at the sync at the end (Linux starts writing the
+            # pages out, and lets them go: nothing reads them again).
+            self.file.flush()
+            os.posix_fadvise(self.file.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
         self.crc = step.apply(self.crc)
         self.frames += whole * self.silence.cycle
         self.size += whole * len(block)
