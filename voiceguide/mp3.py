@@ -17,9 +17,7 @@ show the exact duration, seek by byte offset and trim the encoder's delay.
 from __future__ import annotations
 
 import functools
-import hashlib
 import itertools
-import json
 import math
 import os
 import selectors
@@ -234,8 +232,7 @@ def silence_at(bitrate: int) -> Silence:
     and kept beside the other answers about installed tools (see tools.remembered): 40 ms a build."""
     with _silences_lock:
         if bitrate not in _silences:
-            identity = json.dumps([*encoder_identity(), lame_command(bitrate)[1:]])
-            kept = tools.default_cache_dir() / "tools" / f"silence-{hashlib.sha256(identity.encode()).hexdigest()[:32]}.txt"
+            kept = tools.kept("tools", "silence", [*encoder_identity(), lame_command(bitrate)[1:]])
             frame = tools.remembered(kept, lambda: _silent_frame(bitrate).hex(), _is_frame)
             _silences[bitrate] = Silence(bytes.fromhex(frame), bitrate)
         return _silences[bitrate]

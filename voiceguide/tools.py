@@ -57,9 +57,14 @@ def _bundled_ffmpeg(package: Path) -> str:
     if os.environ.get("IMAGEIO_FFMPEG_EXE"):  # named by the user: imageio-ffmpeg takes it as it is
         return ask()
     stat = package.stat()
-    identity = json.dumps([str(package), stat.st_size, stat.st_mtime_ns])
-    kept = default_cache_dir() / "tools" / f"ffmpeg-{hashlib.sha256(identity.encode()).hexdigest()[:32]}.txt"
-    return remembered(kept, ask, os.path.isfile)
+    return remembered(kept("tools", "ffmpeg", [str(package), stat.st_size, stat.st_mtime_ns]), ask, os.path.isfile)
+
+
+def kept(folder: str, name: str, identity: object, suffix: str = ".txt") -> Path:
+    """Where an answer about installed software is kept (see remembered): a file named by what it depends
+    on, ``identity`` (anything JSON can write), so that a change to any of it asks again."""
+    digest = hashlib.sha256(json.dumps(identity).encode()).hexdigest()[:32]
+    return default_cache_dir() / folder / f"{name}-{digest}{suffix}"
 
 
 def remembered(path: Path, ask: Callable[[], str], usable: Callable[[str], bool],

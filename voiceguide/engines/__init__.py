@@ -142,7 +142,7 @@ def _engines() -> dict[str, _Entry]:
     until a package is installed, upgraded or removed (tools.installed):
     importing importlib.metadata would cost every command 40 ms.
     """
-    stored = tools.default_cache_dir() / "engines" / f"entry-points-{tools.installed()}.json"
+    stored = tools.kept("engines", "entry-points", tools.installed(), ".json")
     found = {name: _Entry(name, value, package)
              for name, (value, package) in json.loads(tools.remembered(stored, _registered, _readable)).items()}
     if not found:

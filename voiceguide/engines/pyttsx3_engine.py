@@ -8,7 +8,6 @@ and prints to stdout, so every clip is spoken by a fresh worker process
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import subprocess
 import sys
@@ -72,8 +71,7 @@ def _checked_info(text: str) -> dict:
 def _stored_info(worker: tuple[str, ...]) -> Path:
     """Where the answer for this installation is kept: another Python, pyttsx3 or espeak-ng asks again."""
     identity = [list(worker), tools.installed(), tools.force_bundled(), tools.system_espeak(), sys.platform]
-    digest = hashlib.sha256(json.dumps(identity).encode()).hexdigest()[:32]
-    return tools.default_cache_dir() / "engines" / f"pyttsx3-{digest}.json"
+    return tools.kept("engines", "pyttsx3", identity, ".json")
 
 
 def _run_worker(command: list[str], request: str, timeout: float, doing: str = "") -> str:
