@@ -1,6 +1,6 @@
 """Benchmark: build time and peak memory of voiceguide against the naive pydub approach.
 
-    /work/venv/bin/python benchmarks/bench.py [--quick] [--runs N] [--lengths 10,60,180]
+    python benchmarks/bench.py [--quick] [--runs N] [--pairs N] [--lengths 10,60,180]
 
 Generates routines of 10, 60 and 180 minutes with the same spoken text (they
 differ only in hold lengths), then measures, each as a separate process
@@ -248,9 +248,10 @@ def summary(runs: list[dict]) -> dict:
 # ---------------------------------------------------------------- the benchmark
 
 class Bench:
-    def __init__(self, root: Path, runs: int, quick: bool, lengths: list[int], source: Path | None):
+    def __init__(self, root: Path, runs: int, pairs: int, quick: bool, lengths: list[int], source: Path | None):
         self.root = root
         self.runs = runs
+        self.pairs = pairs
         self.quick = quick
         self.lengths = lengths
         self.cache = root / "cache"
@@ -270,6 +271,7 @@ class Bench:
         self.notes: list[str] = []
         self.others: list[float] = []
         self.synthesis_lines = 0
+        self._voice: str | None = None
 
     def voiceguide(self, *args: str) -> list[str]:
         return [sys.executable, "-m", "voiceguide", *args]
@@ -333,7 +335,7 @@ class Bench:
         # Each cold build right after a replay of pure synthesis: the machine's speed drifts, and the two
         # members of a pair see about the same machine.
         cold, synthesis = [], []
-        for i in range(self.runs):
+        for i in range(self.pairs):
             synthesis.append(self.pure_synthesis(session["timeline"]))
             shutil.rmtree(self.cache, ignore_errors=True)
             cold.append(self.build(f"{minutes}min cold build #{i + 1}", routine, minutes))
@@ -356,20 +358,23 @@ class Bench:
     def pure_synthesis(self, timeline: dict) -> float | None:
         """Wall time of only the speech workers a cold build runs, with the same parallelism.
 
-        Replays what the pyttsx3 engine does (one --info call, then one worker
-        process per distinct line, as many at once as cores) without decoding,
-        trimming, caching, planning or rendering.
+        Replays what the pyttsx3 engine does for a routine whose clips are not
+        in the cache (one worker process per distinct line, as many at once as
+        cores) without decoding, trimming, caching, planning or rendering. The
+        engine's version and voices are asked once, outside the timing: a
+        build finds them kept on disk (see tools.remembered), as these builds do.
         """
         worker = [sys.executable, "-m", "voiceguide.engines.pyttsx3_worker"]
         lines = {(e["text"], e["voice"].get("rate"), e["voice"].get("volume", 1.0))
                  for e in timeline["events"] if "text" in e}
         folder = self.root / "synthesis"
         try:
+            if self._voice is None:
+                info = subprocess.run([*worker, "--info"], capture_output=True, text=True, env=self.env, check=True)
+                self._voice = json.loads(info.stdout)["default"]
+            voice = self._voice
             shutil.rmtree(folder, ignore_errors=True)
             folder.mkdir()
-            started = time.perf_counter()
-            info = subprocess.run([*worker, "--info"], capture_output=True, text=True, env=self.env, check=True)
-            voice = json.loads(info.stdout)["default"]
 
             def speak(item: tuple[int, tuple]) -> None:
                 index, (text, rate, volume) = item
@@ -378,6 +383,7 @@ class Bench:
                 subprocess.run(worker, input=json.dumps(request), capture_output=True, text=True,
                                env=self.env, check=True)
 
+            started = time.perf_counter()
             with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
                 list(pool.map(speak, enumerate(sorted(lines, key=str))))
             took = time.perf_counter() - started
@@ -563,8 +569,10 @@ def target_lines(found: list[dict]) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description="Benchmark voiceguide builds against the naive pydub approach.")
     parser.add_argument("--quick", action="store_true", help="one run of each (not the median of 3); skip naive 180 min")
-    parser.add_argument("--runs", type=int, help="runs of cold, warm, rebuild and plan to take the median of "
+    parser.add_argument("--runs", type=int, help="runs of warm, rebuild and plan to take the median of "
                                                   "(default 3)")
+    parser.add_argument("--pairs", type=int, help="cold builds, each after a replay of pure synthesis, to take "
+                                                   "the median of (default 5; 1 with --quick)")
     parser.add_argument("--lengths", default="10,60,180", help="session lengths in minutes (default 10,60,180)")
     which = parser.add_mutually_exclusive_group()
     which.add_argument("--rev", help="benchmark this git revision of voiceguide/ (exported with git archive) "
@@ -575,6 +583,7 @@ def main() -> int:
     parser.add_argument("--json", type=Path, default=RESULTS, help=f"where to write results (default {RESULTS})")
     args = parser.parse_args()
     runs = args.runs or (1 if args.quick else 3)
+    pairs = args.pairs or (1 if args.quick else 5)
     lengths = [int(x) for x in args.lengths.split(",")]
     if sys.platform != "linux":
         parser.error("needs Linux (/proc)")
@@ -587,7 +596,7 @@ def main() -> int:
             source, commit = export_revision(args.rev, root)
         elif args.source:
             source, commit = args.source.resolve(), f"source folder {args.source.resolve()}"
-        bench = Bench(root, runs, args.quick, lengths, source)
+        bench = Bench(root, runs, pairs, args.quick, lengths, source)
         info = machine(bench.env, commit)
         info["loadavg_start"] = loadavg()
         print(f"machine: {info['nproc']} cores, {info['cpu']}, {info['ram_gb']} GB RAM, Python {info['python']}, "
@@ -599,7 +608,7 @@ def main() -> int:
         print(f"temp folder: {root}\nroutines:")
         sessions = bench.make_routines()
         print("voiceguide:")
-        results: dict = {"machine": info, "runs": runs, "quick": args.quick, "sessions": {}}
+        results: dict = {"machine": info, "runs": runs, "pairs": pairs, "quick": args.quick, "sessions": {}}
         for minutes, session in sessions.items():
             entry = {k: session[k] for k in ("hold_s", "duration_s", "events", "distinct_texts")}
             entry.update(bench.voiceguide_runs(minutes, session))
@@ -631,7 +640,7 @@ def main() -> int:
 
     print()
     print("wall time in seconds, peak memory of the whole process tree in MB (MiB); "
-          f"cold, warm, rebuild and plan: median of {runs}")
+          f"cold: median of {pairs}; warm, rebuild and plan: median of {runs}")
     print(table(results))
     if synthesis:
         print(f"pure synthesis (speech workers only): {synthesis['wall_s']:.2f} s for {synthesis['lines']} lines; "

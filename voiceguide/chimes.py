@@ -41,17 +41,31 @@ def _modes(
     floor = _MODE_FLOOR * sum(amp for _, amp, _, _ in modes)
     out = np.zeros(t.size)
     # Each partial is worked out in these, in place: the same sums, without new arrays for every step.
-    phase, tone, other, decay = (np.empty(t.size) for _ in range(4))
+    cycles, decay = np.empty(t.size), np.empty(t.size)
+    tone, other = np.empty(t.size, np.float32), np.empty(t.size, np.float32)
     for freq, amp, tau, beat in modes:
         n = min(t.size, int(np.ceil(tau * np.log(amp / floor) * SAMPLE_RATE)))
-        np.multiply(warped[:n], 2 * np.pi, out=phase[:n])
-        np.sin(np.multiply(phase[:n], freq, out=tone[:n]), out=tone[:n])
+        _sine(warped[:n], freq, cycles[:n], tone[:n])
         if beat:
-            np.sin(np.multiply(phase[:n], freq + beat, out=other[:n]), out=other[:n])
+            _sine(warped[:n], freq + beat, cycles[:n], other[:n])
             np.add(np.multiply(tone[:n], 0.7, out=tone[:n]), np.multiply(other[:n], 0.3, out=other[:n]), out=tone[:n])
         np.exp(np.divide(np.negative(t[:n], out=decay[:n]), tau, out=decay[:n]), out=decay[:n])
         out[:n] += np.multiply(np.multiply(decay[:n], amp, out=decay[:n]), tone[:n], out=decay[:n])
     return out
+
+
+def _sine(time: np.ndarray, freq: float, cycles: np.ndarray, out: np.ndarray) -> None:
+    """sin(2 pi freq time) into ``out`` (single precision), using ``cycles`` (double) as room to work in.
+
+    The phase is counted in double precision, in cycles, and only what is
+    left of the cycle it is in (half a cycle either way) goes to the sine:
+    single precision is exact to 1e-7 there, 140 dB down, and its sine is
+    some twenty times quicker than one of a phase of thousands of radians.
+    """
+    np.multiply(time, freq, out=cycles)
+    np.subtract(cycles, np.rint(cycles), out=cycles)
+    np.multiply(cycles, 2 * np.pi, out=out, casting="same_kind")
+    np.sin(out, out=out)
 
 
 def _envelope(

@@ -65,9 +65,11 @@ class Meter:
         # (session sample where its decoded sound starts, samples, run), in order of start
         self._placed: list[tuple[int, int, int]] = []
         self._analyses: list[_Binned] = []
+        self._energies: dict[int, tuple[list[np.ndarray], np.ndarray]] = {}  # of the runs that are whole
         self._open: tuple[int, int, bool] | None = None  # the run sent last: its index, where it ends, first part?
         self._last = b""  # the frames sent last
-        self._queue: queue.SimpleQueue[tuple[int, bytes, int] | None] = queue.SimpleQueue()  # run, frames, warm
+        # run, frames, warm; or run, None, 0 once the run is whole
+        self._queue: queue.SimpleQueue[tuple[int, bytes | None, int] | None] = queue.SimpleQueue()
         self._peak = 0.0
         self._failure: list[BaseException] = []
         self._decoder = threading.Thread(target=self._decode, daemon=True)
@@ -83,17 +85,22 @@ class Meter:
             self._placed[-1] = (start, length + count * FRAME, index)
             warm = Frames().feed(self._last)[-self.WARM_FRAMES :]
             self._queue.put((index, b"".join(warm) + data, len(warm)))
-        elif data in self._runs:
+            self._open = (index, first + count, False)
+            self._last = data
+            return
+        # The run sent last is whole: its energy is worked out now, while the encoder works, not at the end.
+        if self._open is not None:
+            self._queue.put((self._open[0], None, 0))
+        if data in self._runs:
             self._placed.append((first * FRAME - DELAY, count * FRAME, self._runs[data]))
             self._open = None
             return
-        else:
-            index = len(self._analyses)
-            self._runs[data] = index
-            self._analyses.append(_Binned())
-            self._placed.append((first * FRAME - DELAY, count * FRAME, index))
-            self._queue.put((index, data, 0))
-        self._open = (index, first + count, self._open is None or self._open[0] != index)
+        index = len(self._analyses)
+        self._runs[data] = index
+        self._analyses.append(_Binned())
+        self._placed.append((first * FRAME - DELAY, count * FRAME, index))
+        self._queue.put((index, data, 0))
+        self._open = (index, first + count, True)
         self._last = data
 
     @staticmethod
@@ -114,6 +121,9 @@ class Meter:
                 continue  # drained, so that the build never waits on a full queue
             index, data, warm = item
             try:
+                if data is None:
+                    self._energies[index] = self._analyses[index].energy()
+                    continue
                 frames = Frames().feed(data)
                 # A few seconds at a time: a bed comes in parts of a minute, too much to hold decoded at once.
                 for start in range(warm, len(frames), _DECODE_FRAMES):
@@ -122,7 +132,7 @@ class Meter:
                     decoded = np.frombuffer(miniaudio.mp3_read_f32(b"".join(frames[begin:end])).samples, np.float32)
                     decoded *= np.float32(32768)
                     # Its last frame is decoded again before the next stretch, with what follows it to look at.
-                    self._peak = max(self._peak, true_peak(decoded if end == len(frames) else decoded[:-FRAME]))
+                    self._peak = true_peak(decoded if end == len(frames) else decoded[:-FRAME], self._peak)
                     # The frames decoded again to warm the decoder up were counted with the stretch before.
                     self._analyses[index].write(decoded[(start - begin) * FRAME :])
             except BaseException as error:
@@ -134,7 +144,7 @@ class Meter:
         self._decoder.join()
         if self._failure:
             raise AudioError(f"measuring loudness failed: {self._failure[0]}")
-        energies = [analysis.energy() for analysis in self._analyses]
+        energies = [self._energies.get(index) or analysis.energy() for index, analysis in enumerate(self._analyses)]
         sounds = []
         for start, length, index in self._placed:
             skip = -(-max(0, -start) // BIN)  # bins decoded before the session's first sample: the encoder's delay
@@ -591,22 +601,22 @@ def _interpolator() -> np.ndarray:
     return np.array(columns, dtype=np.float32).T  # row k weighs the k-th of the samples around a point
 
 
-def true_peak(samples: np.ndarray) -> float:
+def true_peak(samples: np.ndarray, floor: float = 0.0) -> float:
     """The largest magnitude of ``samples`` (a decoded sound, full scale 32768) at its samples and between
-    them, as if oversampled _OVERSAMPLING times.
+    them, as if oversampled _OVERSAMPLING times; or ``floor``, if that is larger.
 
     A point between samples is a weighted sum of the _PEAK_TAPS samples
-    around it, so it can exceed the largest sample only where one of those
-    comes within the filters' total weight of it: only blocks that hold
-    such a point are worked out. Blocks small enough that the matrix
-    product runs on one thread: BLAS's threads would spin on the cores the
-    encoders need.
+    around it, so it can exceed the largest sample (or the floor: the peak
+    of the sounds measured before) only where one of those comes within
+    the filters' total weight of it: only blocks that hold such a point are
+    worked out. Blocks small enough that the matrix product runs on one
+    thread: BLAS's threads would spin on the cores the encoders need.
     """
     if not len(samples):
-        return 0.0
+        return floor
     samples = samples.astype(np.float32, copy=False)
     magnitude = np.abs(samples)
-    peak = float(magnitude.max())
+    peak = max(floor, float(magnitude.max()))
     if not peak:
         return 0.0
     filters = _interpolator()
@@ -622,7 +632,11 @@ def true_peak(samples: np.ndarray) -> float:
     if whole < blocks:
         loudest[whole + 1 : blocks + 1] = magnitude[whole * _PEAK_BLOCK :].max(initial=0.0)
     near = np.maximum(np.maximum(loudest[:-2], loudest[1:-1]), loudest[2:]) * np.abs(filters).sum(axis=0).max()
-    for block in np.flatnonzero(near >= peak):
+    # The most promising blocks first: each peak found rules out the blocks that cannot reach it.
+    candidates = np.flatnonzero(near >= peak)
+    for block in candidates[np.argsort(-near[candidates], kind="stable")]:
+        if near[block] < peak:
+            break
         start = block * _PEAK_BLOCK
         peak = max(peak, float(np.max(np.abs(windows[start : start + _PEAK_BLOCK] @ filters))))
     return peak

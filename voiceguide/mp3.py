@@ -261,14 +261,16 @@ _LANES = 512  # stretches checksummed side by side (see crc16)
 
 def crc16(data: bytes, crc: int = 0) -> int:
     """CRC-16/ARC, the checksum of the LAME tag and of the music after it."""
-    if len(data) < 16 * _LANES:
+    if len(data) < 2 * _LANES:
         for byte in data:
             crc = _CRC_TABLE[(crc ^ byte) & 0xFF] ^ (crc >> 8)
         return crc
     # Byte by byte in Python, the frames of a few minutes of speech take a tenth of a second. A CRC is
     # linear, so stretches of the data are checksummed side by side, then joined as in crc_after_zeros.
-    # Zeros in front leave a CRC that starts at 0 at 0, so they even out the stretches.
-    length = -(-len(data) // _LANES)
+    # Zeros in front leave a CRC that starts at 0 at 0, so they even out the stretches; and they make each
+    # a power of two long, so that the zeros that join them are steps kept ready (_ZERO_BYTES).
+    power = (-(-len(data) // _LANES) - 1).bit_length()
+    length = 1 << power
     padded = np.zeros(length * _LANES, dtype=np.uint8)
     padded[len(padded) - len(data) :] = np.frombuffer(data, dtype=np.uint8)
     columns = np.ascontiguousarray(padded.reshape(_LANES, length).T)
@@ -277,12 +279,9 @@ def crc16(data: bytes, crc: int = 0) -> int:
     for column in columns:
         states = table[(states ^ column) & 0xFF] ^ (states >> 8)
     # Joined in pairs, then pairs of pairs: each time the first of two goes on over the other's zeros.
-    stretch = _ZERO_BYTES.times(length)
     while len(states) > 1:
-        if len(states) % 2:
-            states = np.concatenate([np.zeros(1, dtype=np.uint16), states])
-        states = stretch.apply_all(states[0::2]) ^ states[1::2]
-        stretch = stretch.then(stretch)
+        states = _ZERO_BYTES.square(power).apply_all(states[0::2]) ^ states[1::2]
+        power += 1
     return crc_after_zeros(crc, len(data)) ^ int(states[0])
 
 
@@ -391,11 +390,13 @@ class Step:
         return tables[0], tables[1]
 
     def apply_all(self, crcs: np.ndarray) -> np.ndarray:
-        """``apply`` to every CRC in an array at once."""
-        out = np.full(len(crcs), self.constant, dtype=np.uint16)
-        for bit, column in enumerate(self.matrix):
-            out ^= ((crcs >> bit) & 1).astype(np.uint16) * np.uint16(column)
-        return out
+        """``apply`` to every CRC in an array at once, by its tables (see kept)."""
+        low, high = self._table_arrays
+        return low[crcs & 0xFF] ^ high[crcs >> 8] ^ np.uint16(self.constant)
+
+    @functools.cached_property
+    def _table_arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        return np.array(self._tables[0], dtype=np.uint16), np.array(self._tables[1], dtype=np.uint16)
 
     def times(self, count: int) -> Step:
         """This step ``count`` times over, by repeated squaring."""
@@ -422,13 +423,17 @@ class Repeats:
         result = _NOTHING
         power = 0
         while count >> power:
-            with self._lock:
-                if power == len(self._squares):
-                    self._squares.append(self._squares[-1].then(self._squares[-1]).kept())
             if (count >> power) & 1:
-                result = result.then(self._squares[power])
+                result = result.then(self.square(power))
             power += 1
         return result
+
+    def square(self, power: int) -> Step:
+        """The step repeated 2 ** ``power`` times."""
+        with self._lock:
+            while power >= len(self._squares):
+                self._squares.append(self._squares[-1].then(self._squares[-1]).kept())
+            return self._squares[power]
 
 
 _ZERO_BYTES = Repeats(Step.over(b"\x00"))

@@ -21,7 +21,7 @@ CHIME_PEAK_DBFS = -9.0
 # Above this the MP3 encoder cuts; a sharp strike that still holds such content
 # rings when it is cut, and its peak grows past what was limited before encoding.
 BAND_LIMIT_HZ = 11_000
-SOUND_FORMAT = 2  # bumped whenever making or levelling sounds changes, so stored ones are made again
+SOUND_FORMAT = 3  # bumped whenever making or levelling sounds changes, so stored ones are made again
 
 
 class Sounds:

@@ -235,11 +235,13 @@ class Speech:
             progress(done, len(missing))
         # One thread more than engines at once (see _speaking): while a thread checks and trims the clip it
         # got, the next line is already being spoken, where its core would otherwise wait for that.
-        with ThreadPoolExecutor(max_workers=min(self.jobs + 1, len(missing))) as pool:
+        # One folder for what the engines write: each file goes as soon as its clip is read.
+        with tempfile.TemporaryDirectory(prefix="voiceguide-") as folder, \
+                ThreadPoolExecutor(max_workers=min(self.jobs + 1, len(missing))) as pool:
             # The longest lines first, so that the last to be spoken are short and the cores finish together;
             # each clip is taken as soon as it is ready.
             order = sorted(missing, key=lambda key: -len(missing[key].text))
-            futures = {pool.submit(self._synthesize, missing[key]): key for key in order}
+            futures = {pool.submit(self._synthesize, missing[key], Path(folder) / f"{key}.wav"): key for key in order}
             try:
                 for future in as_completed(futures):
                     key = futures[future]
@@ -266,22 +268,21 @@ class Speech:
     def length(self, line: Line) -> int:
         return self.clip(line).length
 
-    def _synthesize(self, line: Line) -> np.ndarray:
-        """One clip, checked; one retry, then an error that names the text."""
+    def _synthesize(self, line: Line, path: Path) -> np.ndarray:
+        """One clip, written by the engine to ``path`` and checked; one retry, then an error that names the text."""
         voice = line.voice
         engine = self.engine(voice.engine or "")
         voice_id = self.voice_id(voice)
         error: EngineError | None = None
         for _ in range(2):
-            with tempfile.TemporaryDirectory(prefix="voiceguide-") as folder:
-                path = Path(folder) / "clip.wav"
-                try:
-                    with self._speaking:
-                        engine.synthesize(line.text, voice_id, voice.rate or 0, voice.volume or 1.0, path,
-                                          self.timeout)
-                    return _checked(line, path)
-                except EngineError as failure:
-                    error = failure
+            try:
+                with self._speaking:
+                    engine.synthesize(line.text, voice_id, voice.rate or 0, voice.volume or 1.0, path, self.timeout)
+                return _checked(line, path)
+            except EngineError as failure:
+                error = failure
+            finally:
+                path.unlink(missing_ok=True)
         raise EngineError(f'could not speak "{_short(line.text)}": {error or "unknown failure"}')
 
 
