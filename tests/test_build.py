@@ -405,8 +405,8 @@ def test_failed_build_keeps_the_previous_file(raised: BaseException, code: int, 
         seen.append(sorted(p.name for p in target.parent.iterdir()))
         raise raised
 
-    # session imported render by name: patch the name it calls.
-    monkeypatch.setattr("voiceguide.session.render", render_then_fail)
+    # session imports render when it builds: patch it where it is taken from.
+    monkeypatch.setattr("voiceguide.render.render", render_then_fail)
     result = invoke("build", BOX, "-o", target, "--quiet", "--cache-dir", speech_cache, "--hold-scale", "0.5")
     assert said in one_line_error(result, code)
     assert len(seen) == 1 and any(n.startswith(".box.mp3.") and n.endswith(".part") for n in seen[0]), seen

@@ -96,3 +96,14 @@ def test_the_command_leaves_at_once_with_its_exit_code(monkeypatch: pytest.Monke
     out, err = capsys.readouterr()
     assert "voiceguide, version" in out
     assert "missing.yaml: no such file" in err
+
+
+def test_what_starts_the_speech_engines_loads_without_the_sound_libraries() -> None:
+    """A build starts its speech engines before it loads numpy and the other sound libraries, which take a
+    fifth of a second and load while the engines speak (see session.plan_session): the modules on the way
+    to the first engine must not import them."""
+    code = ("import sys, voiceguide.cli, voiceguide.session, voiceguide.speech, voiceguide.sounds, "
+            "voiceguide.planner, voiceguide.engines.pyttsx3_engine; "
+            "print(' '.join(m for m in ('numpy', 'mutagen', 'PIL', 'miniaudio', 'pydub') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == ""

@@ -20,10 +20,10 @@ import click
 from voiceguide import __version__
 from voiceguide.durations import format_clock
 from voiceguide.errors import InputError, RoutineError, VoiceguideError
-from voiceguide.loudness import DEFAULT_TARGET_LUFS
 from voiceguide.mp3 import BITRATES, DEFAULT_BITRATE
 from voiceguide.overrides import HoldSetting, Overrides, check_scale, load_profile, parse_hold_option
 from voiceguide.routine import RATE_RANGE, Voice, load_routine
+from voiceguide.session import DEFAULT_TARGET_LUFS
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}
 OUTPUT_DIR = Path("output")
@@ -398,6 +398,9 @@ def main() -> None:
     """The ``voiceguide`` command. Once its output is flushed it leaves at once: Python's own teardown would
     free every object one by one and stop the threads numpy keeps, 50 to 100 ms after a build, for memory
     the system takes back anyway. Every file it writes is complete before then (see export.py)."""
+    # Before numpy is first imported: OpenBLAS would start a thread per core, which spins on the cores the
+    # speech workers need, for matrix products too small to share out.
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     try:
         cli(prog_name="voiceguide")
         code: object = 0

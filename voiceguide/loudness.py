@@ -23,7 +23,6 @@ from voiceguide.errors import AudioError
 from voiceguide.mp3 import DELAY, FRAME, Frames
 from voiceguide.timeline import SAMPLE_RATE
 
-DEFAULT_TARGET_LUFS = -16.0
 # Where the limiter starts. MP3 encoding adds to the peaks of buzzy synthetic
 # speech (up to 2 dB seen), so the encoded peaks are measured and the ceiling
 # lowered until they stay under TRUE_PEAK_LIMIT_DBTP.

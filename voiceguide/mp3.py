@@ -28,13 +28,14 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Protocol
-
-import numpy as np
+from typing import TYPE_CHECKING, BinaryIO, Protocol
 
 from voiceguide import tools
 from voiceguide.errors import AudioError
 from voiceguide.timeline import SAMPLE_RATE
+
+if TYPE_CHECKING:
+    import numpy as np
 
 FRAME = 1152  # samples per MPEG-1 Layer III frame
 # LAME's delay before the first input sample (in its tag), and the decoder's own; together they
@@ -265,6 +266,8 @@ def crc16(data: bytes, crc: int = 0) -> int:
         for byte in data:
             crc = _CRC_TABLE[(crc ^ byte) & 0xFF] ^ (crc >> 8)
         return crc
+    import numpy as np  # here: the planner and the command line read this module before numpy is needed
+
     # Byte by byte in Python, the frames of a few minutes of speech take a tenth of a second. A CRC is
     # linear, so stretches of the data are checksummed side by side, then joined as in crc_after_zeros.
     # Zeros in front leave a CRC that starts at 0 at 0, so they even out the stretches; and they make each
@@ -392,10 +395,12 @@ class Step:
     def apply_all(self, crcs: np.ndarray) -> np.ndarray:
         """``apply`` to every CRC in an array at once, by its tables (see kept)."""
         low, high = self._table_arrays
-        return low[crcs & 0xFF] ^ high[crcs >> 8] ^ np.uint16(self.constant)
+        return low[crcs & 0xFF] ^ high[crcs >> 8] ^ low.dtype.type(self.constant)
 
     @functools.cached_property
     def _table_arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        import numpy as np
+
         return np.array(self._tables[0], dtype=np.uint16), np.array(self._tables[1], dtype=np.uint16)
 
     def times(self, count: int) -> Step:

@@ -1,4 +1,9 @@
-"""The stages in order: routine file, overrides, parts, clips, timeline, MP3."""
+"""The stages in order: routine file, overrides, parts, clips, timeline, MP3.
+
+Planning starts the speech engines as soon as it knows the lines, and only
+then loads the modules that make, measure and write sound (numpy and the
+rest take a fifth of a second to import): they load while the engines speak.
+"""
 
 from __future__ import annotations
 
@@ -6,20 +11,19 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from voiceguide import background, tools
-from voiceguide import cover as covers
-from voiceguide.errors import Location
-from voiceguide.export import write_session
-from voiceguide.loudness import DEFAULT_TARGET_LUFS, Meter
 from voiceguide.overrides import Overrides, apply_overrides
 from voiceguide.planner import chimes_of, expand, lines_of, place
-from voiceguide.render import Level, analyse, analyse_sound, render
 from voiceguide.routine import Routine, load_routine
-from voiceguide.sidecars import write_sidecars
-from voiceguide.sounds import Sounds
 from voiceguide.speech import DEFAULT_VOICE, Clip, Progress, Speech
 from voiceguide.timeline import Timeline
+
+if TYPE_CHECKING:
+    from voiceguide.render import Level
+    from voiceguide.sounds import Sounds
+
+DEFAULT_TARGET_LUFS = -16.0  # integrated loudness of a session: the norm for spoken word
 
 
 @dataclass(frozen=True)
@@ -36,32 +40,43 @@ def plan_session(path: Path, overrides: Overrides, speech: Speech, sounds: Sound
     """
     routine = apply_overrides(load_routine(path), overrides)
     sections = expand(routine, overrides.voice, DEFAULT_VOICE)
-    chimes = chimes_of(sections)
-    # A sound file that is not audio is reported before any speech is made.
-    for chime in chimes:
-        if chime.path is not None:
-            sounds.samples(chime)
-    background.check(routine.background)
-    # While the engine speaks, the built-in chimes are made (and, for a build, they and each new clip are
-    # analysed and the cover drawn): work for the cores that would otherwise wait between one speech worker
-    # and the next.
-    def while_speaking() -> None:
+    lines = lines_of(sections)
+    speech.start(lines)
+    try:
+        from voiceguide import background
+        from voiceguide import cover as covers
+        from voiceguide.loudness import Meter
+        from voiceguide.render import analyse, analyse_sound
+
+        chimes = chimes_of(sections)
+        # A sound file that is not audio is reported before the build goes on (speech begun is dropped).
         for chime in chimes:
-            sounds.samples(chime)
-            if building:
-                analyse_sound(sounds, chime)
-        if building and routine.cover is None:
-            covers.generated(routine.title)
+            if chime.path is not None:
+                sounds.samples(chime)
+        background.check(routine.background)
 
-    def spoken(clip: Clip) -> None:
-        analyse(clip)
-        # New speech means a level to find, and the session measured as encoded: its decoder is loaded now.
-        Meter.prepare()
+        # While the engine speaks, the built-in chimes are made (and, for a build, they and each new clip are
+        # analysed and the cover drawn): work for the cores that would otherwise wait between one speech worker
+        # and the next.
+        def while_speaking() -> None:
+            for chime in chimes:
+                sounds.samples(chime)
+                if building:
+                    analyse_sound(sounds, chime)
+            if building and routine.cover is None:
+                covers.generated(routine.title)
 
-    with ThreadPoolExecutor(max_workers=1) as helper:
-        made = helper.submit(while_speaking)
-        speech.prepare(lines_of(sections), progress, made=spoken if building else None)
-        made.result()
+        def spoken(clip: Clip) -> None:
+            analyse(clip)
+            # New speech means a level to find, and the session measured as encoded: its decoder is loaded now.
+            Meter.prepare()
+
+        with ThreadPoolExecutor(max_workers=1) as helper:
+            made = helper.submit(while_speaking)
+            speech.prepare(lines, progress, made=spoken if building else None)
+            made.result()
+    finally:
+        speech.stop()
     return Session(routine, place(routine, sections, speech.length, sounds.length))
 
 
@@ -74,6 +89,13 @@ class Built:
 def build_session(session: Session, speech: Speech, sounds: Sounds, target: Path, bitrate: int,
                   loudness: float = DEFAULT_TARGET_LUFS, sidecars: tuple[str, ...] = ()) -> Built:
     """Render the planned session to ``target`` at ``loudness`` LUFS."""
+    from voiceguide import cover as covers
+    from voiceguide import tools
+    from voiceguide.errors import Location
+    from voiceguide.export import write_session
+    from voiceguide.render import render
+    from voiceguide.sidecars import write_sidecars
+
     routine = session.routine
     tools.release_freed_memory()
     levels: list[Level] = []

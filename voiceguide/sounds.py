@@ -1,18 +1,23 @@
-"""Chime sounds for the timeline: built-ins synthesized in code, or a person's own sound file."""
+"""Chime sounds for the timeline: built-ins synthesized in code, or a person's own sound file.
+
+numpy and the audio modules are imported when a sound is first made: a build
+starts its engines first and loads them while the engines speak (see
+session.plan_session).
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
+from typing import TYPE_CHECKING
 
-import numpy as np
-
-from voiceguide import audio, chimes
 from voiceguide.errors import AudioError, InputError
-from voiceguide.loudness import loudness_of
 from voiceguide.routine import Chime
 from voiceguide.speech import ClipCache
 from voiceguide.timeline import SAMPLE_RATE
+
+if TYPE_CHECKING:
+    import numpy as np
 
 # Every sound is made this loud here (a sharp knock less, by the peak cap);
 # rendering then sets it at a fixed distance under the speech.
@@ -58,6 +63,10 @@ class Sounds:
 
     @staticmethod
     def _load(chime: Chime) -> np.ndarray:
+        import numpy as np
+
+        from voiceguide import audio, chimes
+
         if chime.path is None:
             return chimes.synthesize(chime.name)
         try:
@@ -70,6 +79,10 @@ class Sounds:
 
 
 def _level(samples: np.ndarray) -> np.ndarray:
+    import numpy as np
+
+    from voiceguide.loudness import loudness_of
+
     if not len(samples):
         return samples
     smooth = band_limit(samples.astype(np.float64))
@@ -87,6 +100,10 @@ def band_limit(samples: np.ndarray) -> np.ndarray:
     The sound is padded with silence, to a length whose FFT is quick, so
     that its end does not ring into its start.
     """
+    import numpy as np
+
+    from voiceguide import audio
+
     size = audio.quick_length(len(samples) + SAMPLE_RATE // 10)
     spectrum = np.fft.rfft(samples, size)
     frequencies = np.fft.rfftfreq(size, 1 / SAMPLE_RATE)

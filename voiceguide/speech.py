@@ -3,6 +3,10 @@
 A clip is stored as 44.1 kHz mono 16-bit WAV, trimmed to its audible speech,
 keyed by everything that changes how it sounds. The timeline is planned from
 the lengths of these clips and the renderer plays exactly them.
+
+numpy and the audio modules are imported only once a clip comes back: a build
+starts its engines first and loads them while the engines speak (see
+session.plan_session).
 """
 
 from __future__ import annotations
@@ -15,19 +19,19 @@ import struct
 import tempfile
 import threading
 import wave
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Callable
+from typing import TYPE_CHECKING, BinaryIO, Callable
 
-import numpy as np
-
-from voiceguide import audio
 from voiceguide.engines import Engine, create_engine
 from voiceguide.errors import EngineError, InputError, Location, VoiceError
 from voiceguide.mp3 import Encoded
 from voiceguide.routine import Voice
 from voiceguide.timeline import SAMPLE_RATE, Line
+
+if TYPE_CHECKING:
+    import numpy as np
 
 DEFAULT_VOICE = Voice(engine="pyttsx3", rate=160, volume=1.0)
 # Bumped whenever clip processing changes, so old clips are not reused.
@@ -52,6 +56,8 @@ class Clip:
     length: int  # samples at SAMPLE_RATE
 
     def samples(self) -> np.ndarray:
+        import numpy as np
+
         with wave.open(str(self.path), "rb") as clip:
             return np.frombuffer(clip.readframes(clip.getnframes()), dtype="<i2")
 
@@ -92,6 +98,8 @@ class ClipCache:
         return Clip(path, length)
 
     def put(self, key: str, samples: np.ndarray) -> Clip:
+        from voiceguide import audio
+
         path = self.path(key)
         self._write(path, lambda file: audio.write_wav(file, samples))
         return Clip(path, len(samples))
@@ -183,6 +191,11 @@ class Speech:
         self._voices: dict[tuple[str, str | None, Path | None], str] = {}
         self._clips: dict[Line, Clip] = {}
         self._speaking = threading.BoundedSemaphore(self.jobs)  # engines at work at once
+        # What start began: the threads, the folder the engines write to, each clip's future and its line.
+        self._pool: ThreadPoolExecutor | None = None
+        self._folder: tempfile.TemporaryDirectory | None = None
+        self._futures: dict[Future, str] = {}
+        self._lines: dict[str, Line] = {}
 
     def engine(self, name: str, where: Location | None = None) -> Engine:
         if name not in self._engines:
@@ -212,17 +225,19 @@ class Speech:
                  voice.rate, voice.volume, line.text]
         return hashlib.sha256(json.dumps(parts).encode()).hexdigest()
 
-    def prepare(self, lines: list[Line], progress: Progress | None = None,
-                made: Callable[[Clip], None] | None = None) -> None:
-        """Make sure every line has a clip: from the cache, or synthesized in parallel.
+    def start(self, lines: list[Line]) -> None:
+        """Begin speaking, in the background, the lines that have no clip yet; prepare takes the clips.
 
-        ``made`` is given each new clip as it is stored, while the next ones are still being spoken.
+        A build starts its engines this way before it loads what the rest of
+        it needs; stop ends what start began, whatever happens in between.
         """
         missing: dict[str, Line] = {}
         for line in lines:
             if line in self._clips:
                 continue
             key = self.key(line)
+            if key in self._lines:
+                continue  # on its way
             clip = self.cache.get(key)
             if clip is None:
                 missing.setdefault(key, line)
@@ -230,35 +245,56 @@ class Speech:
                 self._clips[line] = clip
         if not missing:
             return
-        done = 0
-        if progress:
-            progress(done, len(missing))
-        # One thread more than engines at once (see _speaking): while a thread checks and trims the clip it
-        # got, the next line is already being spoken, where its core would otherwise wait for that.
-        # One folder for what the engines write: each file goes as soon as its clip is read.
-        with tempfile.TemporaryDirectory(prefix="voiceguide-") as folder, \
-                ThreadPoolExecutor(max_workers=min(self.jobs + 1, len(missing))) as pool:
-            # The longest lines first, so that the last to be spoken are short and the cores finish together;
-            # each clip is taken as soon as it is ready.
-            order = sorted(missing, key=lambda key: -len(missing[key].text))
-            futures = {pool.submit(self._synthesize, missing[key], Path(folder) / f"{key}.wav"): key for key in order}
+        if self._pool is None or self._folder is None:
+            # One folder for what the engines write: each file goes as soon as its clip is read.
+            self._folder = tempfile.TemporaryDirectory(prefix="voiceguide-")
+            # One thread more than engines at once (see _speaking): while a thread checks and trims the clip
+            # it got, the next line is already being spoken, where its core would otherwise wait for that.
+            self._pool = ThreadPoolExecutor(max_workers=min(self.jobs + 1, len(missing)))
+        folder = Path(self._folder.name)
+        # The longest lines first, so that the last to be spoken are short and the cores finish together.
+        for key in sorted(missing, key=lambda key: -len(missing[key].text)):
+            self._lines[key] = missing[key]
+            self._futures[self._pool.submit(self._synthesize, missing[key], folder / f"{key}.wav")] = key
+
+    def prepare(self, lines: list[Line], progress: Progress | None = None,
+                made: Callable[[Clip], None] | None = None) -> None:
+        """Make sure every line has a clip: from the cache, or synthesized in parallel (see start).
+
+        ``made`` is given each new clip as it is stored, while the next ones are still being spoken.
+        """
+        self.start(lines)
+        if self._futures:
             try:
-                for future in as_completed(futures):
-                    key = futures[future]
-                    clip = self.cache.put(key, future.result())
+                done, total = 0, len(self._futures)
+                if progress:
+                    progress(done, total)
+                # Each clip is taken as soon as it is ready.
+                for future in as_completed(self._futures):
+                    clip = self.cache.put(self._futures[future], future.result())
                     if made:
                         made(clip)
                     self.synthesized += 1
                     done += 1
                     if progress:
-                        progress(done, len(missing))
-            except BaseException:
-                for future in futures:
-                    future.cancel()
-                raise
+                        progress(done, total)
+            finally:
+                self.stop()
         for line in lines:
             if line not in self._clips:
                 self._clips[line] = self.cache.get(self.key(line))
+
+    def stop(self) -> None:
+        """End what start began: lines not yet begun are dropped, those being spoken are waited for."""
+        if self._pool is None:
+            return
+        for future in self._futures:
+            future.cancel()
+        self._pool.shutdown(wait=True)
+        if self._folder is not None:
+            self._folder.cleanup()
+        self._pool, self._folder = None, None
+        self._futures, self._lines = {}, {}
 
     def clip(self, line: Line) -> Clip:
         if line not in self._clips:
@@ -288,6 +324,8 @@ class Speech:
 
 def _checked(line: Line, path: Path) -> np.ndarray:
     """The clip as 44.1 kHz mono, trimmed; refuses empty or implausibly short or long audio."""
+    from voiceguide import audio
+
     if not path.is_file() or path.stat().st_size <= 44:
         raise EngineError("the engine wrote no audio")
     if _truncated_wav(path):
@@ -323,6 +361,8 @@ def trim(samples: np.ndarray) -> np.ndarray:
     Without this a "60 s" hold would be heard as 60.2 s and speech would not sit
     where the timeline says. Short fades keep the cut edges free of clicks.
     """
+    import numpy as np
+
     if not len(samples):
         return samples
     level = np.abs(samples.astype(np.int32))
