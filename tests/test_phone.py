@@ -240,6 +240,36 @@ def test_true_peak_finds_the_peaks_between_samples() -> None:
     hidden = np.concatenate([np.zeros(5000), [20000.0], np.zeros(5000), quarter[:2000], np.zeros(5000)])
     assert true_peak(hidden) == pytest.approx(24000, rel=0.02)
     assert true_peak(np.zeros(100)) == 0.0
+    # Given the peak of what was measured before, it finds a larger one, and otherwise answers that.
+    assert true_peak(hidden, 10000.0) == pytest.approx(24000, rel=0.02)
+    assert true_peak(hidden, 30000.0) == 30000.0
+    assert true_peak(np.zeros(0), 500.0) == 500.0
+
+
+def test_the_decoder_called_straight_decodes_as_miniaudio_does(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The meter calls miniaudio's MP3 decoder straight in its compiled module, and through the miniaudio
+    module where that has no such call: both give the samples miniaudio's own mp3_read_f32 gives."""
+    import sys
+
+    import miniaudio
+
+    from voiceguide import loudness
+    from voiceguide.mp3 import lame_command
+
+    tone = (12000 * np.sin(2 * np.pi * 330 * np.arange(44100) / 44100)).astype("<i2")
+    frames = subprocess.run(lame_command(64), input=tone.tobytes(), capture_output=True, check=True).stdout
+    expected = np.frombuffer(miniaudio.mp3_read_f32(frames).samples, np.float32)
+    assert len(expected) > 44100 and np.max(np.abs(expected)) > 0.3
+    try:
+        loudness._decoder.cache_clear()
+        straight = loudness._decoder()
+        assert straight.__name__ == "decoded"
+        assert np.array_equal(straight(frames), expected)
+        monkeypatch.setitem(sys.modules, "_miniaudio", None)  # as if it had no such call
+        loudness._decoder.cache_clear()
+        assert np.array_equal(loudness._decoder()(frames), expected)
+    finally:
+        loudness._decoder.cache_clear()
 
 
 def test_measuring_keeps_energies_not_sounds() -> None:
