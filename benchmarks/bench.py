@@ -22,6 +22,7 @@ import argparse
 import json
 import os
 import platform
+import queue
 import resource
 import shutil
 import statistics
@@ -356,13 +357,15 @@ class Bench:
         return found
 
     def pure_synthesis(self, timeline: dict) -> float | None:
-        """Wall time of only the speech workers a cold build runs, with the same parallelism.
+        """Wall time of only the speech a cold build makes, with the same parallelism.
 
         Replays what the pyttsx3 engine does for a routine whose clips are not
-        in the cache (one worker process per distinct line, as many at once as
-        cores) without decoding, trimming, caching, planning or rendering. The
-        engine's version and voices are asked once, outside the timing: a
-        build finds them kept on disk (see tools.remembered), as these builds do.
+        in the cache, as many lines at once as cores, the longest first: on
+        Linux, one `pyttsx3_worker --serve` for each line spoken at once, which
+        forks a child a line; elsewhere one worker process a line. Nothing is
+        decoded, trimmed, cached, planned or rendered. The engine's version and
+        voices are asked once, outside the timing: a build finds them kept on
+        disk (see tools.remembered), as these builds do.
         """
         worker = [sys.executable, "-m", "voiceguide.engines.pyttsx3_worker"]
         lines = {(e["text"], e["voice"].get("rate"), e["voice"].get("volume", 1.0))
@@ -375,18 +378,42 @@ class Bench:
             voice = self._voice
             shutil.rmtree(folder, ignore_errors=True)
             folder.mkdir()
+            requests = queue.SimpleQueue()
+            for index, (text, rate, volume) in enumerate(sorted(lines, key=lambda line: -len(line[0]))):
+                requests.put(json.dumps({"text": text, "voice": voice, "rate": rate or RATE, "volume": volume or 1.0,
+                                         "path": str(folder / f"{index}.wav")}))
+            failures: list[str] = []
 
-            def speak(item: tuple[int, tuple]) -> None:
-                index, (text, rate, volume) = item
-                request = {"text": text, "voice": voice, "rate": rate or RATE, "volume": volume or 1.0,
-                           "path": str(folder / f"{index}.wav")}
-                subprocess.run(worker, input=json.dumps(request), capture_output=True, text=True,
-                               env=self.env, check=True)
+            def speak_all() -> None:
+                serving = sys.platform.startswith("linux")
+                server = (subprocess.Popen([*worker, "--serve"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                           stderr=subprocess.DEVNULL, text=True, env=self.env) if serving else None)
+                try:
+                    while True:
+                        try:
+                            request = requests.get_nowait()
+                        except queue.Empty:
+                            return
+                        if server is None:
+                            subprocess.run(worker, input=request, capture_output=True, text=True, env=self.env,
+                                           check=True)
+                            continue
+                        server.stdin.write(request + "\n")
+                        server.stdin.flush()
+                        if server.stdout.readline().strip() != "{}":
+                            failures.append(request)
+                finally:
+                    if server is not None:
+                        server.stdin.close()
+                        server.wait()
 
             started = time.perf_counter()
             with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-                list(pool.map(speak, enumerate(sorted(lines, key=str))))
+                for done in [pool.submit(speak_all) for _ in range(os.cpu_count() or 1)]:
+                    done.result()
             took = time.perf_counter() - started
+            if failures:
+                raise ValueError(f"{len(failures)} lines not spoken")
         except (OSError, subprocess.CalledProcessError, ValueError, KeyError) as error:
             note = (f"pure synthesis could not be timed with the worker ({error}); "
                     "cold minus warm is used instead")

@@ -343,6 +343,36 @@ def test_second_build_synthesizes_nothing(tmp_path: Path, monkeypatch: pytest.Mo
     assert "synthesis is switched off" in one_line_error(result, 1)
 
 
+def workers_running() -> list[str]:
+    """Command lines of the pyttsx3 workers that are children of this process."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            stat = (entry / "stat").read_text()
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except (OSError, ValueError):
+            continue
+        if int(stat[stat.rfind(")") + 2 :].split()[1]) == os.getpid() and "pyttsx3_worker" in command:
+            found.append(command)
+    return found
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="workers that fork a child a line are Linux's")
+def test_a_worker_that_forks_a_child_a_line_speaks_what_a_worker_a_line_speaks(tmp_path: Path,
+                                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """On Linux a worker loads pyttsx3 once and forks a child for each line (pyttsx3_worker --serve): its
+    clips are the very bytes of one worker process a line, and no worker is left running after a build."""
+    routine = tiny_routine(tmp_path, "Let your shoulders drop. Breathe in through your nose, and out slowly.")
+    plan_json(routine, tmp_path / "forked")
+    assert workers_running() == []
+    monkeypatch.setattr("voiceguide.engines.pyttsx3_engine.SERVING", False)
+    plan_json(routine, tmp_path / "one-each")
+    forked, one_each = clips(tmp_path / "forked"), clips(tmp_path / "one-each")
+    assert len(forked) == 1 and forked.keys() == one_each.keys()
+    for name in forked:
+        assert (tmp_path / "forked" / name).read_bytes() == (tmp_path / "one-each" / name).read_bytes()
+
+
 def test_cache_info_counts_and_clear_empties(tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     plan = plan_json(BOX, cache, *SHORT)
@@ -638,13 +668,17 @@ def test_worker_exits_only_after_the_whole_wav_is_written(tmp_path: Path) -> Non
 
 TRUNCATING_WORKER = fake_worker(
     "import json, wave, numpy as np\n"
-    "request = json.loads(sys.stdin.read())\n"
-    "tone = (8000 * np.sin(np.arange(2 * 22050) * 0.2)).astype('<i2').tobytes()\n"
-    "with wave.open(request['path'], 'wb') as clip:\n"
-    "    clip.setnchannels(1); clip.setsampwidth(2); clip.setframerate(22050); clip.writeframes(tone)\n"
-    "# what the race above leaves: the header says 2 s, the file holds 1 s\n"
-    "with open(request['path'], 'r+b') as clip:\n"
-    "    clip.truncate(44 + len(tone) // 2)\n")
+    "serving = sys.argv[1:] == ['--serve']  # a request a line, each answered; else one request\n"
+    "for line in (sys.stdin if serving else [sys.stdin.read()]):\n"
+    "    request = json.loads(line)\n"
+    "    tone = (8000 * np.sin(np.arange(2 * 22050) * 0.2)).astype('<i2').tobytes()\n"
+    "    with wave.open(request['path'], 'wb') as clip:\n"
+    "        clip.setnchannels(1); clip.setsampwidth(2); clip.setframerate(22050); clip.writeframes(tone)\n"
+    "    # what the race above leaves: the header says 2 s, the file holds 1 s\n"
+    "    with open(request['path'], 'r+b') as clip:\n"
+    "        clip.truncate(44 + len(tone) // 2)\n"
+    "    if serving:\n"
+    "        print('{}', flush=True)\n")
 
 
 def test_clip_shorter_than_its_header_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -653,7 +687,7 @@ def test_clip_shorter_than_its_header_is_refused(tmp_path: Path, monkeypatch: py
     result = invoke("build", routine, "-o", tmp_path / "x.mp3", "--quiet", "--cache-dir", tmp_path / "cache")
     cached = [wave.open(str(tmp_path / "cache" / name)).getnframes() / SAMPLE_RATE for name in clips(tmp_path / "cache")]
     assert result.exit_code == 1, f"built with a clip of {cached} s instead of the 2 s the engine announced"
-    assert one_line_error(result, 1).startswith('could not speak "Hold still and breathe."')
+    assert one_line_error(result, 1) == 'could not speak "Hold still and breathe.": the engine wrote a truncated WAV file'
     assert cached == []
 
 

@@ -291,6 +291,8 @@ class Speech:
         for future in self._futures:
             future.cancel()
         self._pool.shutdown(wait=True)
+        for engine in self._engines.values():
+            engine.close()
         if self._folder is not None:
             self._folder.cleanup()
         self._pool, self._folder = None, None

@@ -61,6 +61,9 @@ class Engine(ABC):
         EngineError on failure, and on a synthesis that outlasts ``timeout``.
         """
 
+    def close(self) -> None:
+        """Let go of what synthesize keeps between lines (processes kept running); it may be called again after."""
+
     def voice_version(self, voice: str) -> str:
         """Changes whenever voice id ``voice`` could sound different (its model file replaced); part of the cache key."""
         return ""

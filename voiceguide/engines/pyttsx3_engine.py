@@ -1,16 +1,23 @@
 """The default engine: pyttsx3 (espeak-ng on Linux, the system voices on macOS and Windows).
 
 pyttsx3 keeps one engine per process, ignores rate changes on a reused engine
-and prints to stdout, so every clip is spoken by a fresh worker process
-(pyttsx3_worker) whose output is captured, with a timeout.
+and prints to stdout, so every clip is spoken by a fresh process whose output
+is kept from us, with a timeout. On Linux that process is a child forked by a
+worker that stays up and has pyttsx3 loaded (pyttsx3_worker --serve), one
+worker for each line spoken at once; elsewhere it is a worker of its own.
 """
 
 from __future__ import annotations
 
 import functools
 import json
+import os
+import select
 import subprocess
 import sys
+import tempfile
+import threading
+import time
 from pathlib import Path
 
 from voiceguide import tools
@@ -20,6 +27,9 @@ from voiceguide.errors import EngineError
 WORKER = [sys.executable, "-m", "voiceguide.engines.pyttsx3_worker"]
 INFO_TIMEOUT = 30.0
 INFO_MAX_AGE = 24 * 3600.0  # seconds; a system espeak-ng updated in place is noticed within a day
+# Workers that fork a child a line (see pyttsx3_worker.serve): Linux only, where forking a process that has
+# loaded espeak-ng is safe; macOS's speech framework is not, and Windows cannot fork.
+SERVING = sys.platform.startswith("linux")
 
 
 class Pyttsx3Engine(Engine):
@@ -29,6 +39,8 @@ class Pyttsx3Engine(Engine):
         # Ask the worker once: it proves pyttsx3 and its backend load, and
         # brings the version and voices back in one start-up.
         self._info = _worker_info(tuple(WORKER))
+        self._idle: list[_Server] = []  # serving workers between two lines
+        self._lock = threading.Lock()
 
     def version(self) -> str:
         return self._info["version"]
@@ -42,7 +54,95 @@ class Pyttsx3Engine(Engine):
     def synthesize(self, text: str, voice: str, rate: int, volume: float, path: Path, timeout: float) -> None:
         request = json.dumps({"text": text, "voice": voice, "rate": rate, "volume": volume, "path": str(path)})
         # No mention of the text here: the speech layer names it in its message.
-        _run_worker(list(WORKER), request, timeout)
+        if not SERVING:
+            _run_worker(list(WORKER), request, timeout)
+            return
+        with self._lock:
+            server = self._idle.pop() if self._idle else None
+        if server is None:
+            server = _Server(list(WORKER))
+        try:
+            server.speak(request, timeout)
+        except BaseException:
+            server.kill()  # it may be stuck in the middle of a line: never asked again
+            raise
+        with self._lock:
+            self._idle.append(server)
+
+    def close(self) -> None:
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for server in idle:
+            server.close()
+
+
+class _Server:
+    """A pyttsx3 worker started with --serve: a request a line in, an answer a line out."""
+
+    def __init__(self, command: list[str]) -> None:
+        # What it says on stderr (only why it failed to start or stopped) goes to a file, which never fills
+        # up and blocks it as a pipe would, and is read when it is gone.
+        self._said = tempfile.TemporaryFile()
+        try:
+            self._process = subprocess.Popen([*command, "--serve"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                              stderr=self._said, bufsize=0)
+        except OSError as error:
+            self._said.close()
+            raise EngineError(f"cannot start the pyttsx3 worker: {error}") from None
+        self._buffer = b""
+
+    def speak(self, request: str, timeout: float) -> None:
+        assert self._process.stdin is not None
+        try:
+            self._process.stdin.write(request.encode() + b"\n")
+        except OSError:
+            raise self._ended() from None
+        answer = self._answer(timeout)
+        try:
+            why = json.loads(answer).get("error")
+        except (ValueError, AttributeError):
+            raise EngineError(f"pyttsx3 worker gave an unreadable answer: {answer[:200]!r}") from None
+        if why:
+            raise EngineError(str(why))
+
+    def _answer(self, timeout: float) -> bytes:
+        assert self._process.stdout is not None
+        output = self._process.stdout.fileno()
+        deadline = time.monotonic() + timeout
+        while b"\n" not in self._buffer:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([output], [], [], left)[0]:
+                raise EngineError(f"no answer from pyttsx3 after {timeout:g} s")
+            chunk = os.read(output, 1 << 12)
+            if not chunk:
+                raise self._ended()
+            self._buffer += chunk
+        answer, _, self._buffer = self._buffer.partition(b"\n")
+        return answer
+
+    def _ended(self) -> EngineError:
+        """Why the worker stopped: its last word on stderr, or its exit code."""
+        code = self._process.wait()
+        self._said.seek(0)
+        said = _last_line(self._said.read().decode(errors="replace"))
+        self._said.close()
+        return EngineError(said or f"worker exited with code {code}")
+
+    def kill(self) -> None:
+        self._process.kill()  # its child, if one is speaking, goes with it (see pyttsx3_worker)
+        self._process.wait()
+        self._said.close()
+
+    def close(self) -> None:
+        """Let it end: it leaves once its input ends."""
+        assert self._process.stdin is not None
+        self._process.stdin.close()
+        try:
+            self._process.wait(timeout=INFO_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()
+        self._said.close()
 
 
 @functools.lru_cache(maxsize=None)
