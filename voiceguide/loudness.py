@@ -486,16 +486,21 @@ class _Analysis:
 
 _ANALYSES: dict[str, _Analysis] = {}
 _ANALYSES_KEPT = 1024  # sounds; a few megabytes at most
+_ANALYSES_LOCK = threading.Lock()  # clips are analysed by the threads that made them
 
 
 def analysed(source: str, load: Callable[[], np.ndarray]) -> _Analysis:
     """The analysis of a sound for a Forecast, made once per process: a build can make it ahead, while speech
     is still being synthesized, on cores that would otherwise wait."""
-    if source not in _ANALYSES:
-        while len(_ANALYSES) >= _ANALYSES_KEPT:
-            del _ANALYSES[next(iter(_ANALYSES))]
-        _ANALYSES[source] = _analysis_of(load())
-    return _ANALYSES[source]
+    with _ANALYSES_LOCK:
+        found = _ANALYSES.get(source)
+    if found is None:
+        found = _analysis_of(load())
+        with _ANALYSES_LOCK:
+            while len(_ANALYSES) >= _ANALYSES_KEPT:
+                del _ANALYSES[next(iter(_ANALYSES))]
+            _ANALYSES[source] = found
+    return found
 
 
 def _analysis_of(samples: np.ndarray) -> _Analysis:
