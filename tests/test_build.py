@@ -33,7 +33,7 @@ from mutagen.mp3 import MP3, BitrateMode
 import audio_probe
 from voiceguide import tools
 from voiceguide.cli import cli
-from voiceguide.errors import AudioError
+from voiceguide.errors import AudioError, EngineError
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPTS = sorted((ROOT / "scripts").glob("*.yaml"))
@@ -371,6 +371,42 @@ def test_a_worker_that_forks_a_child_a_line_speaks_what_a_worker_a_line_speaks(t
     assert len(forked) == 1 and forked.keys() == one_each.keys()
     for name in forked:
         assert (tmp_path / "forked" / name).read_bytes() == (tmp_path / "one-each" / name).read_bytes()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="workers that fork a child a line are Linux's")
+def test_a_line_that_hangs_in_a_forked_child_is_given_up_and_leaves_nothing_running(tmp_path: Path) -> None:
+    """The child a serving worker forked hangs: after the timeout the engine kills the worker, and the child
+    goes with it; the next line gets a worker of its own."""
+    from voiceguide.engines import pyttsx3_engine
+
+    hanging = [sys.executable, "-c", (
+        "import os, sys, time\n"
+        "import voiceguide.engines.pyttsx3_worker as worker\n"
+        "def speak(request):\n"
+        "    open(request['path'] + '.pid', 'w').write(str(os.getpid()))\n"
+        "    time.sleep(120)\n"
+        "worker.speak = speak\n"
+        "sys.exit(worker.main())\n")]
+    engine = pyttsx3_engine.Pyttsx3Engine()
+    path = tmp_path / "clip.wav"
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(pyttsx3_engine, "WORKER", hanging)
+            began = time.monotonic()
+            with pytest.raises(EngineError, match=r"no answer from pyttsx3 after 1 s"):
+                engine.synthesize("Hold it there.", engine.default_voice(), 160, 1.0, path, 1.0)
+            assert time.monotonic() - began < 10
+        child = int((tmp_path / "clip.wav.pid").read_text())
+        deadline = time.monotonic() + 5
+        while Path(f"/proc/{child}").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not Path(f"/proc/{child}").exists() or "Z" in Path(f"/proc/{child}/stat").read_text().split()[2]
+        assert workers_running() == []
+        engine.synthesize("Hold it there.", engine.default_voice(), 160, 1.0, path, 30.0)
+        assert path.stat().st_size > 10_000
+    finally:
+        engine.close()
+    assert workers_running() == []
 
 
 def test_cache_info_counts_and_clear_empties(tmp_path: Path) -> None:
