@@ -158,9 +158,13 @@ class TreeSampler(threading.Thread):
             memory = _statm(pid)
             command = _cmdline(pid)
             # Between fork() or vfork() and exec() a child is its parent's image, shared page for
-            # page (still running the parent's command line): count that memory once.
+            # page (still running the parent's command line): count that memory once. A child forked to
+            # work without exec() (a speech worker's, a line each) adds the pages that are its own.
             if memory is not None and memory != parent_mem and (command is None or command != parent_command):
                 total += memory[1] * PAGE
+                count += 1
+            elif memory is not None and command is not None and command == parent_command:
+                total += _private(pid)
                 count += 1
             stack.extend((child, memory, command) for child in children.get(pid, ()))
         self.samples += 1
@@ -174,6 +178,19 @@ def _cmdline(pid: int) -> bytes | None:
             return file.read()
     except OSError:
         return None
+
+
+def _private(pid: int) -> int:
+    """Bytes of memory that only process ``pid`` maps (none that it shares with the process it was forked from)."""
+    total = 0
+    try:
+        with open(f"/proc/{pid}/smaps_rollup", "rb") as file:
+            for line in file:
+                if line.startswith((b"Private_Clean:", b"Private_Dirty:")):
+                    total += int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return 0
+    return total
 
 
 def _statm(pid: int) -> tuple[int, int] | None:
