@@ -107,3 +107,15 @@ def test_what_starts_the_speech_engines_loads_without_the_sound_libraries() -> N
             "print(' '.join(m for m in ('numpy', 'mutagen', 'PIL', 'miniaudio', 'pydub') if m in sys.modules))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == ""
+
+
+def test_a_reader_that_goes_away_ends_the_command_quietly() -> None:
+    """`voiceguide voices | head -1`: once the reader of the output has gone, the command stops without a
+    word and with the status a shell gives such a program (141), not an internal error."""
+    process = subprocess.Popen([sys.executable, "-m", "voiceguide", "voices"], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    assert process.stdout is not None and process.stderr is not None
+    process.stdout.close()  # gone before the first line is written
+    said = process.stderr.read()
+    assert process.wait(timeout=60) == 141
+    assert said == ""

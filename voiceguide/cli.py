@@ -34,6 +34,7 @@ class Exit(IntEnum):
     FAILURE = 1
     BAD_INPUT = 2
     INTERRUPTED = 130
+    READER_LEFT = 141  # what a shell reports for a program whose output's reader went away (128 + SIGPIPE)
 
 
 class HoldType(click.ParamType):
@@ -92,6 +93,10 @@ class Group(click.Group):
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             ctx.exit(Exit.INTERRUPTED)
+        except BrokenPipeError:
+            # `voiceguide voices | head`: the reader has what it wanted; the rest of the output goes nowhere.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            ctx.exit(Exit.READER_LEFT)
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise
         except Exception as error:  # a bug of ours: say so in one line, details with --debug
