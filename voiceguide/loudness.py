@@ -101,14 +101,6 @@ class Meter:
         self._open = (index, first + count, True)
         self._last = data
 
-    @staticmethod
-    def prepare() -> None:
-        """Load the decoder ahead of a build's first measure: a build does it while the engine speaks."""
-        try:
-            _decoder()
-        except ImportError:
-            pass  # reported, in one line, when the session is measured
-
     def _decode(self) -> None:
         try:
             decode = _decoder()

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from voiceguide.overrides import Overrides, apply_overrides
 from voiceguide.planner import chimes_of, expand, lines_of, place
 from voiceguide.routine import Routine, load_routine
-from voiceguide.speech import DEFAULT_VOICE, Clip, Progress, Speech
+from voiceguide.speech import DEFAULT_VOICE, Progress, Speech
 from voiceguide.timeline import Timeline
 
 if TYPE_CHECKING:
@@ -45,7 +45,6 @@ def plan_session(path: Path, overrides: Overrides, speech: Speech, sounds: Sound
     try:
         from voiceguide import background
         from voiceguide import cover as covers
-        from voiceguide.loudness import Meter
         from voiceguide.render import analyse, analyse_sound
 
         chimes = chimes_of(sections)
@@ -66,14 +65,9 @@ def plan_session(path: Path, overrides: Overrides, speech: Speech, sounds: Sound
             if building and routine.cover is None:
                 covers.generated(routine.title)
 
-        def spoken(clip: Clip) -> None:
-            analyse(clip)
-            # New speech means a level to find, and the session measured as encoded: its decoder is loaded now.
-            Meter.prepare()
-
         with ThreadPoolExecutor(max_workers=1) as helper:
             made = helper.submit(while_speaking)
-            speech.prepare(lines, progress, made=spoken if building else None)
+            speech.prepare(lines, progress, made=analyse if building else None)
             made.result()
     finally:
         speech.stop()
