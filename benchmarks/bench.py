@@ -378,7 +378,7 @@ class Bench:
 
         Replays what the pyttsx3 engine does for a routine whose clips are not
         in the cache, as many lines at once as cores, the longest first: on
-        Linux, one `pyttsx3_worker --serve` for each line spoken at once, which
+        Linux, one `pyttsx3_worker --fork` for each line spoken at once, which
         forks a child a line; elsewhere one worker process a line. Nothing is
         decoded, trimmed, cached, planned or rendered. The engine's version and
         voices are asked once, outside the timing: a build finds them kept on
@@ -402,27 +402,27 @@ class Bench:
             failures: list[str] = []
 
             def speak_all() -> None:
-                serving = sys.platform.startswith("linux")
-                server = (subprocess.Popen([*worker, "--serve"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                           stderr=subprocess.DEVNULL, text=True, env=self.env) if serving else None)
+                forking = sys.platform.startswith("linux")
+                forker = (subprocess.Popen([*worker, "--fork"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                           stderr=subprocess.DEVNULL, text=True, env=self.env) if forking else None)
                 try:
                     while True:
                         try:
                             request = requests.get_nowait()
                         except queue.Empty:
                             return
-                        if server is None:
+                        if forker is None:
                             subprocess.run(worker, input=request, capture_output=True, text=True, env=self.env,
                                            check=True)
                             continue
-                        server.stdin.write(request + "\n")
-                        server.stdin.flush()
-                        if server.stdout.readline().strip() != "{}":
+                        forker.stdin.write(request + "\n")
+                        forker.stdin.flush()
+                        if forker.stdout.readline().strip() != "{}":
                             failures.append(request)
                 finally:
-                    if server is not None:
-                        server.stdin.close()
-                        server.wait()
+                    if forker is not None:
+                        forker.stdin.close()
+                        forker.wait()
 
             started = time.perf_counter()
             with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:

@@ -360,12 +360,12 @@ def workers_running() -> list[str]:
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="workers that fork a child a line are Linux's")
 def test_a_worker_that_forks_a_child_a_line_speaks_what_a_worker_a_line_speaks(tmp_path: Path,
                                                                               monkeypatch: pytest.MonkeyPatch) -> None:
-    """On Linux a worker loads pyttsx3 once and forks a child for each line (pyttsx3_worker --serve): its
+    """On Linux a worker loads pyttsx3 once and forks a child for each line (pyttsx3_worker --fork): its
     clips are the very bytes of one worker process a line, and no worker is left running after a build."""
     routine = tiny_routine(tmp_path, "Let your shoulders drop. Breathe in through your nose, and out slowly.")
     plan_json(routine, tmp_path / "forked")
     assert workers_running() == []
-    monkeypatch.setattr("voiceguide.engines.pyttsx3_engine.SERVING", False)
+    monkeypatch.setattr("voiceguide.engines.pyttsx3_engine.FORKING", False)
     plan_json(routine, tmp_path / "one-each")
     forked, one_each = clips(tmp_path / "forked"), clips(tmp_path / "one-each")
     assert len(forked) == 1 and forked.keys() == one_each.keys()
@@ -375,7 +375,7 @@ def test_a_worker_that_forks_a_child_a_line_speaks_what_a_worker_a_line_speaks(t
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="workers that fork a child a line are Linux's")
 def test_a_line_that_hangs_in_a_forked_child_is_given_up_and_leaves_nothing_running(tmp_path: Path) -> None:
-    """The child a serving worker forked hangs: after the timeout the engine kills the worker, and the child
+    """The child a forking worker forked hangs: after the timeout the engine kills the worker, and the child
     goes with it; the next line gets a worker of its own."""
     from voiceguide.engines import pyttsx3_engine
 
@@ -704,8 +704,8 @@ def test_worker_exits_only_after_the_whole_wav_is_written(tmp_path: Path) -> Non
 
 TRUNCATING_WORKER = fake_worker(
     "import json, wave, numpy as np\n"
-    "serving = sys.argv[1:] == ['--serve']  # a request a line, each answered; else one request\n"
-    "for line in (sys.stdin if serving else [sys.stdin.read()]):\n"
+    "forking = sys.argv[1:] == ['--fork']  # a request a line, each answered; else one request\n"
+    "for line in (sys.stdin if forking else [sys.stdin.read()]):\n"
     "    request = json.loads(line)\n"
     "    tone = (8000 * np.sin(np.arange(2 * 22050) * 0.2)).astype('<i2').tobytes()\n"
     "    with wave.open(request['path'], 'wb') as clip:\n"
@@ -713,7 +713,7 @@ TRUNCATING_WORKER = fake_worker(
     "    # what the race above leaves: the header says 2 s, the file holds 1 s\n"
     "    with open(request['path'], 'r+b') as clip:\n"
     "        clip.truncate(44 + len(tone) // 2)\n"
-    "    if serving:\n"
+    "    if forking:\n"
     "        print('{}', flush=True)\n")
 
 

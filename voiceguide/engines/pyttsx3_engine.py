@@ -3,7 +3,7 @@
 pyttsx3 keeps one engine per process, ignores rate changes on a reused engine
 and prints to stdout, so every clip is spoken by a fresh process whose output
 is kept from us, with a timeout. On Linux that process is a child forked by a
-worker that stays up and has pyttsx3 loaded (pyttsx3_worker --serve), one
+worker that stays up and has pyttsx3 loaded (pyttsx3_worker --fork), one
 worker for each line spoken at once; elsewhere it is a worker of its own.
 """
 
@@ -27,9 +27,9 @@ from voiceguide.errors import EngineError
 WORKER = [sys.executable, "-m", "voiceguide.engines.pyttsx3_worker"]
 INFO_TIMEOUT = 30.0
 INFO_MAX_AGE = 24 * 3600.0  # seconds; a system espeak-ng updated in place is noticed within a day
-# Workers that fork a child a line (see pyttsx3_worker.serve): Linux only, where forking a process that has
+# Workers that fork a child a line (see pyttsx3_worker.speak_forked): Linux only, where forking a process that has
 # loaded espeak-ng is safe; macOS's speech framework is not, and Windows cannot fork.
-SERVING = sys.platform.startswith("linux")
+FORKING = sys.platform.startswith("linux")
 
 
 class Pyttsx3Engine(Engine):
@@ -39,7 +39,7 @@ class Pyttsx3Engine(Engine):
         # Ask the worker once: it proves pyttsx3 and its backend load, and
         # brings the version and voices back in one start-up.
         self._info = _worker_info(tuple(WORKER))
-        self._idle: list[_Server] = []  # serving workers between two lines
+        self._idle: list[_ForkingWorker] = []  # forking workers between two lines
         self._lock = threading.Lock()
 
     def version(self) -> str:
@@ -54,37 +54,37 @@ class Pyttsx3Engine(Engine):
     def synthesize(self, text: str, voice: str, rate: int, volume: float, path: Path, timeout: float) -> None:
         request = json.dumps({"text": text, "voice": voice, "rate": rate, "volume": volume, "path": str(path)})
         # No mention of the text here: the speech layer names it in its message.
-        if not SERVING:
+        if not FORKING:
             _run_worker(list(WORKER), request, timeout)
             return
         with self._lock:
-            server = self._idle.pop() if self._idle else None
-        if server is None:
-            server = _Server(list(WORKER))
+            worker = self._idle.pop() if self._idle else None
+        if worker is None:
+            worker = _ForkingWorker(list(WORKER))
         try:
-            server.speak(request, timeout)
+            worker.speak(request, timeout)
         except BaseException:
-            server.kill()  # it may be stuck in the middle of a line: never asked again
+            worker.kill()  # it may be stuck in the middle of a line: never asked again
             raise
         with self._lock:
-            self._idle.append(server)
+            self._idle.append(worker)
 
     def close(self) -> None:
         with self._lock:
             idle, self._idle = self._idle, []
-        for server in idle:
-            server.close()
+        for worker in idle:
+            worker.close()
 
 
-class _Server:
-    """A pyttsx3 worker started with --serve: a request a line in, an answer a line out."""
+class _ForkingWorker:
+    """A pyttsx3 worker started with --fork: a request a line in, an answer a line out."""
 
     def __init__(self, command: list[str]) -> None:
         # What it says on stderr (only why it failed to start or stopped) goes to a file, which never fills
         # up and blocks it as a pipe would, and is read when it is gone.
         self._said = tempfile.TemporaryFile()
         try:
-            self._process = subprocess.Popen([*command, "--serve"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            self._process = subprocess.Popen([*command, "--fork"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                               stderr=self._said, bufsize=0)
         except OSError as error:
             self._said.close()

@@ -3,7 +3,7 @@
 Reads a JSON request on stdin and writes the WAV; with --info, prints the
 version and voices as JSON. Errors end with one line on stderr and exit 3.
 
-With --serve (Linux), it loads pyttsx3 once and speaks a request a line,
+With --fork (Linux), it loads pyttsx3 once and speaks a request a line,
 each in a child forked from it: a fresh pyttsx3 engine for every line, as in
 a process of its own, without starting Python and loading pyttsx3 every
 time (that was four fifths of the work). Each request is answered with a
@@ -28,8 +28,8 @@ def main() -> int:
     try:
         if sys.argv[1:] == ["--info"]:
             answer.write(json.dumps(info()))
-        elif sys.argv[1:] == ["--serve"]:
-            serve(answer)
+        elif sys.argv[1:] == ["--fork"]:
+            speak_forked(answer)
         else:
             speak(json.loads(sys.stdin.read()))
     except Exception as error:  # the parent shows this line to the user
@@ -40,7 +40,7 @@ def main() -> int:
     return 0
 
 
-def serve(answer: TextIO) -> None:
+def speak_forked(answer: TextIO) -> None:
     """Answer each request on stdin, a line each, by speaking it in a child of this process."""
     _loaded()
     # pyttsx3 prints a line for every file it saves: no one reads them here.
