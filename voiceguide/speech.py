@@ -191,11 +191,10 @@ class Speech:
         self._voices: dict[tuple[str, str | None, Path | None], str] = {}
         self._clips: dict[Line, Clip] = {}
         self._speaking = threading.BoundedSemaphore(self.jobs)  # engines at work at once
-        # What start began: the threads, the folder the engines write to, each clip's future and its line.
+        # What start began: the threads, the folder the engines write to, and each clip's future and key.
         self._pool: ThreadPoolExecutor | None = None
         self._folder: tempfile.TemporaryDirectory | None = None
         self._futures: dict[Future, str] = {}
-        self._lines: dict[str, Line] = {}
 
     def engine(self, name: str, where: Location | None = None) -> Engine:
         if name not in self._engines:
@@ -236,7 +235,7 @@ class Speech:
             if line in self._clips:
                 continue
             key = self.key(line)
-            if key in self._lines:
+            if key in self._futures.values():
                 continue  # on its way
             clip = self.cache.get(key)
             if clip is None:
@@ -254,7 +253,6 @@ class Speech:
         folder = Path(self._folder.name)
         # The longest lines first, so that the last to be spoken are short and the cores finish together.
         for key in sorted(missing, key=lambda key: -len(missing[key].text)):
-            self._lines[key] = missing[key]
             self._futures[self._pool.submit(self._synthesize, missing[key], folder / f"{key}.wav")] = key
 
     def prepare(self, lines: list[Line], progress: Progress | None = None,
@@ -296,7 +294,7 @@ class Speech:
         if self._folder is not None:
             self._folder.cleanup()
         self._pool, self._folder = None, None
-        self._futures, self._lines = {}, {}
+        self._futures = {}
 
     def clip(self, line: Line) -> Clip:
         if line not in self._clips:

@@ -140,8 +140,7 @@ class _ForkingWorker:
         try:
             self._process.wait(timeout=INFO_TIMEOUT)
         except subprocess.TimeoutExpired:
-            self._process.kill()
-            self._process.wait()
+            self.kill()
         self._said.close()
 
 

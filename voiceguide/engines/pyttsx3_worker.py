@@ -53,12 +53,13 @@ def speak_forked(answer: TextIO) -> None:
 def _spoken_in_child(request: dict) -> dict:
     """Speak ``request`` in a forked child (which makes its own pyttsx3 engine); {} or {"error": why}."""
     read, write = os.pipe()
+    parent = os.getpid()
     child = os.fork()
     if child == 0:
         os.close(read)
         code = 0
         try:
-            _die_with_parent()
+            _die_with(parent)
             speak(request)
         except BaseException as error:  # said to the parent, which answers with it
             os.write(write, f"{type(error).__name__}: {error}".encode())
@@ -73,12 +74,11 @@ def _spoken_in_child(request: dict) -> dict:
     return {"error": why or f"the speaking process ended with status {status}"}
 
 
-def _die_with_parent() -> None:
-    """Linux ends this process when the one that forked it ends (killed after a timeout, say)."""
+def _die_with(parent: int) -> None:
+    """Linux ends this process when ``parent``, which forked it, ends (killed after a timeout, say)."""
     import ctypes
     import signal
 
-    parent = os.getppid()
     ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     if os.getppid() != parent:  # it ended before that took hold
         os._exit(1)
@@ -209,7 +209,7 @@ def _complete(path: str) -> bool:
 if __name__ == "__main__":
     code = main()
     # The WAV and the answer are complete: leaving without Python's teardown (and espeak-ng's) saves 15 to
-    # 25 ms a line, and a build speaks every line in a worker of its own.
+    # 25 ms, for every line where a worker speaks one line (not forking: see Pyttsx3Engine).
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)
