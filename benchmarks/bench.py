@@ -384,7 +384,7 @@ class Bench:
         voices are asked once, outside the timing: a build finds them kept on
         disk (see tools.remembered), as these builds do.
         """
-        worker = [sys.executable, "-m", "voiceguide.engines.pyttsx3_worker"]
+        worker = [sys.executable, "-m", "voiceguide.speech.engines.pyttsx3_worker"]
         lines = {(e["text"], e["voice"].get("rate"), e["voice"].get("volume", 1.0))
                  for e in timeline["events"] if "text" in e}
         folder = self.root / "synthesis"

@@ -13,11 +13,11 @@ from audio_probe import decode
 from click.testing import CliRunner
 from test_phone import ebur128
 
-from voiceguide.background import LOOP_LENGTH, Bed, loop_of, looped
 from voiceguide.cli import cli
 from voiceguide.errors import Location
+from voiceguide.render.bed import LOOP_LENGTH, Bed, loop_of, looped
 from voiceguide.routine import Background, load_routine
-from voiceguide.timeline import SAMPLE_RATE
+from voiceguide.units import SAMPLE_RATE
 
 TONE_HZ = 56  # under the lowest harmonic of the voice, so the bed can be measured while words are spoken
 
@@ -255,10 +255,10 @@ def test_bed_forecast_predicts_the_mix(sound: str, tmp_path: Path, speech_cache:
     """The bed's level is searched on a forecast: the words' and the bed's energies added. At a bed far under
     the words, level with them and above them, it gives what mixing the whole session and measuring it gives."""
     from voiceguide import render
-    from voiceguide.background import bed_of
+    from voiceguide.api import plan_session
     from voiceguide.loudness import Loudness
     from voiceguide.overrides import Overrides
-    from voiceguide.session import plan_session
+    from voiceguide.render.bed import bed_of
     from voiceguide.sounds import Sounds
     from voiceguide.speech import ClipCache, Speech
 

@@ -22,6 +22,7 @@ import time
 import wave
 from pathlib import Path
 
+import audio_probe
 import imageio_ffmpeg
 import numpy as np
 import pytest
@@ -30,7 +31,6 @@ from click.testing import CliRunner, Result
 from mutagen.id3 import ID3
 from mutagen.mp3 import MP3, BitrateMode
 
-import audio_probe
 from voiceguide import tools
 from voiceguide.cli import cli
 from voiceguide.errors import AudioError, EngineError
@@ -43,7 +43,7 @@ PIRIFORMIS = ROOT / "scripts" / "piriformis-stretch.yaml"
 SHORT = ("--hold-scale", "0.25")  # box breathing in about 70 s of audio
 TOLERANCE = 0.050  # seconds
 SAMPLE_RATE = audio_probe.SAMPLE_RATE
-WORKER = "voiceguide.engines.pyttsx3_engine.WORKER"
+WORKER = "voiceguide.speech.engines.pyttsx3_engine.WORKER"
 
 
 # --- running the program -------------------------------------------------------------------------
@@ -84,7 +84,7 @@ def fake_worker(action: str) -> list[str]:
     """A pyttsx3 worker that answers --info like the real one, and runs ``action`` instead of speaking."""
     code = ("import runpy, sys\n"
             "if sys.argv[1:] == ['--info']:\n"
-            "    runpy.run_module('voiceguide.engines.pyttsx3_worker', run_name='__main__')\n"
+            "    runpy.run_module('voiceguide.speech.engines.pyttsx3_worker', run_name='__main__')\n"
             f"{action}\n")
     return [sys.executable, "-c", code]
 
@@ -365,7 +365,7 @@ def test_a_worker_that_forks_a_child_a_line_speaks_what_a_worker_a_line_speaks(t
     routine = tiny_routine(tmp_path, "Let your shoulders drop. Breathe in through your nose, and out slowly.")
     plan_json(routine, tmp_path / "forked")
     assert workers_running() == []
-    monkeypatch.setattr("voiceguide.engines.pyttsx3_engine.FORKING", False)
+    monkeypatch.setattr("voiceguide.speech.engines.pyttsx3_engine.FORKING", False)
     plan_json(routine, tmp_path / "one-each")
     forked, one_each = clips(tmp_path / "forked"), clips(tmp_path / "one-each")
     assert len(forked) == 1 and forked.keys() == one_each.keys()
@@ -377,11 +377,11 @@ def test_a_worker_that_forks_a_child_a_line_speaks_what_a_worker_a_line_speaks(t
 def test_a_line_that_hangs_in_a_forked_child_is_given_up_and_leaves_nothing_running(tmp_path: Path) -> None:
     """The child a forking worker forked hangs: after the timeout the engine kills the worker, and the child
     goes with it; the next line gets a worker of its own."""
-    from voiceguide.engines import pyttsx3_engine
+    from voiceguide.speech.engines import pyttsx3_engine
 
     hanging = [sys.executable, "-c", (
         "import os, sys, time\n"
-        "import voiceguide.engines.pyttsx3_worker as worker\n"
+        "import voiceguide.speech.engines.pyttsx3_worker as worker\n"
         "def speak(request):\n"
         "    open(request['path'] + '.pid', 'w').write(str(os.getpid()))\n"
         "    time.sleep(120)\n"
@@ -683,11 +683,11 @@ SLOW_WRITE_WORKER = [sys.executable, "-c", (
     "    self._file.flush()\n"
     "    time.sleep(0.5)  # a loaded machine or slow disk between header and data\n"
     "wave.Wave_write._write_header = slow\n"
-    "runpy.run_module('voiceguide.engines.pyttsx3_worker', run_name='__main__')\n")]
+    "runpy.run_module('voiceguide.speech.engines.pyttsx3_worker', run_name='__main__')\n")]
 
 
 def test_worker_exits_only_after_the_whole_wav_is_written(tmp_path: Path) -> None:
-    from voiceguide.engines import pyttsx3_engine
+    from voiceguide.speech.engines import pyttsx3_engine
 
     info = pyttsx3_engine._worker_info(tuple(pyttsx3_engine.WORKER))
     path = tmp_path / "clip.wav"

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from voiceguide.chimes import SAMPLE_RATE, synthesize
 from voiceguide.routine import BUILTIN_CHIMES
+from voiceguide.sounds.chimes import SAMPLE_RATE, synthesize
 
 SOUNDING = [name for name in BUILTIN_CHIMES if name != "none"]
 FULL_SCALE = 32768.0

@@ -1,4 +1,4 @@
-"""Coaching cues: each sits where the plan says, inside its hold or rest, and never moves a hold.
+"""CueSettings cues: each sits where the plan says, inside its hold or rest, and never moves a hold.
 
 Rules are checked on plans made with stand-in clip lengths (no engine); the
 rendered MP3 is decoded and each cue found where the plan puts it.
@@ -10,13 +10,14 @@ import json
 from pathlib import Path
 
 import pytest
+from audio_probe import decode, first_loud, max_level, measure_timeline, worst
 from click.testing import CliRunner
 
-from audio_probe import decode, first_loud, max_level, measure_timeline, worst
 from voiceguide.cli import cli
-from voiceguide.planner import expand, place
+from voiceguide.plan.planner import expand, place
+from voiceguide.plan.timeline import STRIKE_SPACING_MS, Timeline
 from voiceguide.routine import Voice, load_routine
-from voiceguide.timeline import SAMPLE_RATE, STRIKE_SPACING_MS, Timeline, samples
+from voiceguide.units import SAMPLE_RATE, samples
 
 DEFAULTS = Voice(engine="pyttsx3", rate=160, volume=1.0)
 WORD = SAMPLE_RATE // 4  # stand-in speech: a quarter second per word

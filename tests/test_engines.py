@@ -1,4 +1,4 @@
-"""Engines as plugins: the table comes from the `voiceguide.engines` entry-point group.
+"""Engines as plugins: the table comes from the `voiceguide.speech.engines` entry-point group.
 
 A third-party engine is installed here as a real distribution would be: a
 module and a ``*.dist-info`` folder with its entry points, put on sys.path.
@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from voiceguide import engines
 from voiceguide.cli import cli
 from voiceguide.errors import EngineError, InputError
+from voiceguide.speech import engines
 
 ROOT = Path(__file__).resolve().parent.parent
 BOX = ROOT / "scripts" / "box-breathing.yaml"
@@ -32,7 +32,7 @@ import wave
 
 import numpy as np
 
-from voiceguide.engines import Engine, VoiceInfo
+from voiceguide.speech.engines import Engine, VoiceInfo
 
 
 class HumEngine(Engine):
@@ -87,8 +87,8 @@ def invoke(*args: object) -> Result:
 
 def test_builtin_engines_are_registered_as_entry_points() -> None:
     registered = {e.name: e.value for e in metadata.entry_points(group=engines.ENTRY_POINT_GROUP)}
-    assert registered["pyttsx3"] == "voiceguide.engines.pyttsx3_engine:Pyttsx3Engine"
-    assert registered["piper"] == "voiceguide.engines.piper_engine:PiperEngine"
+    assert registered["pyttsx3"] == "voiceguide.speech.engines.pyttsx3_engine:Pyttsx3Engine"
+    assert registered["piper"] == "voiceguide.speech.engines.piper_engine:PiperEngine"
     assert {"pyttsx3", "piper"} <= set(engines.engine_names())
 
 
@@ -132,7 +132,7 @@ def test_a_broken_plugin_fails_alone_naming_itself(plugins: Path) -> None:
 
 def test_a_plugin_that_is_not_an_engine_is_refused(plugins: Path) -> None:
     install_plugin(plugins, "voiceguide-odd", "odd = odd_engine:Odd\nmisnamed = odd_engine:Misnamed", "odd_engine",
-                   "from voiceguide.engines.pyttsx3_engine import Pyttsx3Engine\n"
+                   "from voiceguide.speech.engines.pyttsx3_engine import Pyttsx3Engine\n"
                    "class Odd:\n    name = 'odd'\n"
                    "class Misnamed(Pyttsx3Engine):\n    pass\n")
     with pytest.raises(EngineError, match=r"^engine 'odd' \(odd_engine:Odd from package voiceguide-odd\) "
@@ -168,7 +168,7 @@ def test_the_engine_table_is_kept_until_a_package_changes(plugins: Path) -> None
 
 def test_a_command_does_not_import_the_package_metadata_once_the_table_is_kept(tmp_path: Path) -> None:
     """importlib.metadata costs every command 40 ms to import: asked once, the table is kept on disk."""
-    probe = ("import sys, voiceguide.engines as e; e.create_engine('pyttsx3'); "
+    probe = ("import sys, voiceguide.speech.engines as e; e.create_engine('pyttsx3'); "
              "print('importlib.metadata' in sys.modules)")
     env = dict(os.environ, VOICEGUIDE_CACHE_DIR=str(tmp_path / "cache"))
     said = [subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True).stdout

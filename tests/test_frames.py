@@ -13,15 +13,16 @@ import struct
 import subprocess
 from pathlib import Path
 
+import audio_probe
 import numpy as np
 import pytest
 from click.testing import CliRunner
 from mutagen.mp3 import MP3
 
-import audio_probe
 from voiceguide import mp3, render
 from voiceguide.cli import cli
-from voiceguide.mp3 import DELAY, FRAME, Frames, crc16, crc_after_zeros, frame_bytes, lame_command
+from voiceguide.mp3 import Frames, crc16, crc_after_zeros, frame_bytes, lame_command
+from voiceguide.units import DELAY, FRAME
 
 ROOT = Path(__file__).resolve().parent.parent
 BOX = ROOT / "scripts" / "box-breathing.yaml"

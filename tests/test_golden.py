@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from golden_builds import HASHES, builds, identity, sha256_of_build
 
 pytestmark = pytest.mark.slow

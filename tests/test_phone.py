@@ -11,11 +11,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from audio_probe import decode, ffmpeg, loudness
 from click.testing import CliRunner
 from mutagen.id3 import ID3
 from PIL import Image
 
-from audio_probe import decode, ffmpeg, loudness
 from voiceguide.cli import cli
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -194,9 +194,9 @@ def test_forecast_predicts_the_mix(script: str, speech_cache: Path) -> None:
     """The level search's forecast of the loudness, at gains that the limiter does not touch and at gains it
     works hard at, is what mixing the session and measuring it gives."""
     from voiceguide import render
+    from voiceguide.api import plan_session
     from voiceguide.loudness import Forecast, Loudness
     from voiceguide.overrides import Overrides
-    from voiceguide.session import plan_session
     from voiceguide.sounds import Sounds
     from voiceguide.speech import ClipCache, Speech
 

@@ -17,16 +17,16 @@ from click.testing import CliRunner, Result
 
 from voiceguide import speech as speech_module
 from voiceguide.cli import cli
-from voiceguide.engines import piper_engine
-from voiceguide.engines.piper_engine import (
+from voiceguide.errors import EngineUnavailable, VoiceError
+from voiceguide.speech.engines import piper_engine
+from voiceguide.speech.engines.piper_engine import (
     FIXED_SHARE,
     LENGTH_SCALE_RANGE,
     NATURAL_RATE,
     PiperEngine,
     length_scale,
 )
-from voiceguide.engines.pyttsx3_engine import Pyttsx3Engine
-from voiceguide.errors import EngineUnavailable, VoiceError
+from voiceguide.speech.engines.pyttsx3_engine import Pyttsx3Engine
 
 ROOT = Path(__file__).resolve().parent.parent
 BOX = ROOT / "scripts" / "box-breathing.yaml"

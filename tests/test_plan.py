@@ -11,9 +11,10 @@ from click.testing import CliRunner
 
 from voiceguide.cli import cli
 from voiceguide.durations import format_clock, spoken_duration
+from voiceguide.plan.planner import expand, place
+from voiceguide.plan.timeline import Line
 from voiceguide.routine import Voice, load_routine
-from voiceguide.planner import expand, place
-from voiceguide.timeline import SAMPLE_RATE, Line
+from voiceguide.units import SAMPLE_RATE
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPTS = sorted((ROOT / "scripts").glob("*.yaml"))

@@ -14,7 +14,7 @@ import subprocess
 import warnings
 import wave
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 import numpy as np
 
@@ -23,13 +23,18 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore", RuntimeWarning)
     from pydub import AudioSegment
 
-from voiceguide import tools
 from voiceguide.errors import AudioError
-from voiceguide.timeline import SAMPLE_RATE
+from voiceguide.units import SAMPLE_RATE
+
+if TYPE_CHECKING:
+    from voiceguide.tools import Tools
 
 
-def decode(path: Path, seconds: float | None = None) -> np.ndarray:
-    """Samples of a sound file (its first ``seconds``) as 44.1 kHz mono int16; AudioError if it is not audio."""
+def decode(path: Path, tools: Tools, seconds: float | None = None) -> np.ndarray:
+    """Samples of a sound file (its first ``seconds``) as 44.1 kHz mono int16; AudioError if it is not audio.
+
+    A plain WAV is read directly; anything else through ``tools``' ffmpeg.
+    """
     try:
         with open(path, "rb") as file:
             is_wav = file.read(4) == b"RIFF"
@@ -48,7 +53,7 @@ def decode(path: Path, seconds: float | None = None) -> np.ndarray:
         except Exception:  # a WAV pydub cannot parse (float, extensible): let ffmpeg read it
             segment = None
     if segment is None:
-        segment = AudioSegment.from_wav(io.BytesIO(_ffmpeg_to_wav(path, seconds)))
+        segment = AudioSegment.from_wav(io.BytesIO(_ffmpeg_to_wav(tools.ffmpeg, path, seconds)))
     segment = segment.set_channels(1).set_sample_width(2)
     samples = np.frombuffer(segment.raw_data, dtype="<i2")
     return resample(samples, segment.frame_rate)
@@ -112,8 +117,8 @@ def _plain_wav(path: Path) -> tuple[np.ndarray, int] | None:
     return data, rate
 
 
-def _ffmpeg_to_wav(path: Path, seconds: float | None = None) -> bytes:
-    command = [tools.ffmpeg(), "-nostdin", "-v", "error", "-i", str(path),
+def _ffmpeg_to_wav(ffmpeg: str, path: Path, seconds: float | None = None) -> bytes:
+    command = [ffmpeg, "-nostdin", "-v", "error", "-i", str(path),
                "-vn", "-ac", "1", "-ar", str(SAMPLE_RATE), "-c:a", "pcm_s16le", "-f", "wav", "-"]
     if seconds is not None:
         command[-3:-3] = ["-t", f"{seconds:g}"]

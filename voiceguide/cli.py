@@ -11,22 +11,25 @@ import json
 import os
 import sys
 import traceback
+from collections.abc import Callable
 from enum import IntEnum
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import click
 
-from voiceguide import __version__
+from voiceguide import __version__, api
 from voiceguide.durations import format_clock
+from voiceguide.environment import Environment
 from voiceguide.errors import InputError, RoutineError, VoiceguideError
-from voiceguide.mp3 import BITRATES, DEFAULT_BITRATE
-from voiceguide.overrides import HoldSetting, Overrides, check_scale, load_profile, parse_hold_option
-from voiceguide.routine import RATE_RANGE, Voice, load_routine
-from voiceguide.session import DEFAULT_TARGET_LUFS
+from voiceguide.overrides import HoldSetting, Overrides, check_scale, parse_hold_option
+from voiceguide.routine import RATE_RANGE, Voice
+from voiceguide.units import milliseconds
+
+# The MP3 bitrates a phone plays in CBR, in kbps (voiceguide.mp3.BITRATES, not imported: it loads numpy).
+BITRATES = (32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320)
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}
-OUTPUT_DIR = Path("output")
 
 
 class Exit(IntEnum):
@@ -68,7 +71,7 @@ class SidecarType(click.ParamType):
     name = "KINDS"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> tuple[str, ...]:
-        from voiceguide.sidecars import SIDECARS
+        from voiceguide.export.sidecars import SIDECARS
 
         if isinstance(value, tuple):
             return value
@@ -127,14 +130,12 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
 cache_dir_option = click.option(
     "--cache-dir", type=click.Path(file_okay=False, path_type=Path),
-    help="Where spoken clips are kept (default: the user cache folder; or $VOICEGUIDE_CACHE_DIR).")
+    help="Where everything made is kept: clips, sounds, encoded pieces, levels (default: $VOICEGUIDE_CACHE_DIR, "
+         "or the user cache folder).")
 
 
-def _clip_cache(cache_dir: Path | None):
-    from voiceguide.speech import ClipCache
-    from voiceguide.tools import default_cache_dir
-
-    return ClipCache(cache_dir or default_cache_dir())
+def _environment(cache_dir: Path | None = None) -> Environment:
+    return Environment.from_os(cache_dir)
 
 
 def _check_voice_model(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path | None:
@@ -164,8 +165,9 @@ def session_options(command: Callable) -> Callable:
     return functools.reduce(lambda f, option: option(f), reversed(options), command)
 
 
-def _overrides(holds: tuple[tuple[str, int], ...], hold_scale: float | None, profile: Path | None,
-               engine: str | None, voice: str | None, rate: int | None, voice_model: Path | None) -> Overrides:
+def _overrides(environment: Environment, holds: tuple[tuple[str, int], ...], hold_scale: float | None,
+               profile: Path | None, engine: str | None, voice: str | None, rate: int | None,
+               voice_model: Path | None) -> Overrides:
     if voice_model is not None:
         if voice is not None:
             raise click.UsageError("--voice and --voice-model both choose the voice; give one of them")
@@ -176,34 +178,30 @@ def _overrides(holds: tuple[tuple[str, int], ...], hold_scale: float | None, pro
         hold_scale=hold_scale,
         voice=Voice(engine=engine, voice=voice, rate=rate, engine_at=None, voice_at=None),
     )
-    return command_line.over(load_profile(profile)) if profile else command_line
+    return command_line.over(api.load_profile(profile, environment)) if profile else command_line
 
 
-def _plan(routine: Path, options: dict[str, Any], building: bool = False):
-    from voiceguide.session import plan_session
-    from voiceguide.sounds import Sounds
-    from voiceguide.speech import Speech
-
-    overrides = _overrides(options["holds"], options["hold_scale"], options["profile"],
+def _plan(routine: Path, options: dict[str, Any], building: bool = False) -> api.Session:
+    environment = _environment(options["cache_dir"])
+    overrides = _overrides(environment, options["holds"], options["hold_scale"], options["profile"],
                            options["engine"], options["voice"], options["rate"], options["voice_model"])
-    speech = Speech(_clip_cache(options["cache_dir"]), jobs=options["jobs"])
-    sounds = Sounds(speech.cache)
-    with _Progress(options["quiet"]) as progress:
-        session = plan_session(routine, overrides, speech, sounds, progress, building)
+    loaded = api.adjust(api.load(routine, environment), profile=overrides)
+    with _Progress(options["quiet"] or not environment.is_terminal) as progress:
+        session = api.plan(loaded, overrides.voice, environment, options["jobs"], progress, for_build=building)
     warnings = list(session.timeline.warnings)
     if warnings and options["strict"]:
         raise RoutineError(warnings)
     for warning in warnings:
         click.echo(f"{warning.where}: warning: {warning.message}", err=True)
-    return session, speech, sounds
+    return session
 
 
 class _Progress:
     """A progress bar on stderr that appears only once there is something to synthesize."""
 
     def __init__(self, quiet: bool):
-        # A bar in a log file is noise: show it only to a person at a terminal.
-        self.quiet = quiet or not sys.stderr.isatty()
+        # A bar in a log file is noise: the caller shows it only to a person at a terminal.
+        self.quiet = quiet
         self.bar: Any = None
         self.shown = 0
 
@@ -234,9 +232,10 @@ def check(routines: tuple[Path, ...]) -> None:
       voiceguide check scripts/*.yaml
     """
     failed = False
+    environment = _environment()
     for path in routines:
         try:
-            routine = load_routine(path)
+            routine = api.load(path, environment)
         except InputError as error:
             for line in error.lines():
                 click.echo(line, err=True)
@@ -260,7 +259,7 @@ def plan(routine: Path, as_json: bool, **options: Any) -> None:
       voiceguide plan scripts/sciatica-self-massage.yaml --hold-scale 1.5
       voiceguide plan scripts/stretch.yaml --json
     """
-    session, _, _ = _plan(routine, options)
+    session = _plan(routine, options)
     if as_json:
         click.echo(json.dumps(session.timeline.to_json(), indent=2, ensure_ascii=False))
     else:
@@ -273,9 +272,9 @@ def plan(routine: Path, as_json: bool, **options: Any) -> None:
 @session_options
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
               help="Where to write the MP3 (default: output/ROUTINE.mp3).")
-@click.option("--bitrate", type=click.Choice([str(b) for b in BITRATES]), default=str(DEFAULT_BITRATE),
+@click.option("--bitrate", type=click.Choice([str(b) for b in BITRATES]), default=str(api.DEFAULT_BITRATE),
               show_default=True, help="MP3 bitrate in kbps (constant).")
-@click.option("--loudness", type=click.FloatRange(-40, -6), default=DEFAULT_TARGET_LUFS, show_default=True,
+@click.option("--loudness", type=click.FloatRange(-40, -6), default=api.DEFAULT_LOUDNESS, show_default=True,
               help="Integrated loudness to reach, in LUFS (-16 is the spoken-word norm).")
 @click.option("--with", "sidecars", type=SidecarType(), default="",
               help="Sidecar files to write beside the MP3, comma-separated: lrc, vtt, json, m3u.")
@@ -288,12 +287,10 @@ def build(routine: Path, output: Path | None, bitrate: str, loudness: float, sid
       voiceguide build scripts/sciatica-self-massage.yaml
       voiceguide build scripts/stretch.yaml --hold hamstring=45s -o ~/stretch.mp3
     """
-    from voiceguide.session import build_session
-
-    session, speech, sounds = _plan(routine, options, building=True)
-    target = output or OUTPUT_DIR / f"{routine.stem}.mp3"
-    built = build_session(session, speech, sounds, target, int(bitrate), loudness, sidecars)
-    duration = format_clock(round(session.timeline.duration * 1000 / 44100))
+    session = _plan(routine, options, building=True)
+    target = output or session.environment.output_dir / f"{routine.stem}.mp3"
+    built = api.build(session, target, int(bitrate), loudness, sidecars)
+    duration = format_clock(milliseconds(session.timeline.duration))
     click.echo(f"{target}  {duration}  {built.size / 1_000_000:.1f} MB")
     background = session.routine.background
     if background is not None and built.level.bed_level is not None and built.level.bed_level < background.level - 0.5:
@@ -314,9 +311,9 @@ def voices(engine: str, as_json: bool) -> None:
       voiceguide voices | grep -i english
       voiceguide voices --engine piper
     """
-    from voiceguide.engines import create_engine
+    from voiceguide.speech.engines import create_engine
 
-    found = create_engine(engine).voices()
+    found = create_engine(engine, _environment()).voices()
     if as_json:
         click.echo(json.dumps([{"id": v.id, "name": v.name, "languages": list(v.languages)} for v in found], indent=2))
         return
@@ -343,11 +340,12 @@ def serve(folder: Path | None, host: str, port: int) -> None:
     """
     from voiceguide.serve import Library, SessionServer, is_local, qr_code, url_for
 
-    library = Library(folder or OUTPUT_DIR)
+    output_dir = _environment().output_dir
+    library = Library(folder or output_dir)
     server = SessionServer(library, host, port)
     url = url_for(host, server.port)
     count = len(library.sessions())
-    click.echo(f"Serving {count} session{'s' if count != 1 else ''} from {folder or OUTPUT_DIR} at {url}")
+    click.echo(f"Serving {count} session{'s' if count != 1 else ''} from {folder or output_dir} at {url}")
     if is_local(host):
         click.echo("Only this computer can open it; for a phone on the same Wi-Fi, add --host 0.0.0.0.")
     else:
@@ -381,7 +379,7 @@ def cache_info(cache_dir: Path | None) -> None:
     Example:
       voiceguide cache info
     """
-    store = _clip_cache(cache_dir)
+    store = _environment(cache_dir).cache
     count, size = store.info()
     click.echo(f"{store.root}\n{count} clips, {size / 1_000_000:.1f} MB")
 
@@ -395,7 +393,7 @@ def cache_clear(cache_dir: Path | None) -> None:
     Example:
       voiceguide cache clear
     """
-    store = _clip_cache(cache_dir)
+    store = _environment(cache_dir).cache
     click.echo(f"removed {store.clear()} clips from {store.root}")
 
 

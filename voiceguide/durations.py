@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Callable, Mapping
+from collections.abc import Callable, Mapping
 
 MS_PER_UNIT = {
     "h": 3_600_000, "hr": 3_600_000, "hrs": 3_600_000, "hour": 3_600_000, "hours": 3_600_000,
@@ -50,12 +50,12 @@ def parse_duration(value: object) -> int:
         return _whole_ms(float(text) * 1000, value)
     clock = _CLOCK.fullmatch(text)
     if clock:
-        hours, minutes, seconds = clock.groups()
+        hours, minutes, secs = clock.groups()
         if hours is not None and int(minutes) >= 60:
             raise DurationError(f"minutes must be under 60 in {value!r}")
-        if float(seconds) >= 60:
+        if float(secs) >= 60:
             raise DurationError(f"seconds must be under 60 in {value!r}")
-        total = int(hours or 0) * 3600 + int(minutes) * 60 + float(seconds)
+        total = int(hours or 0) * 3600 + int(minutes) * 60 + float(secs)
         return _whole_ms(total * 1000, value)
     return _parse_units(text, value)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from voiceguide.durations import DurationError, format_clock, parse_duration
@@ -48,9 +49,10 @@ def check_scale(value: float) -> float:
     return value
 
 
-def load_profile(path: str | os.PathLike[str]) -> Overrides:
-    """Read a profile file; raise RoutineError listing every problem in it."""
-    checker = Checker()
+def load_profile(path: str | os.PathLike[str], engines: Sequence[str]) -> Overrides:
+    """Read the profile file at ``path``, whose voice may name ``engines``; raise RoutineError listing every
+    problem in it."""
+    checker = Checker(engines)
     data, where = read_yaml(path, "profile", checker.problems)
     table = checker.mapping(data, where, "a profile", PROFILE_KEYS)
     holds: dict[str, HoldSetting] = {}
@@ -59,10 +61,11 @@ def load_profile(path: str | os.PathLike[str]) -> Overrides:
     if table is not None:
         if "holds" in table:
             entries = checker.mapping(table["holds"], table.at("holds"), "'holds'", None)
-            for step_id in entries or {}:
-                ms = checker.duration(entries, step_id, allow_zero=False)
-                if ms is not None:
-                    holds[step_id] = HoldSetting(ms, str(entries.key_at[step_id]))
+            if entries is not None:
+                for step_id in entries:
+                    ms = checker.duration(entries, step_id, allow_zero=False)
+                    if ms is not None:
+                        holds[step_id] = HoldSetting(ms, str(entries.key_at[step_id]))
         if "hold-scale" in table:
             value = table["hold-scale"]
             try:

@@ -1,8 +1,9 @@
 """Find the external programs voiceguide runs: ffmpeg and the espeak-ng library.
 
 The system's copies are preferred; the ones shipped in the imageio-ffmpeg and
-espeakng-loader wheels make a plain `pip install` work without root.
-VOICEGUIDE_BUNDLED=1 forces the shipped copies (for tests and bug reports).
+espeakng-loader wheels make a plain `pip install` work without root. An
+environment that says ``bundled`` (VOICEGUIDE_BUNDLED=1) takes the shipped
+copies, which tells a system problem from one of ours.
 """
 
 from __future__ import annotations
@@ -15,121 +16,91 @@ import json
 import os
 import shutil
 import sys
-import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from voiceguide.errors import AudioError, EngineError
 
-BUNDLED_ENV = "VOICEGUIDE_BUNDLED"
-
-
-def force_bundled() -> bool:
-    return os.environ.get(BUNDLED_ENV, "") not in ("", "0")
-
-
-@functools.lru_cache(maxsize=None)
-def ffmpeg() -> str:
-    """Path of the ffmpeg to run."""
-    system = None if force_bundled() else shutil.which("ffmpeg")
-    if system:
-        return system
-    spec = importlib.util.find_spec("imageio_ffmpeg")
-    if spec is None or spec.origin is None:
-        raise AudioError("ffmpeg not found: install it, or `pip install imageio-ffmpeg`")
-    try:
-        return _bundled_ffmpeg(Path(spec.origin))
-    except (ImportError, RuntimeError) as error:
-        raise AudioError(f"ffmpeg not found: {error}") from None
-
-
-def _bundled_ffmpeg(package: Path) -> str:
-    """imageio-ffmpeg's ffmpeg. Finding it imports imageio-ffmpeg and runs its ffmpeg once to see that it
-    works, a tenth of a second that every build would wait for: the answer is kept on disk, for this
-    installation of imageio-ffmpeg (its ``__init__.py``: where, how long, when written)."""
-
-    def ask() -> str:
-        import imageio_ffmpeg
-
-        return imageio_ffmpeg.get_ffmpeg_exe()
-
-    if os.environ.get("IMAGEIO_FFMPEG_EXE"):  # named by the user: imageio-ffmpeg takes it as it is
-        return ask()
-    stat = package.stat()
-    return remembered(kept("tools", "ffmpeg", [str(package), stat.st_size, stat.st_mtime_ns]), ask, os.path.isfile)
-
-
-def kept(folder: str, name: str, identity: object, suffix: str = ".txt") -> Path:
-    """Where an answer about installed software is kept (see remembered): a file named by what it depends
-    on, ``identity`` (anything JSON can write), so that a change to any of it asks again."""
-    digest = hashlib.sha256(json.dumps(identity).encode()).hexdigest()[:32]
-    return default_cache_dir() / folder / f"{name}-{digest}{suffix}"
-
-
-def remembered(path: Path, ask: Callable[[], str], usable: Callable[[str], bool],
-               max_age: float | None = None) -> str:
-    """An answer that takes a process start to get, kept in the small file ``path``: asked again when the
-    file is missing, older than ``max_age`` seconds, or its answer is no longer ``usable``."""
-    try:
-        if max_age is None or time.time() - path.stat().st_mtime < max_age:
-            answer = path.read_text()
-            if usable(answer):
-                return answer
-    except OSError:
-        pass
-    answer = ask()
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temp = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=".tmp")
-        with os.fdopen(handle, "w") as file:
-            file.write(answer)
-        os.replace(temp, path)
-    except OSError:
-        pass  # a read-only cache only costs the next run the same question
-    return answer
-
+if TYPE_CHECKING:
+    from voiceguide.cache import Cache
 
 # Where pyttsx3 looks for espeak-ng on Linux, in its order.
 _ESPEAK_NAMES = ("libespeak-ng.so.1", "/usr/local/lib/libespeak-ng.so.1")
 
 
-def system_espeak() -> str | None:
-    """The system's espeak-ng library as pyttsx3 would open it, or None (always None with VOICEGUIDE_BUNDLED).
+class Tools:
+    """The programs of one environment: the system's, or with ``bundled`` the ones shipped in wheels; answers
+    that take a process start are kept in ``cache``."""
 
-    The dynamic loader is asked, as pyttsx3 asks it: that takes a
-    millisecond, where ctypes.util.find_library runs ldconfig, gcc and ld
-    (a tenth of a second of work in every speech worker).
-    """
-    if force_bundled():
-        return None
-    for name in _ESPEAK_NAMES:
+    def __init__(self, bundled: bool, cache: Cache):
+        self.bundled = bundled
+        self.cache = cache
+
+    @functools.cached_property
+    def ffmpeg(self) -> str:
+        """Path of the ffmpeg to run."""
+        system = None if self.bundled else shutil.which("ffmpeg")
+        if system:
+            return system
+        spec = importlib.util.find_spec("imageio_ffmpeg")
+        if spec is None or spec.origin is None:
+            raise AudioError("ffmpeg not found: install it, or `pip install imageio-ffmpeg`")
         try:
-            ctypes.CDLL(name)
-        except OSError:
-            continue
-        return name
-    return None
+            return self._bundled_ffmpeg(Path(spec.origin))
+        except (ImportError, RuntimeError) as error:
+            raise AudioError(f"ffmpeg not found: {error}") from None
 
+    def _bundled_ffmpeg(self, package: Path) -> str:
+        """imageio-ffmpeg's ffmpeg. Finding it imports imageio-ffmpeg and runs its ffmpeg once to see that it
+        works, a tenth of a second that every build would wait for: the answer is kept, for this installation
+        of imageio-ffmpeg (its ``__init__.py``: where, how long, when written)."""
 
-def load_espeak() -> str:
-    """Make libespeak-ng loadable for pyttsx3; return 'system' or 'bundled'.
+        def ask() -> str:
+            import imageio_ffmpeg
 
-    Must run before pyttsx3 is imported: pyttsx3 opens the library by name at
-    import time, and a copy already loaded with RTLD_GLOBAL answers to that name.
-    """
-    if system_espeak():
-        return "system"
-    try:
-        import espeakng_loader
-    except ImportError:
-        raise EngineError(
-            "espeak-ng not found: install it (e.g. `apt install espeak-ng`) or `pip install espeakng-loader`"
-        ) from None
-    # Without its data path espeak-ng calls exit(1) inside initialisation.
-    os.environ["ESPEAK_DATA_PATH"] = espeakng_loader.get_data_path()
-    ctypes.CDLL(espeakng_loader.get_library_path(), mode=ctypes.RTLD_GLOBAL)
-    return "bundled"
+            return str(imageio_ffmpeg.get_ffmpeg_exe())
+
+        if os.environ.get("IMAGEIO_FFMPEG_EXE"):  # named by the user: imageio-ffmpeg takes it as it is
+            return ask()
+        stat = package.stat()
+        return self.cache.answer("ffmpeg", [str(package), stat.st_size, stat.st_mtime_ns], ask, os.path.isfile)
+
+    def system_espeak(self) -> str | None:
+        """The system's espeak-ng library as pyttsx3 would open it, or None (always None when bundled).
+
+        The dynamic loader is asked, as pyttsx3 asks it: that takes a
+        millisecond, where ctypes.util.find_library runs ldconfig, gcc and ld
+        (a tenth of a second of work in every speech worker).
+        """
+        if self.bundled:
+            return None
+        for name in _ESPEAK_NAMES:
+            try:
+                ctypes.CDLL(name)
+            except OSError:
+                continue
+            return name
+        return None
+
+    def load_espeak(self) -> str:
+        """Make libespeak-ng loadable for pyttsx3; return 'system' or 'bundled'.
+
+        Must run before pyttsx3 is imported: pyttsx3 opens the library by name at
+        import time, and a copy already loaded with RTLD_GLOBAL answers to that name.
+        """
+        if self.system_espeak():
+            return "system"
+        try:
+            import espeakng_loader
+        except ImportError:
+            raise EngineError(
+                "espeak-ng not found: install it (e.g. `apt install espeak-ng`) or `pip install espeakng-loader`"
+            ) from None
+        # Without its data path espeak-ng calls exit(1) inside initialisation; the variable is read by the
+        # library itself, in this process.
+        os.environ["ESPEAK_DATA_PATH"] = espeakng_loader.get_data_path()
+        ctypes.CDLL(espeakng_loader.get_library_path(), mode=ctypes.RTLD_GLOBAL)
+        return "bundled"
 
 
 def installed() -> str:
@@ -163,16 +134,3 @@ def release_freed_memory() -> None:
             ctypes.CDLL(None).malloc_trim(0)
         except (OSError, AttributeError):
             pass  # another C library: nothing to hand back this way
-
-
-CACHE_ENV = "VOICEGUIDE_CACHE_DIR"
-
-
-def default_cache_dir() -> Path:
-    """Where clips, levels and encoded frames are kept: VOICEGUIDE_CACHE_DIR, or the user's cache folder."""
-    configured = os.environ.get(CACHE_ENV)
-    if configured:
-        return Path(configured)
-    import platformdirs
-
-    return Path(platformdirs.user_cache_dir("voiceguide", appauthor=False))

@@ -21,7 +21,7 @@ MAX_BYTES = 1_000_000
 MAX_VALUES = 100_000
 
 
-class YMap(dict):
+class YMap(dict[str, Any]):
     """A mapping that knows where it, each key and each value sit in the file."""
 
     where: Location
@@ -33,7 +33,7 @@ class YMap(dict):
         return self.value_at.get(key, self.where)
 
 
-class YList(list):
+class YList(list[Any]):
     """A sequence that knows where it and each item sit in the file."""
 
     where: Location

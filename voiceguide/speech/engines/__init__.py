@@ -1,6 +1,6 @@
 """Speech engines behind one small interface, looked up by name.
 
-A new engine is a new Engine subclass registered in the ``voiceguide.engines``
+A new engine is a new Engine subclass registered in the ``voiceguide.speech.engines``
 entry-point group, not a new branch in the renderer; voiceguide's own engines
 are registered there too (pyproject.toml). An engine checks what it needs when
 created and says what to install.
@@ -17,9 +17,11 @@ from pathlib import Path
 from typing import ClassVar
 
 from voiceguide import tools
+from voiceguide.cache import Cache
+from voiceguide.environment import Environment
 from voiceguide.errors import EngineError, InputError, VoiceError
 
-ENTRY_POINT_GROUP = "voiceguide.engines"
+ENTRY_POINT_GROUP = "voiceguide.engines"  # the plugins' entry-point group, a public name
 # The engine `voiceguide voices` lists when asked for none.
 DEFAULT_ENGINE = "pyttsx3"
 
@@ -40,6 +42,11 @@ class Engine(ABC):
     """
 
     name: ClassVar[str]
+
+    def __init__(self, environment: Environment) -> None:
+        """Check what the engine needs (raise EngineUnavailable naming what to install) and get ready.
+        ``environment`` says which tools to run and where answers may be kept."""
+        self.environment = environment
 
     @abstractmethod
     def version(self) -> str:
@@ -109,18 +116,18 @@ def _short_id(voice: VoiceInfo) -> str:
     return voice.id.rsplit("/", 1)[-1]
 
 
-def engine_names() -> list[str]:
-    return sorted(_engines())
+def engine_names(environment: Environment) -> list[str]:
+    return sorted(_engines(environment.cache))
 
 
-def create_engine(name: str) -> Engine:
+def create_engine(name: str, environment: Environment) -> Engine:
     """A ready engine by name; unknown names are refused with the list of valid ones."""
-    engines = _engines()
+    engines = _engines(environment.cache)
     if name not in engines:
         raise InputError(f"unknown engine '{name}'; valid engines: {', '.join(sorted(engines))}")
     cls = _load(engines[name])
     try:
-        return cls()
+        return cls(environment)
     except (EngineError, InputError):
         raise
     except Exception as error:  # a plugin's bug: name the plugin, not our code
@@ -138,16 +145,15 @@ class _Entry:
 
 
 @functools.cache
-def _engines() -> dict[str, _Entry]:
+def _engines(cache: Cache) -> dict[str, _Entry]:
     """Every registered engine by name; nothing is imported until an engine is created.
 
     The table is read from the packages' metadata once, and kept on disk
     until a package is installed, upgraded or removed (tools.installed):
     importing importlib.metadata would cost every command 40 ms.
     """
-    stored = tools.kept("engines", "entry-points", tools.installed(), ".json")
-    found = {name: _Entry(name, value, package)
-             for name, (value, package) in json.loads(tools.remembered(stored, _registered, _readable)).items()}
+    table = cache.answer("entry-points", tools.installed(), _registered, _readable)
+    found = {name: _Entry(name, value, package) for name, (value, package) in json.loads(table).items()}
     if not found:
         raise EngineError("no speech engines are registered: voiceguide's package metadata is missing "
                           "(install it with `pip install .` or `pip install -e .`)")

@@ -8,23 +8,22 @@ at SAMPLE_RATE so that what is planned is what is rendered, to the sample.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, Literal
 
 from voiceguide.durations import format_clock, format_short
 from voiceguide.errors import Problem
-from voiceguide.routine import Background, Chime, Voice
+from voiceguide.routine import Background, Sound, Voice
+from voiceguide.units import milliseconds, samples, seconds
 
-SAMPLE_RATE = 44100
 JSON_FORMAT = 1
 # Struck chimes ring over each other at this spacing, as a bell struck again does.
 STRIKE_SPACING_MS = 2500
 
-
-def samples(ms: int) -> int:
-    return round(ms * SAMPLE_RATE / 1000)
-
-
-def seconds(count: int) -> float:
-    return round(count / SAMPLE_RATE, 3)
+# These names are written into the JSON plan and compared by later stages: they are part of the format.
+PartKind = Literal["speech", "hold", "chime", "rest", "cue"]
+# Pauses are not planned as parts: placing puts them between sounds.
+EventKind = Literal[PartKind, "pause"]
+CueKind = Literal["countdown", "halfway", "remaining", "bell", "cue", "switch", "next", "lead-in"]
 
 
 @dataclass(frozen=True)
@@ -36,6 +35,15 @@ class Line:
 
 
 @dataclass(frozen=True)
+class Context:
+    """Which side, repeat and round of its step something belongs to; None where the step has no such choice."""
+
+    side: str | None = None
+    repeat: int | None = None
+    round: int | None = None
+
+
+@dataclass(frozen=True)
 class Event:
     """Something that happens from ``start`` to ``end`` (samples).
 
@@ -43,17 +51,27 @@ class Event:
     follow one another and cover the session end to end.
     """
 
-    kind: str  # speech, pause, hold, chime, rest or cue
+    kind: EventKind
     start: int
     end: int
     step: str
     line: Line | None = None
-    chime: Chime | None = None
-    side: str | None = None
-    repeat: int | None = None
-    round: int | None = None
-    cue: str | None = None  # countdown, halfway, remaining, bell, cue, switch, next or lead-in
+    chime: Sound | None = None
+    context: Context = Context()
+    cue: CueKind | None = None
     strikes: int = 1
+
+    @property
+    def side(self) -> str | None:
+        return self.context.side
+
+    @property
+    def repeat(self) -> int | None:
+        return self.context.repeat
+
+    @property
+    def round(self) -> int | None:
+        return self.context.round
 
     def strike_starts(self) -> list[int]:
         """Where each strike of a chime begins."""
@@ -100,11 +118,11 @@ class Timeline:
     def duration(self) -> int:
         return self.steps[-1].end if self.steps else 0
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         """The documented JSON form, format 1; times in seconds, to the millisecond."""
         events = []
         for event in self.events:
-            item: dict = {"kind": event.kind, "start": seconds(event.start), "end": seconds(event.end), "step": event.step}
+            item: dict[str, Any] = {"kind": event.kind, "start": seconds(event.start), "end": seconds(event.end), "step": event.step}
             if event.line:
                 item["text"] = event.line.text
                 item["voice"] = {k: v for k, v in (("engine", event.line.voice.engine), ("voice", event.line.voice.voice),
@@ -140,11 +158,11 @@ class Timeline:
         for event in self.events:
             if event.kind == "pause":
                 continue
-            rows.append((format_clock(_ms(event.start)), event.step, event.describe(), _length(event.length)))
+            rows.append((format_clock(milliseconds(event.start)), event.step, event.describe(), _length(event.length)))
         widths = [max(len(row[i]) for row in rows) for i in range(3)]
         lines = [f"{r[0]:>{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]:<{widths[2]}}  {r[3]}".rstrip() for r in rows]
         cues = sum(1 for e in self.events if e.kind == "cue")
-        lines.append(f"total {format_clock(_ms(self.duration))} ({len(self.steps)} steps, "
+        lines.append(f"total {format_clock(milliseconds(self.duration))} ({len(self.steps)} steps, "
                      f"{sum(1 for e in self.events if e.kind == 'hold')} holds" + (f", {cues} cues)" if cues else ")"))
         if self.background:
             bed = self.background
@@ -153,10 +171,6 @@ class Timeline:
         return "\n".join(lines)
 
 
-def _ms(count: int) -> int:
-    return round(count * 1000 / SAMPLE_RATE)
-
-
 def _length(count: int) -> str:
-    ms = _ms(count)
+    ms = milliseconds(count)
     return f"{ms / 1000:.1f}s" if ms < 60_000 and ms % 1000 else format_short(ms)

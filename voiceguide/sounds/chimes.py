@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from voiceguide.timeline import SAMPLE_RATE
+from voiceguide.units import SAMPLE_RATE
 
 # Leaves headroom so the caller can balance chimes against speech without clipping.
 _PEAK = 10 ** (-3 / 20)

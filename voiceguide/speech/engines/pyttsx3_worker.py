@@ -87,9 +87,10 @@ def _die_with(parent: int) -> None:
 @functools.lru_cache(maxsize=1)
 def _loaded() -> str:
     """pyttsx3 imported and its espeak driver mended, once a process (a forked child has them already)."""
-    from voiceguide.tools import load_espeak
+    from voiceguide.environment import Environment
 
-    backend = load_espeak() if sys.platform.startswith("linux") else "system"
+    # The worker is a program of its own: it runs the tools its parent chose (Environment.child_env).
+    backend = Environment.from_os().tools.load_espeak() if sys.platform.startswith("linux") else "system"
     import pyttsx3  # noqa: F401
 
     if sys.platform.startswith("linux"):

@@ -19,7 +19,8 @@ from voiceguide.errors import AudioError, InputError
 from voiceguide.loudness import loudness_of
 from voiceguide.routine import Background
 from voiceguide.sounds import band_limit
-from voiceguide.timeline import SAMPLE_RATE, samples
+from voiceguide.tools import Tools
+from voiceguide.units import SAMPLE_RATE, samples
 
 # About 24 s: long enough that rain does not audibly repeat, and a whole number
 # of MP3 frames (1152 samples), so the loop starts on the same frame boundary each time.
@@ -33,12 +34,12 @@ MAX_CROSSFADE = SAMPLE_RATE
 _SEED = 20261125
 
 
-def loop_of(background: Background) -> np.ndarray:
-    """One period of the bed as float32 samples at BED_LUFS."""
+def loop_of(background: Background, tools: Tools) -> np.ndarray:
+    """One period of the bed as float32 samples at BED_LUFS; a sound file is read with ``tools``."""
     if background.path is None:
         loop = BEDS[background.name](np.random.default_rng(_SEED))
     else:
-        loop = _file_loop(background)
+        loop = _file_loop(background, tools)
     scale = 32767 * 0.5 / max(float(np.max(np.abs(loop))), 1e-12)
     measured = loudness_of(np.round(loop * scale).astype("<i2"))
     return (loop * scale * 10 ** ((BED_LUFS - measured) / 20)).astype(np.float32)
@@ -115,23 +116,23 @@ def _periodic(shape: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 BEDS = {"rain": _rain, "drone": _drone}
 
 
-def check(background: Background | None) -> None:
+def check(background: Background | None, tools: Tools) -> None:
     """Refuse a background file that is not audio, before any speech is made for it."""
     if background is not None and background.path is not None:
-        _decoded(background, MIN_FILE_SECONDS)
+        _decoded(background, tools, MIN_FILE_SECONDS)
 
 
-def _decoded(background: Background, seconds: float) -> np.ndarray:
+def _decoded(background: Background, tools: Tools, seconds: float) -> np.ndarray:
     assert background.path is not None
     try:
-        return audio.decode(background.path, seconds=seconds)
+        return audio.decode(background.path, tools, seconds=seconds)
     except AudioError as error:
         raise InputError(f"{background.where}: background {error}") from None
 
 
-def _file_loop(background: Background) -> np.ndarray:
+def _file_loop(background: Background, tools: Tools) -> np.ndarray:
     assert background.path is not None
-    decoded = _decoded(background, MAX_FILE_SECONDS)
+    decoded = _decoded(background, tools, MAX_FILE_SECONDS)
     if len(decoded) < MIN_FILE_SECONDS * SAMPLE_RATE:
         raise InputError(f"{background.where}: background {background.path}: too short to loop (under {MIN_FILE_SECONDS:g} s)")
     if not np.any(decoded):
@@ -224,6 +225,6 @@ def _union(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
     return merged
 
 
-def bed_of(background: Background | None, duration: int, sounds: list[tuple[int, int]]) -> Bed | None:
-    return None if background is None else Bed(background, loop_of(background), duration, sounds)
+def bed_of(background: Background | None, duration: int, sounds: list[tuple[int, int]], tools: Tools) -> Bed | None:
+    return None if background is None else Bed(background, loop_of(background, tools), duration, sounds)
 

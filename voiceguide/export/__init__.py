@@ -8,29 +8,26 @@ are all made from the timeline, so they agree with each other and the sound.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Callable
 
 from mutagen.id3 import APIC, CHAP, COMM, CTOC, ID3, SYLT, TALB, TCON, TIT2, TPE1, TSSE, USLT, CTOCFlags
 
 from voiceguide import __version__
-from voiceguide import cover as covers
 from voiceguide.errors import AudioError
-from voiceguide.timeline import SAMPLE_RATE, Timeline
+from voiceguide.export import cover as covers
+from voiceguide.plan.timeline import Timeline
+from voiceguide.units import milliseconds
 
 
-
-def write_session(timeline: Timeline, target: Path, fill: Callable[[Path, bytes], None],
-                  cover: Callable[[], bytes]) -> int:
-    """Write the MP3 that ``fill`` writes into a temporary file after the tags it is given (with the art
-    ``cover`` gives), as ``target``; return its size in bytes.
-
-    The tags are made first and written at the start: added to a finished
-    file, they would move every byte of it (80 MB for three hours).
-    """
+@contextlib.contextmanager
+def atomic(target: Path) -> Iterator[Path]:
+    """A temporary file beside ``target`` to write the session into; when the block ends without an error it is
+    synced and moved into place as ``target``, and otherwise removed, leaving the previous session as it was."""
     folder = target.parent
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -40,7 +37,7 @@ def write_session(timeline: Timeline, target: Path, fill: Callable[[Path, bytes]
         raise AudioError(f"cannot write {target}: {error.strerror or error}") from None
     temp = Path(name)
     try:
-        fill(temp, _tags(timeline, cover()))
+        yield temp
         with open(temp, "rb+") as file:
             os.fsync(file.fileno())
         os.chmod(temp, 0o644 & ~_umask())
@@ -49,11 +46,11 @@ def write_session(timeline: Timeline, target: Path, fill: Callable[[Path, bytes]
         raise AudioError(f"cannot write {target}: {error.strerror or error}") from None
     finally:
         temp.unlink(missing_ok=True)
-    return target.stat().st_size
 
 
-def _tags(timeline: Timeline, cover: bytes) -> bytes:
-    """The session's ID3v2.3 tag, as the bytes that begin its file."""
+def tags(timeline: Timeline, cover: bytes) -> bytes:
+    """The session's ID3v2.3 tag, as the bytes that begin its file: made first and written at the start, since
+    added to a finished file they would move every byte of it (80 MB for three hours)."""
     tags = ID3()
     tags.add(TIT2(encoding=3, text=timeline.title))
     tags.add(TPE1(encoding=3, text="voiceguide"))
@@ -67,7 +64,7 @@ def _tags(timeline: Timeline, cover: bytes) -> bytes:
                   sub_frames=[TIT2(encoding=3, text="Steps")]))
     for chapter_id, step in zip(ids, timeline.steps):
         # Offsets 0xFFFFFFFF: players seek by time, which the CBR file makes exact.
-        tags.add(CHAP(element_id=chapter_id, start_time=_ms(step.start), end_time=_ms(step.end),
+        tags.add(CHAP(element_id=chapter_id, start_time=milliseconds(step.start), end_time=milliseconds(step.end),
                       start_offset=0xFFFFFFFF, end_offset=0xFFFFFFFF, sub_frames=[TIT2(encoding=3, text=step.title)]))
     spoken = lyrics(timeline)
     tags.add(SYLT(encoding=3, lang="eng", format=2, type=1, desc="", text=[(text, ms) for ms, _, text in spoken]))
@@ -81,11 +78,8 @@ def _tags(timeline: Timeline, cover: bytes) -> bytes:
 
 def lyrics(timeline: Timeline) -> list[tuple[int, int, str]]:
     """Every spoken line, cues included: (start ms, end ms, text), in order."""
-    return [(_ms(e.start), _ms(e.end), e.line.text) for e in timeline.events if e.line is not None]
+    return [(milliseconds(e.start), milliseconds(e.end), e.line.text) for e in timeline.events if e.line is not None]
 
-
-def _ms(samples: int) -> int:
-    return round(samples * 1000 / SAMPLE_RATE)
 
 
 def write_text(target: Path, text: str) -> None:

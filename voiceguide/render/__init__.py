@@ -20,16 +20,26 @@ from typing import Protocol
 
 import numpy as np
 
-from voiceguide.background import BED_LUFS, Bed, bed_of
 from voiceguide.loudness import (
-    CEILING_DBFS, GATE_STEP, LOOKAHEAD, SILENCE_LUFS, TRUE_PEAK_LIMIT_DBTP, Energies, Forecast, Meter, analysed,
-    condensed, integrated, limit,
+    CEILING_DBFS,
+    GATE_STEP,
+    LOOKAHEAD,
+    SILENCE_LUFS,
+    TRUE_PEAK_LIMIT_DBTP,
+    Analyses,
+    Energies,
+    Forecast,
+    condensed,
+    integrated,
+    limit,
 )
-from voiceguide.mp3 import FRAME, MARGIN, Piece, encoder_identity, write_mp3
-from voiceguide.routine import Chime
+from voiceguide.plan.timeline import Timeline
+from voiceguide.render.bed import BED_LUFS, Bed, bed_of
+from voiceguide.routine import Sound
 from voiceguide.sounds import CHIME_LUFS, Sounds
 from voiceguide.speech import Clip, Speech
-from voiceguide.timeline import SAMPLE_RATE, Timeline
+from voiceguide.tools import Tools
+from voiceguide.units import FRAME, MARGIN, SAMPLE_RATE, Piece
 
 LOUDNESS_ROUNDS = 12  # of the search on a Forecast, each about a millisecond
 ENCODED_ROUNDS = 5  # of writing the session and measuring it, each a pass through the encoder
@@ -78,19 +88,33 @@ def source_of(clip: Clip) -> str:
     return clip.path.name
 
 
-def sound_source(chime: Chime) -> str:
+def sound_source(chime: Sound) -> str:
     """What a chime's layers name as their source."""
     return f"{chime.name}:{chime.path}"
 
 
-def analyse(clip: Clip) -> None:
-    """Analyse a clip for the level search ahead of time (see loudness.analysed)."""
-    analysed(source_of(clip), clip.samples)
+def analyse(analyses: Analyses, clip: Clip) -> None:
+    """Analyse a clip for the level search ahead of time (see loudness.Analyses)."""
+    analyses.of(source_of(clip), clip.samples)
 
 
-def analyse_sound(sounds: Sounds, chime: Chime) -> None:
-    """Analyse a chime for the level search ahead of time."""
-    analysed(sound_source(chime), lambda: sounds.samples(chime))
+def analyse_sound(analyses: Analyses, sounds: Sounds, sound: Sound) -> None:
+    """Analyse a sound for the level search ahead of time."""
+    analyses.of(sound_source(sound), lambda: sounds.samples(sound))
+
+
+class Encoder(Protocol):
+    """What render needs of the MP3 stage (voiceguide.mp3.Encoder), handed to it by the caller."""
+
+    bitrate: int
+
+    @property
+    def identity(self) -> list[object]:
+        """Part of what a piece's stored frames depend on."""
+
+    def write(self, path: Path, total: int, pieces: list[Piece], fill: Callable[[Piece, Callable[[memoryview], None]], None],
+              head: bytes = b"", measure: bool = False) -> tuple[float, float] | None:
+        """Write the session as an MP3 file; with ``measure``, its loudness (LUFS) and true peak (dBTP)."""
 
 
 def layers(timeline: Timeline, speech: Speech, sounds: Sounds) -> list[Layer]:
@@ -176,7 +200,7 @@ def _together(active: list[tuple[int, np.ndarray]], position: int, stop: int, le
 Measure = Callable[[Level, "Bed | None"], tuple[float, float]]
 
 
-def leveled(timeline: Timeline, pending: list[Layer], target_lufs: float, measure: Measure,
+def leveled(timeline: Timeline, pending: list[Layer], target_lufs: float, measure: Measure, analyses: Analyses,
             bed: Bed | None = None) -> Level:
     """The level that brings the encoded session to ``target_lufs`` with peaks under TRUE_PEAK_LIMIT_DBTP.
 
@@ -191,7 +215,7 @@ def leveled(timeline: Timeline, pending: list[Layer], target_lufs: float, measur
     the encoder changed, until the encoded session lands: usually at once.
     A bed is set last, under the speech as it is then heard (see ``_bed_level``).
     """
-    forecast = Forecast([(layer.start, layer.length, layer.source, layer.load) for layer in pending])
+    forecast = Forecast([(layer.start, layer.length, layer.source, layer.load) for layer in pending], analyses)
 
     def loudness(level: Level, sounds: bool = True) -> float:
         gains = [level.gain if layer.spoken else level.sound_gain * sounds for layer in pending]
@@ -223,7 +247,7 @@ def leveled(timeline: Timeline, pending: list[Layer], target_lufs: float, measur
     level = at(shift, ceiling)
     best: tuple[float, Level] | None = None  # (distance from the target, level) of the best round within the peak
     for _ in range(ENCODED_ROUNDS):
-        shift, mixed, slope = _searched(lambda shift: loudness(at(shift, ceiling)), target_lufs - encoding,
+        shift, mixed, slope = _searched(lambda shift, ceiling=ceiling: loudness(at(shift, ceiling)), target_lufs - encoding,
                                         shift, slope)
         if at(shift, ceiling) == level and best is not None:
             break  # every gain is at its most, as in the round before: nothing more to learn
@@ -354,7 +378,7 @@ def level_key(pending: list[Layer], target_lufs: float, bitrate: int, bed: Bed |
 
 
 def pieces_of(pending: list[Layer], total: int, bed: Bed | None, level: Level,
-              bitrate: int) -> list[tuple[Piece, list[Layer]]]:
+              encoder: Encoder) -> list[tuple[Piece, list[Layer]]]:
     """The session's sounds in pieces with silence between them long enough to be written as silent frames.
 
     A piece's key is what its frames depend on: its layers and where each
@@ -377,7 +401,8 @@ def pieces_of(pending: list[Layer], total: int, bed: Bed | None, level: Level,
     for group in groups:
         start = group[0].start
         length = max(layer.start + layer.length for layer in group) - start
-        parts: list[object] = [PIECE_FORMAT, bitrate, dataclasses.astuple(level), start % FRAME, length, encoder_identity()]
+        parts: list[object] = [PIECE_FORMAT, encoder.bitrate, dataclasses.astuple(level), start % FRAME, length,
+                               encoder.identity]
         parts.extend((layer.source, layer.spoken, layer.start - start) for layer in group)
         pieces.append((Piece(start, length, hashlib.sha256(json.dumps(parts).encode()).hexdigest()), group))
     return pieces
@@ -403,45 +428,43 @@ class _Stream:
         self.written += count
 
 
-def render(timeline: Timeline, speech: Speech, sounds: Sounds, path: Path, target_lufs: float, bitrate: int,
-           head: bytes = b"") -> Level:
-    """Write the session as an MP3 file at ``path`` (after ``head``, its tags), at ``target_lufs``; return the
-    level it was mixed at.
+def render(timeline: Timeline, speech: Speech, sounds: Sounds, path: Path, target_lufs: float, encoder: Encoder,
+           analyses: Analyses, tools: Tools, head: bytes = b"") -> Level:
+    """Write the session as an MP3 file at ``path`` with ``encoder`` (after ``head``, its tags), at
+    ``target_lufs``; return the level it was mixed at. ``analyses`` holds the sounds analysed so far, and
+    ``tools`` reads a background's sound file.
 
     The level found for the same sounds before is taken from the cache;
     otherwise each round of its search writes the session and measures it
     as written, and the last round is usually the session itself.
     """
     pending = layers(timeline, speech, sounds)
-    bed = bed_of(timeline.background, timeline.duration, [(layer.start, layer.start + layer.length) for layer in pending])
+    bed = bed_of(timeline.background, timeline.duration, [(layer.start, layer.start + layer.length) for layer in pending],
+                 tools)
     written: list[tuple[Level, Bed | None]] = []
 
-    def write(level: Level, under: Bed | None, meter: Meter | None = None) -> None:
-        pieces = pieces_of(pending, timeline.duration, under, level, bitrate)
+    def write(level: Level, under: Bed | None, measuring: bool = False) -> tuple[float, float] | None:
+        pieces = pieces_of(pending, timeline.duration, under, level, encoder)
         layers_at = {piece.start: group for piece, group in pieces}
 
         def fill(piece: Piece, out: Callable[[memoryview], None]) -> None:
             mix(layers_at[piece.start], _Stream(out), level, piece.start, piece.start + piece.length, under)
 
-        write_mp3(path, bitrate, timeline.duration, [piece for piece, _ in pieces], fill, speech.cache,
-                  meter.frames if meter else None, head)
+        measured = encoder.write(path, timeline.duration, [piece for piece, _ in pieces], fill, head, measuring)
         written.append((level, under))
+        return measured
 
     def measure(level: Level, under: Bed | None) -> tuple[float, float]:
-        meter = Meter(timeline.duration)
-        try:
-            write(level, under, meter)
-        except BaseException:
-            meter.abort()
-            raise
-        return meter.result()
+        measured = write(level, under, measuring=True)
+        assert measured is not None
+        return measured
 
-    key = level_key(pending, target_lufs, bitrate, bed)
-    stored = speech.cache.get_json("levels", key)
+    key = level_key(pending, target_lufs, encoder.bitrate, bed)
+    stored = speech.cache.json("levels", key)
     if stored is not None:
         level = Level(**stored)
     else:
-        level = leveled(timeline, pending, target_lufs, measure, bed)
+        level = leveled(timeline, pending, target_lufs, measure, analyses, bed)
         speech.cache.put_json("levels", key, dataclasses.asdict(level))
     if written[-1:] != [(level, bed)]:
         write(level, bed)

@@ -20,11 +20,12 @@ import threading
 import time
 from pathlib import Path
 
-from voiceguide import tools
-from voiceguide.engines import Engine, VoiceInfo
+from voiceguide.environment import Environment
 from voiceguide.errors import EngineError
+from voiceguide.speech.engines import Engine, VoiceInfo
+from voiceguide.tools import installed
 
-WORKER = [sys.executable, "-m", "voiceguide.engines.pyttsx3_worker"]
+WORKER = [sys.executable, "-m", "voiceguide.speech.engines.pyttsx3_worker"]
 INFO_TIMEOUT = 30.0
 INFO_MAX_AGE = 24 * 3600.0  # seconds; a system espeak-ng updated in place is noticed within a day
 # Workers that fork a child a line (see pyttsx3_worker.speak_forked): Linux only, where forking a process that has
@@ -35,10 +36,11 @@ FORKING = sys.platform.startswith("linux")
 class Pyttsx3Engine(Engine):
     name = "pyttsx3"
 
-    def __init__(self) -> None:
+    def __init__(self, environment: Environment) -> None:
+        super().__init__(environment)
         # Ask the worker once: it proves pyttsx3 and its backend load, and
         # brings the version and voices back in one start-up.
-        self._info = _worker_info(tuple(WORKER))
+        self._info = _worker_info(environment, tuple(WORKER))
         self._idle: list[_ForkingWorker] = []  # forking workers between two lines
         self._lock = threading.Lock()
 
@@ -55,12 +57,12 @@ class Pyttsx3Engine(Engine):
         request = json.dumps({"text": text, "voice": voice, "rate": rate, "volume": volume, "path": str(path)})
         # No mention of the text here: the speech layer names it in its message.
         if not FORKING:
-            _run_worker(list(WORKER), request, timeout)
+            _run_worker(self.environment, list(WORKER), request, timeout)
             return
         with self._lock:
             worker = self._idle.pop() if self._idle else None
         if worker is None:
-            worker = _ForkingWorker(list(WORKER))
+            worker = _ForkingWorker(self.environment, list(WORKER))
         try:
             worker.speak(request, timeout)
         except BaseException:
@@ -79,13 +81,13 @@ class Pyttsx3Engine(Engine):
 class _ForkingWorker:
     """A pyttsx3 worker started with --fork: a request a line in, an answer a line out."""
 
-    def __init__(self, command: list[str]) -> None:
+    def __init__(self, environment: Environment, command: list[str]) -> None:
         # What it says on stderr (only why it failed to start or stopped) goes to a file, which never fills
         # up and blocks it as a pipe would, and is read when it is gone.
         self._said = tempfile.TemporaryFile()
         try:
             self._process = subprocess.Popen([*command, "--fork"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                              stderr=self._said, bufsize=0)
+                                              stderr=self._said, bufsize=0, env=environment.child_env())
         except OSError as error:
             self._said.close()
             raise EngineError(f"cannot start the pyttsx3 worker: {error}") from None
@@ -144,8 +146,8 @@ class _ForkingWorker:
         self._said.close()
 
 
-@functools.lru_cache(maxsize=None)
-def _worker_info(worker: tuple[str, ...]) -> dict:
+@functools.cache
+def _worker_info(environment: Environment, worker: tuple[str, ...]) -> dict:
     """pyttsx3's version and voices: kept on disk for a day, since asking takes a process start."""
     def usable(text: str) -> bool:
         try:
@@ -154,8 +156,11 @@ def _worker_info(worker: tuple[str, ...]) -> dict:
             return False
         return True
 
-    ask = functools.partial(_run_worker, [*worker, "--info"], "", INFO_TIMEOUT, "starting pyttsx3")
-    return _checked_info(tools.remembered(_stored_info(worker), ask, usable, INFO_MAX_AGE))
+    ask = functools.partial(_run_worker, environment, [*worker, "--info"], "", INFO_TIMEOUT, "starting pyttsx3")
+    # Another Python, pyttsx3 or espeak-ng asks again.
+    tools = environment.tools
+    identity = [list(worker), installed(), tools.bundled, tools.system_espeak(), sys.platform]
+    return _checked_info(environment.cache.answer("pyttsx3", identity, ask, usable, INFO_MAX_AGE))
 
 
 def _checked_info(text: str) -> dict:
@@ -167,16 +172,11 @@ def _checked_info(text: str) -> dict:
     return info
 
 
-def _stored_info(worker: tuple[str, ...]) -> Path:
-    """Where the answer for this installation is kept: another Python, pyttsx3 or espeak-ng asks again."""
-    identity = [list(worker), tools.installed(), tools.force_bundled(), tools.system_espeak(), sys.platform]
-    return tools.kept("engines", "pyttsx3", identity, ".json")
-
-
-def _run_worker(command: list[str], request: str, timeout: float, doing: str = "") -> str:
+def _run_worker(environment: Environment, command: list[str], request: str, timeout: float, doing: str = "") -> str:
     try:
         # stdout carries only the worker's answer; pyttsx3's own prints go to stderr there.
-        result = subprocess.run(command, input=request, capture_output=True, text=True, timeout=timeout)
+        result = subprocess.run(command, input=request, capture_output=True, text=True, timeout=timeout,
+                                env=environment.child_env())
     except subprocess.TimeoutExpired:
         raise EngineError(_doing(doing, f"no answer from pyttsx3 after {timeout:g} s")) from None
     except OSError as error:

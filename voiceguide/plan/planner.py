@@ -15,11 +15,29 @@ from typing import TypeVar
 
 from voiceguide.durations import format_clock, number_words, spoken_duration
 from voiceguide.errors import InputError, Location, Problem
-from voiceguide.mp3 import FRAME
-from voiceguide.routine import (
-    DEFAULT_CHIME, DEFAULT_SWITCH_GAP_MS, MAX_SESSION_MS, Chime, Coaching, Routine, Signal, Step, Text, Voice,
+from voiceguide.plan.timeline import (
+    STRIKE_SPACING_MS,
+    Context,
+    CueKind,
+    Event,
+    Line,
+    PartKind,
+    StepSpan,
+    Timeline,
 )
-from voiceguide.timeline import SAMPLE_RATE, STRIKE_SPACING_MS, Event, Line, StepSpan, Timeline, samples
+from voiceguide.routine import (
+    DEFAULT_CHIME,
+    DEFAULT_SWITCH_GAP_MS,
+    MAX_SESSION_MS,
+    CueSettings,
+    Routine,
+    Signal,
+    Sound,
+    Step,
+    Text,
+    Voice,
+)
+from voiceguide.units import FRAME, SAMPLE_RATE, milliseconds, samples
 
 T = TypeVar("T")
 INTRO_TITLE = "Introduction"
@@ -39,15 +57,13 @@ class Part:
     lasts the line's length plus ``ms``.
     """
 
-    kind: str  # speech, hold, chime, rest or cue
+    kind: PartKind
     step: str
     line: Line | None = None
-    chime: Chime | None = None
+    chime: Sound | None = None
     ms: int = 0
-    side: str | None = None
-    repeat: int | None = None
-    round: int | None = None
-    cue: str | None = None
+    context: Context = Context()
+    cue: CueKind | None = None
     at: int = 0
     align_end: bool = False
     strikes: int = 1
@@ -63,29 +79,29 @@ class Section:
     parts: tuple[Part, ...]
 
 
-def expand(routine: Routine, person: Voice, defaults: Voice) -> tuple[Section, ...]:
+def expand(routine: Routine, chosen_voice: Voice, defaults: Voice) -> tuple[Section, ...]:
     """The routine's parts in playing order, templates filled in.
 
-    ``person`` holds the listener's own voice settings (profile, command line):
-    they win over the file at every level; ``defaults`` fill what nobody set.
-    Holds must already carry any overrides: `{hold}` is spoken from them.
+    ``chosen_voice`` holds the listener's own voice settings (profile, command
+    line): they win over the file at every level; ``defaults`` fill what nobody
+    set. Holds must already carry any overrides: `{hold}` is spoken from them.
     """
-    expander = _Expander(routine, person)
-    voice = person.over(routine.voice.over(defaults))
-    default_chime = routine.chime or Chime(DEFAULT_CHIME, Location(str(routine.path)))
+    expander = _Expander(routine, chosen_voice)
+    voice = chosen_voice.over(routine.voice.over(defaults))
+    default_chime = routine.chime or Sound(DEFAULT_CHIME, Location(str(routine.path)))
     sections = []
     if routine.intro:
-        sections.append(Section("intro", INTRO_TITLE, tuple(expander.lines("intro", routine.intro, {}, voice))))
+        sections.append(Section("intro", INTRO_TITLE, tuple(expander.lines("intro", routine.intro, {}, voice, Context()))))
     if routine.lead_in.on:
         line = expander.signal_line(routine.lead_in, "lead-in", {}, voice)
         sections.append(Section("lead-in", LEAD_IN_TITLE, (
             Part("rest", "lead-in", line=line, ms=routine.lead_in_ms, cue="lead-in", where=Location(str(routine.path))),
         )))
     for step in routine.steps:
-        parts = tuple(expander.step(step, {}, default_chime, voice, routine.coaching))
+        parts = tuple(expander.step(step, {}, default_chime, voice, routine.cue_settings))
         sections.append(Section(step.id, step.title, parts))
     if routine.outro:
-        sections.append(Section("outro", OUTRO_TITLE, tuple(expander.lines("outro", routine.outro, {}, voice))))
+        sections.append(Section("outro", OUTRO_TITLE, tuple(expander.lines("outro", routine.outro, {}, voice, Context()))))
     if routine.closing and routine.closing.name != "none":
         last = sections[-1]
         sections[-1] = replace(last, parts=last.parts + (Part("chime", last.id, chime=routine.closing),))
@@ -97,7 +113,7 @@ def lines_of(sections: tuple[Section, ...]) -> list[Line]:
     return _distinct(part.line for section in sections for part in section.parts)
 
 
-def chimes_of(sections: tuple[Section, ...]) -> list[Chime]:
+def chimes_of(sections: tuple[Section, ...]) -> list[Sound]:
     return _distinct(part.chime for section in sections for part in section.parts)
 
 
@@ -106,9 +122,9 @@ def _distinct(items: Iterable[T | None]) -> list[T]:
 
 
 class _Expander:
-    def __init__(self, routine: Routine, person: Voice):
+    def __init__(self, routine: Routine, chosen_voice: Voice):
         self.routine = routine
-        self.person = person
+        self.chosen_voice = chosen_voice
         self.phrases = routine.phrases
 
     def fill(self, text: Text, values: dict[str, object]) -> str:
@@ -121,9 +137,9 @@ class _Expander:
         return spoken_duration(ms, self.phrases.units, self.number)
 
     def lines(self, step_id: str, texts: tuple[Text, ...], values: dict[str, object], voice: Voice,
-              **where: object) -> Iterator[Part]:
+              context: Context) -> Iterator[Part]:
         for text in texts:
-            yield Part("speech", step_id, line=Line(self.fill(text, values), voice), **where)
+            yield Part("speech", step_id, line=Line(self.fill(text, values), voice), context=context)
 
     def signal_line(self, signal: Signal, phrase: str, values: dict[str, object], voice: Voice) -> Line | None:
         """The line a cue speaks: its own text, or the routine's phrase for it."""
@@ -133,97 +149,98 @@ class _Expander:
             return Line(self.fill(self.phrases.texts[phrase], values), voice)
         return None
 
-    def step(self, step: Step, values: dict[str, object], chime: Chime, voice: Voice,
-             coaching: Coaching) -> Iterator[Part]:
+    def step(self, step: Step, values: dict[str, object], chime: Sound, voice: Voice,
+             cue_settings: CueSettings) -> Iterator[Part]:
         chime = step.chime or chime
-        coaching = step.coaching.over(coaching)
+        cue_settings = step.cue_settings.over(cue_settings)
         # A step's voice refines its parent's, but never the listener's own settings.
-        voice = self.person.over(step.voice.over(voice)) if step.voice else voice
+        voice = self.chosen_voice.over(step.voice.over(voice)) if step.voice else voice
         sides = step.sides or (None,)
         for index, side in enumerate(sides):
-            context = dict(values, side=side) if side is not None else dict(values)
+            on_side = dict(values, side=side) if side is not None else dict(values)
             if index > 0:
-                yield from self._switch(step, coaching, context, voice)
+                yield from self._switch(step, cue_settings, on_side, voice, side)
             if step.is_group:
-                yield from self._group(step, context, chime, voice, side, coaching)
+                yield from self._group(step, on_side, chime, voice, side, cue_settings)
             else:
-                yield from self._leaf(step, context, chime, voice, side, coaching)
+                yield from self._leaf(step, on_side, chime, voice, side, cue_settings)
         if not step.is_group and step.rest:
             yield Part("rest", step.id, ms=step.rest, where=step.where)
 
-    def _switch(self, step: Step, coaching: Coaching, values: dict[str, object], voice: Voice) -> Iterator[Part]:
+    def _switch(self, step: Step, cue_settings: CueSettings, values: dict[str, object], voice: Voice,
+                side: str | None) -> Iterator[Part]:
         """Between sides: "switch to the right side", then time to change position."""
-        signal = coaching.switch if coaching.switch is not None else Signal(phrase=True)
-        gap = DEFAULT_SWITCH_GAP_MS if coaching.switch_gap is None else coaching.switch_gap
+        signal = cue_settings.switch if cue_settings.switch is not None else Signal(phrase=True)
+        gap = DEFAULT_SWITCH_GAP_MS if cue_settings.switch_gap is None else cue_settings.switch_gap
         line = self.signal_line(signal, "switch", values, voice)
         if line is not None or signal.sound is not None or gap:
             yield Part("rest", step.id, line=line, chime=signal.sound, ms=gap, cue="switch",
-                       side=values.get("side"), where=step.where)  # type: ignore[arg-type]
+                       context=Context(side=side), where=step.where)
 
-    def _group(self, step: Step, values: dict[str, object], chime: Chime, voice: Voice, side: str | None,
-               coaching: Coaching) -> Iterator[Part]:
+    def _group(self, step: Step, values: dict[str, object], chime: Sound, voice: Voice, side: str | None,
+               cue_settings: CueSettings) -> Iterator[Part]:
         for number in range(1, step.rounds + 1):
-            context = dict(values, round=number, rounds=step.rounds)
-            where = {"side": side, "round": number if step.rounds > 1 else None}
-            yield from self.lines(step.id, step.say, context, voice, **where)
+            in_round = dict(values, round=number, rounds=step.rounds)
+            context = Context(side=side, round=number if step.rounds > 1 else None)
+            yield from self.lines(step.id, step.say, in_round, voice, context)
             for child in step.steps:
-                for part in self.step(child, context, chime, voice, coaching):
-                    if part.round is None and step.rounds > 1:
-                        part = replace(part, round=number)
+                for part in self.step(child, in_round, chime, voice, cue_settings):
+                    if part.context.round is None and step.rounds > 1:
+                        part = replace(part, context=replace(part.context, round=number))
                     yield part
             if number < step.rounds and step.rest:
-                yield Part("rest", step.id, ms=step.rest, side=side, round=number, where=step.where)
+                yield Part("rest", step.id, ms=step.rest, context=Context(side=side, round=number), where=step.where)
 
-    def _leaf(self, step: Step, values: dict[str, object], chime: Chime, voice: Voice, side: str | None,
-              coaching: Coaching) -> Iterator[Part]:
+    def _leaf(self, step: Step, values: dict[str, object], chime: Sound, voice: Voice, side: str | None,
+              cue_settings: CueSettings) -> Iterator[Part]:
         for number in range(1, step.repeat + 1):
-            context = dict(values, repeat=number, repeats=step.repeat)
+            in_repeat = dict(values, repeat=number, repeats=step.repeat)
             if step.hold is not None:
-                context["hold"] = self.duration(step.hold)
-            repeat = number if step.repeat > 1 else None
-            where = {"side": side, "repeat": repeat}
+                in_repeat["hold"] = self.duration(step.hold)
+            context = Context(side=side, repeat=number if step.repeat > 1 else None)
             # Later repetitions speak `between` when given; otherwise the instruction again.
             texts = step.between if number > 1 and step.between else step.say
-            yield from self.lines(step.id, texts, context, voice, **where)
+            yield from self.lines(step.id, texts, in_repeat, voice, context)
             if step.hold is not None:
-                yield Part("hold", step.id, ms=step.hold, where=step.where, **where)
-                yield from self._hold_cues(step, step.hold, coaching, context, voice, where)
+                yield Part("hold", step.id, ms=step.hold, where=step.where, context=context)
+                yield from self._hold_cues(step, step.hold, cue_settings, in_repeat, voice, context)
                 if chime.name != "none":
-                    yield Part("chime", step.id, chime=chime, strikes=coaching.strikes or 1, **where)
+                    yield Part("chime", step.id, chime=chime, strikes=cue_settings.strikes or 1, context=context)
 
-    def _hold_cues(self, step: Step, hold: int, coaching: Coaching, values: dict[str, object], voice: Voice,
-                   where: dict) -> Iterator[Part]:
+    def _hold_cues(self, step: Step, hold: int, cue_settings: CueSettings, values: dict[str, object], voice: Voice,
+                   context: Context) -> Iterator[Part]:
         """The cues inside one hold, each at its offset; they never change the hold's length."""
 
-        def cue(kind: str, at: int, line: Line | None = None, sound: Chime | None = None,
+        def cue(kind: CueKind, at: int, line: Line | None = None, sound: Sound | None = None,
                 place: Location | None = None) -> Part:
-            return Part("cue", step.id, line=line, chime=sound, cue=kind, at=at, where=place or step.where, **where)
+            return Part("cue", step.id, line=line, chime=sound, cue=kind, at=at, where=place or step.where,
+                        context=context)
 
-        if coaching.bell_every and coaching.bell_every < hold:
-            bell = coaching.bell or Chime("bell", step.where)
-            for at in range(coaching.bell_every, hold, coaching.bell_every):
+        if cue_settings.bell_every and cue_settings.bell_every < hold:
+            bell = cue_settings.bell or Sound("bell", step.where)
+            for at in range(cue_settings.bell_every, hold, cue_settings.bell_every):
                 yield cue("bell", at, sound=bell)
-        if coaching.halfway is not None and coaching.halfway.on:
-            line = self.signal_line(coaching.halfway, "halfway", values, voice)
-            yield cue("halfway", hold // 2, line, coaching.halfway.sound)
-        for left in _remaining_times(hold, coaching):
+        if cue_settings.halfway is not None and cue_settings.halfway.on:
+            line = self.signal_line(cue_settings.halfway, "halfway", values, voice)
+            yield cue("halfway", hold // 2, line, cue_settings.halfway.sound)
+        for left in _remaining_times(hold, cue_settings):
             line = self.signal_line(Signal(phrase=True), "remaining", dict(values, time=self.duration(left)), voice)
             yield cue("remaining", -left, line)
-        for timed in coaching.cues or ():
+        for timed in cue_settings.cues or ():
             line = Line(self.fill(timed.signal.text, values), voice) if timed.signal.text else None
             yield cue("cue", timed.at, line, timed.signal.sound, timed.where)
-        for count in range(min(coaching.countdown or 0, hold // 1000), 0, -1):
-            if coaching.countdown_sound is not None:
-                yield cue("countdown", -count * 1000, sound=coaching.countdown_sound)
+        for count in range(min(cue_settings.countdown or 0, hold // 1000), 0, -1):
+            if cue_settings.countdown_sound is not None:
+                yield cue("countdown", -count * 1000, sound=cue_settings.countdown_sound)
             else:
                 yield cue("countdown", -count * 1000, Line(self.number(count), voice))
 
 
-def _remaining_times(hold: int, coaching: Coaching) -> list[int]:
+def _remaining_times(hold: int, cue_settings: CueSettings) -> list[int]:
     """Times before the end to announce, longest first; those that would not fit are left out."""
-    times = set(t for t in coaching.remaining or () if t <= hold - REMAINING_MARGIN_MS)
-    if coaching.remaining_every:
-        times.update(range(coaching.remaining_every, hold - REMAINING_MARGIN_MS + 1, coaching.remaining_every))
+    times = set(t for t in cue_settings.remaining or () if t <= hold - REMAINING_MARGIN_MS)
+    if cue_settings.remaining_every:
+        times.update(range(cue_settings.remaining_every, hold - REMAINING_MARGIN_MS + 1, cue_settings.remaining_every))
     return sorted(times, reverse=True)
 
 
@@ -234,7 +251,7 @@ def _announce_next(routine: Routine, sections: tuple[Section, ...], expander: _E
     Done after expansion because the step that follows a rest is only known then.
     """
     titles = {step.id: step.title for step in routine.all_steps()}
-    coaching = {step.id: step.coaching for step in routine.all_steps()}
+    cue_settings = {step.id: step.cue_settings for step in routine.all_steps()}
     parents = _parents(routine)
     flat = [(index, part) for index, section in enumerate(sections) for part in section.parts]
     rebuilt: list[list[Part]] = [[] for _ in sections]
@@ -242,7 +259,7 @@ def _announce_next(routine: Routine, sections: tuple[Section, ...], expander: _E
         rebuilt[index].append(part)
         if part.kind != "rest" or part.cue is not None:
             continue
-        signal = _setting(part.step, coaching, parents, routine.coaching, "next")
+        signal = _setting(part.step, cue_settings, parents, routine.cue_settings, "next")
         if signal is None or not signal.on:
             continue
         following = next((p for _, p in flat[position + 1:] if p.kind in ("speech", "hold")), None)
@@ -250,7 +267,7 @@ def _announce_next(routine: Routine, sections: tuple[Section, ...], expander: _E
             continue
         line = expander.signal_line(signal, "next", {"title": titles[following.step]}, voice)
         rebuilt[index].append(Part("cue", part.step, line=line, chime=signal.sound, cue="next", align_end=True,
-                                   side=part.side, round=part.round, where=part.where))
+                                   context=part.context, where=part.where))
     return tuple(replace(section, parts=tuple(parts)) for section, parts in zip(sections, rebuilt))
 
 
@@ -266,12 +283,12 @@ def _parents(routine: Routine) -> dict[str, str | None]:
     return parents
 
 
-def _setting(step_id: str, coaching: dict[str, Coaching], parents: dict[str, str | None], top: Coaching,
+def _setting(step_id: str, cue_settings: dict[str, CueSettings], parents: dict[str, str | None], top: CueSettings,
              name: str) -> Signal | None:
     """A cue setting as it applies to a step: its own, else its group's, else the routine's."""
     current: str | None = step_id
     while current is not None:
-        value = getattr(coaching[current], name)
+        value = getattr(cue_settings[current], name)
         if value is not None:
             return value
         current = parents[current]
@@ -282,7 +299,7 @@ def place(
     routine: Routine,
     sections: tuple[Section, ...],
     speech_length: Callable[[Line], int],
-    chime_length: Callable[[Chime], int],
+    chime_length: Callable[[Sound], int],
 ) -> Timeline:
     """Give every part its start and end, in samples.
 
@@ -311,7 +328,6 @@ def place(
     for section in sections:
         section_start = position
         for part in section.parts:
-            where = {"side": part.side, "repeat": part.repeat, "round": part.round}
             if part.kind == "cue":
                 cue_event = _place_cue(part, anchor, length_of(part), warnings)
                 if cue_event is not None:
@@ -327,7 +343,7 @@ def place(
                     events.append(Event("pause", position, position + gap, part.step))
                     position += gap
                 events.append(Event(part.kind, position, position + length, part.step, line=part.line,
-                                    chime=part.chime, strikes=part.strikes, **where))
+                                    chime=part.chime, strikes=part.strikes, context=part.context))
                 last_sounded = True
             else:
                 spoken = length_of(part) if part.kind == "rest" else 0
@@ -336,12 +352,12 @@ def place(
                     events.append(Event("pause", position, position + gap, part.step))
                     position += gap
                 length = samples(part.ms) + spoken
-                event = Event(part.kind, position, position + length, part.step, **where)
+                event = Event(part.kind, position, position + length, part.step, context=part.context)
                 events.append(event)
                 anchor = event
                 if spoken or (part.kind == "rest" and part.chime is not None):
                     opening = Event("cue", position, position + (spoken or length_of(part)), part.step,
-                                    line=part.line, chime=part.chime, cue=part.cue, **where)
+                                    line=part.line, chime=part.chime, cue=part.cue, context=part.context)
                     anchored.append((opening, part))
                 last_sounded = False
             position += length
@@ -359,7 +375,7 @@ def place(
     timeline = Timeline(routine.title, routine.description, tuple(ordered), tuple(spans), tuple(warnings),
                         routine.background)
     if timeline.duration > samples(MAX_SESSION_MS):
-        raise InputError(f"{routine.path}: the session would last {format_clock(_ms(timeline.duration))}, more than 12 hours")
+        raise InputError(f"{routine.path}: the session would last {format_clock(milliseconds(timeline.duration))}, more than 12 hours")
     return timeline
 
 
@@ -406,21 +422,21 @@ def _place_cue(part: Part, anchor: Event | None, length: int, warnings: list[Pro
     else:
         start = anchor.end - samples(-part.at)
     label = _label(part)
-    span = f"{anchor.kind} of {format_clock(_ms(anchor.length))}"
+    span = f"{anchor.kind} of {format_clock(milliseconds(anchor.length))}"
     if not anchor.start <= start < anchor.end:
         if part.align_end:
             start = anchor.start
             warnings.append(Problem(part.where or Location("?"), f"step '{part.step}': {label} ({_secs(length)}) is longer than "
-                            f"its {span}; it runs {_secs(length - anchor.length)} past it at {format_clock(_ms(anchor.end))}"))
+                            f"its {span}; it runs {_secs(length - anchor.length)} past it at {format_clock(milliseconds(anchor.end))}"))
         else:
             warnings.append(Problem(part.where or Location("?"), f"step '{part.step}': {label} at {_secs(samples(part.at))} "
                             f"does not fit in its {span}; it is left out"))
             return None
     elif start + length > anchor.end:
-        warnings.append(Problem(part.where or Location("?"), f"step '{part.step}': {label} at {format_clock(_ms(start))} runs "
+        warnings.append(Problem(part.where or Location("?"), f"step '{part.step}': {label} at {format_clock(milliseconds(start))} runs "
                         f"{_secs(start + length - anchor.end)} past the end of its {span}"))
     return Event("cue", start, start + length, part.step, line=part.line, chime=part.chime, cue=part.cue,
-                 side=part.side, repeat=part.repeat, round=part.round)
+                 context=part.context)
 
 
 def _overlaps(anchored: list[tuple[Event, Part]]) -> list[Problem]:
@@ -429,17 +445,13 @@ def _overlaps(anchored: list[tuple[Event, Part]]) -> list[Problem]:
     for (before, before_part), (after, after_part) in zip(ordered, ordered[1:]):
         if before.end > after.start:
             found.append(Problem(after_part.where or Location("?"), f"step '{after.step}': {_label(after_part)} at "
-                         f"{format_clock(_ms(after.start))} overlaps {_label(before_part)} by {_secs(before.end - after.start)}"))
+                         f"{format_clock(milliseconds(after.start))} overlaps {_label(before_part)} by {_secs(before.end - after.start)}"))
     return found
 
 
 def _label(part: Part) -> str:
     what = f'"{part.line.text}"' if part.line else f"({part.chime.name if part.chime else ''})"
     return f"cue {what}" if part.cue == "cue" else f"{part.cue} cue {what}"
-
-
-def _ms(count: int) -> int:
-    return round(count * 1000 / SAMPLE_RATE)
 
 
 def _secs(count: int) -> str:

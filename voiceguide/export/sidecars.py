@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from voiceguide.export import lyrics, write_text
-from voiceguide.timeline import SAMPLE_RATE, Timeline
+from voiceguide.plan.timeline import Timeline
+from voiceguide.units import SAMPLE_RATE
 
 
 def lrc(timeline: Timeline, mp3: Path) -> str:

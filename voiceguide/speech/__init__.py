@@ -14,21 +14,21 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
-import struct
 import tempfile
 import threading
 import wave
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO, Callable
+from typing import TYPE_CHECKING, BinaryIO
 
-from voiceguide.engines import Engine, create_engine
+from voiceguide.cache import Clip
+from voiceguide.environment import Environment
 from voiceguide.errors import EngineError, InputError, Location, VoiceError
-from voiceguide.mp3 import Encoded
+from voiceguide.plan.timeline import Line
 from voiceguide.routine import Voice
-from voiceguide.timeline import SAMPLE_RATE, Line
+from voiceguide.speech.engines import Engine, create_engine
+from voiceguide.units import SAMPLE_RATE
 
 if TYPE_CHECKING:
     import numpy as np
@@ -36,10 +36,7 @@ if TYPE_CHECKING:
 DEFAULT_VOICE = Voice(engine="pyttsx3", rate=160, volume=1.0)
 # Bumped whenever clip processing changes, so old clips are not reused.
 CLIP_FORMAT = 4
-# Encoded pieces of sessions: a magic, the number of frames, their bytes and their CRC-16, then the frames.
-FRAMES_FORMAT = 1
-FRAMES_MAGIC = b"VGF1"
-FRAMES_HEADER = "<4sIIH"
+CLIPS = f"clips-{CLIP_FORMAT}"  # the cache's folder of spoken clips
 # Speech quieter than this, relative to the clip's peak, counts as the gap around it.
 TRIM_BELOW_PEAK_DB = 40.0
 EDGE_FADE_MS = 4
@@ -50,140 +47,12 @@ SYNTHESIS_TIMEOUT = 60.0
 Progress = Callable[[int, int], None]
 
 
-@dataclass(frozen=True)
-class Clip:
-    path: Path
-    length: int  # samples at SAMPLE_RATE
-
-    def samples(self) -> np.ndarray:
-        import numpy as np
-
-        with wave.open(str(self.path), "rb") as clip:
-            return np.frombuffer(clip.readframes(clip.getnframes()), dtype="<i2")
-
-
-class ClipCache:
-    """Clips on disk, one file per key, written atomically so a crash never leaves a bad clip."""
-
-    def __init__(self, root: Path, folder: str = f"clips-{CLIP_FORMAT}"):
-        self.root = root
-        self.folder = folder
-
-    @property
-    def clips_dir(self) -> Path:
-        return self.root / self.folder
-
-    def beside(self, folder: str) -> ClipCache:
-        """A cache of other sounds (chimes) in the same place, apart from the spoken clips."""
-        return ClipCache(self.root, folder)
-
-    def path(self, key: str) -> Path:
-        return self.clips_dir / key[:2] / f"{key}.wav"
-
-    def get(self, key: str) -> Clip | None:
-        path = self.path(key)
-        try:
-            with wave.open(str(path), "rb") as clip:
-                if (clip.getframerate(), clip.getnchannels(), clip.getsampwidth()) != (SAMPLE_RATE, 1, 2):
-                    raise wave.Error("unexpected format")
-                length = clip.getnframes()
-            if length == 0 or path.stat().st_size < 44 + 2 * length:
-                raise wave.Error("truncated")
-        except FileNotFoundError:
-            return None
-        except (OSError, EOFError, wave.Error):
-            # Damaged by something outside us (a full disk, a copy): speak it again.
-            path.unlink(missing_ok=True)
-            return None
-        return Clip(path, length)
-
-    def put(self, key: str, samples: np.ndarray) -> Clip:
-        from voiceguide import audio
-
-        path = self.path(key)
-        self._write(path, lambda file: audio.write_wav(file, samples))
-        return Clip(path, len(samples))
-
-    def get_json(self, kind: str, key: str) -> dict | None:
-        """A small result stored under ``kind``; None when absent or unreadable."""
-        try:
-            value = json.loads((self.root / kind / f"{key}.json").read_text())
-        except (OSError, ValueError):
-            return None
-        return value if isinstance(value, dict) else None
-
-    def put_json(self, kind: str, key: str, value: dict) -> None:
-        folder = self.root / kind
-        folder.mkdir(parents=True, exist_ok=True)
-        handle, temp = tempfile.mkstemp(dir=folder, prefix=".", suffix=".tmp")
-        try:
-            with os.fdopen(handle, "w") as file:
-                json.dump(value, file)
-            os.replace(temp, folder / f"{key}.json")
-        except BaseException:
-            Path(temp).unlink(missing_ok=True)
-            raise
-
-    def get_frames(self, key: str) -> Encoded | None:
-        """Stored MP3 frames of a piece of a session; None when absent or damaged."""
-        path = self._frames_path(key)
-        try:
-            data = path.read_bytes()
-        except OSError:
-            return None
-        header = struct.calcsize(FRAMES_HEADER)
-        if len(data) < header or not data.startswith(FRAMES_MAGIC):
-            path.unlink(missing_ok=True)
-            return None
-        _, count, size, crc = struct.unpack(FRAMES_HEADER, data[:header])
-        if len(data) != header + size:
-            path.unlink(missing_ok=True)
-            return None
-        return Encoded(data[header:], count, crc)
-
-    def put_frames(self, key: str, encoded: Encoded) -> None:
-        header = struct.pack(FRAMES_HEADER, FRAMES_MAGIC, encoded.count, len(encoded.data), encoded.crc)
-        self._write(self._frames_path(key), lambda file: file.write(header + encoded.data))
-
-    def _frames_path(self, key: str) -> Path:
-        return self.root / f"frames-{FRAMES_FORMAT}" / key[:2] / f"{key}.mp3f"
-
-    def _write(self, path: Path, fill: Callable[[BinaryIO], object]) -> None:
-        """Write a cache file atomically: into a temporary file beside it, then moved into place."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temp = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=".tmp")
-        try:
-            with os.fdopen(handle, "wb") as file:
-                fill(file)
-                file.flush()
-                os.fsync(file.fileno())
-            os.replace(temp, path)
-        except BaseException:
-            Path(temp).unlink(missing_ok=True)
-            raise
-
-    def info(self) -> tuple[int, int]:
-        """Number of clips and their total size in bytes."""
-        count = size = 0
-        if self.clips_dir.is_dir():
-            for path in self.clips_dir.rglob("*.wav"):
-                count += 1
-                size += path.stat().st_size
-        return count, size
-
-    def clear(self) -> int:
-        count, _ = self.info()
-        for entry in self.root.glob("*") if self.root.is_dir() else ():
-            if entry.name.startswith(("clips-", "sounds-", "frames-", "engines")) or entry.name == "levels":
-                shutil.rmtree(entry, ignore_errors=True)
-        return count
-
-
 class Speech:
     """The speech layer: engines, voice lookup, synthesis with checks, and the cache."""
 
-    def __init__(self, cache: ClipCache, jobs: int | None = None, timeout: float | None = None):
-        self.cache = cache
+    def __init__(self, environment: Environment, jobs: int | None = None, timeout: float | None = None):
+        self.environment = environment
+        self.cache = environment.cache
         self.jobs = max(1, jobs or os.cpu_count() or 1)
         self.timeout = timeout or SYNTHESIS_TIMEOUT
         self.synthesized = 0
@@ -199,7 +68,7 @@ class Speech:
     def engine(self, name: str, where: Location | None = None) -> Engine:
         if name not in self._engines:
             try:
-                self._engines[name] = create_engine(name)
+                self._engines[name] = create_engine(name, self.environment)
             except InputError as error:
                 raise InputError(f"{where}: {error}" if where else str(error)) from None
         return self._engines[name]
@@ -237,7 +106,7 @@ class Speech:
             key = self.key(line)
             if key in self._futures.values():
                 continue  # on its way
-            clip = self.cache.get(key)
+            clip = self.cache.clip(CLIPS, key)
             if clip is None:
                 missing.setdefault(key, line)
             else:
@@ -269,7 +138,7 @@ class Speech:
                     progress(done, total)
                 # Each clip is taken as soon as it is ready.
                 for future in as_completed(self._futures):
-                    clip = self.cache.put(self._futures[future], future.result())
+                    clip = self.cache.put_clip(CLIPS, self._futures[future], future.result())
                     if made:
                         made(clip)
                     self.synthesized += 1
@@ -280,7 +149,7 @@ class Speech:
                 self.stop()
         for line in lines:
             if line not in self._clips:
-                self._clips[line] = self.cache.get(self.key(line))
+                self._clips[line] = self._stored(line)
 
     def stop(self) -> None:
         """End what start began: lines not yet begun are dropped, those being spoken are waited for."""
@@ -295,6 +164,13 @@ class Speech:
             self._folder.cleanup()
         self._pool, self._folder = None, None
         self._futures = {}
+
+    def _stored(self, line: Line) -> Clip:
+        clip = self.cache.clip(CLIPS, self.key(line))
+        if clip is None:  # deleted from the cache since it was made: made again
+            self.prepare([line])
+            return self._clips[line]
+        return clip
 
     def clip(self, line: Line) -> Clip:
         if line not in self._clips:
@@ -314,7 +190,7 @@ class Speech:
             try:
                 with self._speaking:
                     engine.synthesize(line.text, voice_id, voice.rate or 0, voice.volume or 1.0, path, self.timeout)
-                return _checked(line, path)
+                return _checked(line, path, self.environment)
             except EngineError as failure:
                 error = failure
             finally:
@@ -322,7 +198,7 @@ class Speech:
         raise EngineError(f'could not speak "{_short(line.text)}": {error or "unknown failure"}')
 
 
-def _checked(line: Line, path: Path) -> np.ndarray:
+def _checked(line: Line, path: Path, environment: Environment) -> np.ndarray:
     """The clip as 44.1 kHz mono, trimmed; refuses empty or implausibly short or long audio."""
     from voiceguide import audio
 
@@ -331,7 +207,7 @@ def _checked(line: Line, path: Path) -> np.ndarray:
     if _truncated_wav(path):
         raise EngineError("the engine wrote a truncated WAV file")
     try:
-        samples = audio.decode(path)
+        samples = audio.decode(path, environment.tools)
     except Exception as error:
         raise EngineError(f"the engine wrote unreadable audio ({error})") from None
     samples = trim(samples)

@@ -1,4 +1,4 @@
-"""Chime sounds for the timeline: built-ins synthesized in code, or a person's own sound file.
+"""Short sounds for the timeline: built-ins synthesized in code, or a person's own sound file.
 
 numpy and the audio modules are imported when a sound is first made: a build
 starts its engines first and loads them while the engines speak (see
@@ -11,10 +11,10 @@ import hashlib
 import json
 from typing import TYPE_CHECKING
 
+from voiceguide.environment import Environment
 from voiceguide.errors import AudioError, InputError
-from voiceguide.routine import Chime
-from voiceguide.speech import ClipCache
-from voiceguide.timeline import SAMPLE_RATE
+from voiceguide.routine import Sound
+from voiceguide.units import SAMPLE_RATE
 
 if TYPE_CHECKING:
     import numpy as np
@@ -27,50 +27,49 @@ CHIME_PEAK_DBFS = -9.0
 # rings when it is cut, and its peak grows past what was limited before encoding.
 BAND_LIMIT_HZ = 11_000
 SOUND_FORMAT = 3  # bumped whenever making or levelling sounds changes, so stored ones are made again
+SOUNDS = f"sounds-{SOUND_FORMAT}"  # the cache's folder of made sounds
 
 
 class Sounds:
-    """Samples of each chime, made once per run, and kept in the clip cache when there is one."""
+    """Samples of each sound, made once per run, and kept in the environment's cache."""
 
-    def __init__(self, cache: ClipCache | None = None) -> None:
+    def __init__(self, environment: Environment) -> None:
         self._samples: dict[tuple[str, str | None], np.ndarray] = {}
-        self._cache = cache.beside(f"sounds-{SOUND_FORMAT}") if cache else None
+        self._environment = environment
 
-    def samples(self, chime: Chime) -> np.ndarray:
+    def samples(self, chime: Sound) -> np.ndarray:
         key = (chime.name, str(chime.path) if chime.path else None)
         if key not in self._samples:
             self._samples[key] = self._made(chime)
         return self._samples[key]
 
-    def _made(self, chime: Chime) -> np.ndarray:
-        if self._cache is None:
-            return _level(self._load(chime))
+    def _made(self, chime: Sound) -> np.ndarray:
         # Synthesizing, band-limiting and measuring a gong takes longer than reading it back.
         stat = chime.path.stat() if chime.path else None
         parts = [SOUND_FORMAT, CHIME_LUFS, CHIME_PEAK_DBFS, BAND_LIMIT_HZ, chime.name, str(chime.path),
                  stat and (stat.st_size, stat.st_mtime_ns)]
         key = hashlib.sha256(json.dumps(["sound", *parts]).encode()).hexdigest()
-        stored = self._cache.get(key)
+        stored = self._environment.cache.clip(SOUNDS, key)
         if stored is not None:
             return stored.samples()
         made = _level(self._load(chime))
         if len(made):
-            self._cache.put(key, made)
+            self._environment.cache.put_clip(SOUNDS, key, made)
         return made
 
-    def length(self, chime: Chime) -> int:
+    def length(self, chime: Sound) -> int:
         return len(self.samples(chime))
 
-    @staticmethod
-    def _load(chime: Chime) -> np.ndarray:
+    def _load(self, chime: Sound) -> np.ndarray:
         import numpy as np
 
-        from voiceguide import audio, chimes
+        from voiceguide import audio
+        from voiceguide.sounds import chimes
 
         if chime.path is None:
             return chimes.synthesize(chime.name)
         try:
-            samples = audio.decode(chime.path)
+            samples = audio.decode(chime.path, self._environment.tools)
         except AudioError as error:
             raise InputError(f"{chime.where}: chime {error}") from None
         if not np.any(samples):

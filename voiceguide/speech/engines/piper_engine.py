@@ -20,8 +20,9 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from voiceguide.engines import Engine, VoiceInfo
+from voiceguide.environment import Environment
 from voiceguide.errors import EngineError, EngineUnavailable, VoiceError
+from voiceguide.speech.engines import Engine, VoiceInfo
 
 INSTALL = "pip install 'voiceguide[natural]'"
 # Import names of what the extra brings; checked without importing them, which takes time.
@@ -73,7 +74,8 @@ class PiperEngine(Engine):
 
     name = "piper"
 
-    def __init__(self) -> None:
+    def __init__(self, environment: Environment) -> None:
+        super().__init__(environment)
         if any(importlib.util.find_spec(module) is None for module in NEEDS):
             raise EngineUnavailable(f"engine 'piper' needs the natural voice: {INSTALL}")
         self._models = {model.info.id: model for model in bundled_models()}

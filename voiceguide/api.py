@@ -1,0 +1,193 @@
+"""The Python API: load a routine, adjust its holds, plan the session, build its MP3, in the order of the stages.
+
+    import voiceguide
+    routine = voiceguide.load("scripts/sciatica-self-massage.yaml")
+    routine = voiceguide.adjust(routine, holds={"tennis-balls": "90s"})
+    session = voiceguide.plan(routine)
+    built = voiceguide.build(session, "output/sciatica.mp3")
+
+The command line (cli.py) is a thin layer over these functions. Planning
+starts the speech engines as soon as it knows the lines, and only then loads
+the modules that make, measure and write sound (numpy and the rest take a
+fifth of a second to import): they load while the engines speak.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from voiceguide.durations import DurationError, parse_duration
+from voiceguide.environment import Environment
+from voiceguide.errors import InputError
+from voiceguide.overrides import HoldSetting, Overrides, apply_overrides, check_scale
+from voiceguide.overrides import load_profile as _load_profile
+from voiceguide.plan.planner import chimes_of, expand, lines_of, place
+from voiceguide.plan.timeline import Timeline
+from voiceguide.routine import Routine, Voice, load_routine
+from voiceguide.speech import DEFAULT_VOICE, Progress, Speech
+from voiceguide.speech.engines import engine_names
+
+if TYPE_CHECKING:
+    from pydub import AudioSegment
+
+    from voiceguide.loudness import Analyses
+    from voiceguide.render import Level
+    from voiceguide.sounds import Sounds
+
+DEFAULT_LOUDNESS = -16.0  # LUFS, integrated: the norm for spoken word
+DEFAULT_BITRATE = 64  # kbps, constant: clear speech in mono, about 29 MB an hour (see voiceguide.mp3.BITRATES)
+
+
+def load(path: str | os.PathLike[str], environment: Environment | None = None) -> Routine:
+    """Read and check a routine file; raise RoutineError listing every problem in it as FILE:LINE:COL."""
+    return load_routine(path, engine_names(environment or Environment.from_os()))
+
+
+def load_profile(path: str | os.PathLike[str], environment: Environment | None = None) -> Overrides:
+    """Read a profile file of standing preferences (holds, hold-scale, voice)."""
+    return _load_profile(path, engine_names(environment or Environment.from_os()))
+
+
+def adjust(routine: Routine, holds: Mapping[str, str | int] | None = None, hold_scale: float | None = None,
+           profile: Overrides | None = None) -> Routine:
+    """The routine with holds set by step id (``{"tennis-balls": "90s"}``, or milliseconds) and the others
+    multiplied by ``hold_scale``; ``profile`` (see load_profile) gives what these leave unset."""
+    settings: dict[str, HoldSetting] = {}
+    for step_id, hold in (holds or {}).items():
+        try:
+            ms = hold if isinstance(hold, int) else parse_duration(hold)
+        except DurationError as error:
+            raise InputError(f"hold {step_id}: {error}") from None
+        if ms <= 0:
+            raise InputError(f"hold {step_id}: a hold must be longer than zero")
+        settings[step_id] = HoldSetting(ms, f"hold {step_id}")
+    if hold_scale is not None:
+        try:
+            check_scale(hold_scale)
+        except ValueError as error:
+            raise InputError(f"hold scale {error}") from None
+    wanted = Overrides(holds=settings, hold_scale=hold_scale)
+    return apply_overrides(routine, wanted.over(profile) if profile else wanted)
+
+
+@dataclass(frozen=True)
+class Session:
+    """A planned session: its routine and its timeline, every clip made. Build renders exactly this."""
+
+    routine: Routine
+    timeline: Timeline
+    environment: Environment = field(repr=False, compare=False)
+    _speech: Speech = field(repr=False, compare=False)
+    _sounds: Sounds = field(repr=False, compare=False)
+    _analyses: Analyses | None = field(repr=False, compare=False)
+
+
+def plan(routine: Routine, voice: Voice | None = None, environment: Environment | None = None,
+         jobs: int | None = None, progress: Progress | None = None, for_build: bool = True) -> Session:
+    """Plan the session exactly as build will render it: clips are made (or taken from the cache) here.
+
+    ``voice`` wins over every voice the routine sets (the command line's
+    --engine, --voice and --rate). ``jobs``: lines spoken at once (default:
+    every core). ``progress`` is told (done, total) as lines are spoken.
+    ``for_build``: each new clip is analysed for the level search as it
+    arrives, on a core that would otherwise wait.
+    """
+    environment = environment or Environment.from_os()
+    from voiceguide.sounds import Sounds
+
+    speech = Speech(environment, jobs=jobs)
+    sounds = Sounds(environment)
+    sections = expand(routine, voice or Voice(), DEFAULT_VOICE)
+    lines = lines_of(sections)
+    speech.start(lines)
+    try:
+        from voiceguide.export import cover as covers
+        from voiceguide.loudness import Analyses
+        from voiceguide.render import analyse, analyse_sound
+        from voiceguide.render import bed as beds
+
+        analyses = Analyses() if for_build else None
+        used = chimes_of(sections)
+        # A sound file that is not audio is reported before the build goes on (speech begun is dropped).
+        for sound in used:
+            if sound.path is not None:
+                sounds.samples(sound)
+        beds.check(routine.background, environment.tools)
+
+        # While the engine speaks, the built-in sounds are made (and, for a build, they and each new clip are
+        # analysed and the cover drawn): work for the cores that would otherwise wait between one speech worker
+        # and the next.
+        def while_speaking() -> None:
+            for sound in used:
+                sounds.samples(sound)
+                if analyses is not None:
+                    analyse_sound(analyses, sounds, sound)
+            if analyses is not None and routine.cover is None:
+                covers.generated(routine.title)
+
+        with ThreadPoolExecutor(max_workers=1) as helper:
+            made = helper.submit(while_speaking)
+            speech.prepare(lines, progress, made=(lambda clip: analyse(analyses, clip)) if analyses else None)
+            made.result()
+    finally:
+        speech.stop()
+    timeline = place(routine, sections, speech.length, sounds.length)
+    return Session(routine, timeline, environment, speech, sounds, analyses)
+
+
+@dataclass(frozen=True)
+class Built:
+    """A session written as an MP3 file."""
+
+    path: Path
+    size: int  # bytes
+    level: Level  # how loud its parts were made
+    timeline: Timeline
+    environment: Environment = field(repr=False, compare=False)
+
+    def audio_segment(self) -> AudioSegment:
+        """The session as a pydub AudioSegment (44.1 kHz mono, 16 bits), sample for sample as the timeline
+        places it: decoded from the MP3, the encoder's delay taken off."""
+        import miniaudio
+        from pydub import AudioSegment
+
+        from voiceguide.units import DELAY, SAMPLE_RATE
+
+        decoded = miniaudio.decode_file(str(self.path), output_format=miniaudio.SampleFormat.SIGNED16,
+                                        nchannels=1, sample_rate=SAMPLE_RATE)
+        samples = decoded.samples[DELAY : DELAY + self.timeline.duration]
+        return AudioSegment(data=samples.tobytes(), sample_width=2, frame_rate=SAMPLE_RATE, channels=1)
+
+
+def build(session: Session, target: str | os.PathLike[str], bitrate: int = DEFAULT_BITRATE,
+          loudness: float = DEFAULT_LOUDNESS, sidecars: tuple[str, ...] = ()) -> Built:
+    """Render the planned session to the MP3 file ``target`` at ``loudness`` LUFS, with its tags, chapters,
+    lyrics and cover, and the ``sidecars`` asked for (lrc, vtt, json, m3u) beside it; every file atomically."""
+    from voiceguide import export, tools
+    from voiceguide.errors import Location
+    from voiceguide.export import cover as covers
+    from voiceguide.export.sidecars import write_sidecars
+    from voiceguide.loudness import Analyses
+    from voiceguide.mp3 import BITRATES, Encoder
+    from voiceguide.render import render
+
+    if bitrate not in BITRATES:
+        raise InputError(f"bitrate {bitrate} is not one of {', '.join(map(str, BITRATES))}")
+    path = Path(target)
+    routine, environment = session.routine, session.environment
+    tools.release_freed_memory()
+    if routine.cover is not None:  # a file that is not an image is reported before any sound is made
+        cover = covers.from_file(routine.cover, routine.cover_at or Location(str(routine.path)))
+    else:  # drawn while the engine spoke
+        cover = covers.generated(routine.title)
+    encoder = Encoder(environment.tools.ffmpeg, bitrate, environment.cache)
+    with export.atomic(path) as temp:
+        level = render(session.timeline, session._speech, session._sounds, temp, loudness, encoder,
+                       session._analyses or Analyses(), environment.tools, export.tags(session.timeline, cover))
+    write_sidecars(session.timeline, path, list(sidecars))
+    return Built(path, path.stat().st_size, level, session.timeline, environment)

@@ -1,0 +1,163 @@
+"""Measuring a session as written: its MP3 frames decoded in this process, loudness and true peak."""
+
+from __future__ import annotations
+
+import functools
+import math
+import queue
+import threading
+from collections.abc import Callable
+
+import numpy as np
+
+from voiceguide.errors import AudioError
+from voiceguide.loudness import BIN, Binned, laid_out, true_peak
+from voiceguide.mp3._frames import Frames
+from voiceguide.units import DELAY, FRAME
+
+
+class Meter:
+    """Measures integrated loudness and true peak of MP3 frames as a player hears them.
+
+    A thread decodes the frames as they are written (miniaudio's MP3
+    decoder, in this process), each run of frames only once: a countdown
+    said after every hold is decoded once and counted wherever it is heard.
+    Each run is analysed as a Forecast analyses a sound and laid out where
+    it sounds, long silences cut short, so its blocks and gates are those of
+    the whole session; the true peak is found by oversampling (true_peak).
+    """
+
+    WARM_FRAMES = 2  # decoded again before the next part of a run: the decoder's state reaches back one frame
+
+    def __init__(self, duration: int) -> None:
+        self._duration = duration  # samples in the session: the filter rings no further
+        self._runs: dict[bytes, int] = {}  # a run's frames: its index in _analyses
+        # (session sample where its decoded sound starts, samples, run), in order of start
+        self._placed: list[tuple[int, int, int]] = []
+        self._analyses: list[Binned] = []
+        self._energies: dict[int, tuple[list[np.ndarray], np.ndarray]] = {}  # of the runs that are whole
+        self._open: tuple[int, int, bool] | None = None  # the run sent last: its index, where it ends, first part?
+        self._last = b""  # the frames sent last
+        # run, frames, warm; or run, None, 0 once the run is whole
+        self._queue: queue.SimpleQueue[tuple[int, bytes | None, int] | None] = queue.SimpleQueue()
+        self._peak = 0.0
+        self._failure: list[BaseException] = []
+        self._decoder = threading.Thread(target=self._decode, daemon=True)
+        self._decoder.start()
+
+    def frames(self, first: int, data: bytes, count: int) -> None:
+        """``count`` frames in ``data``, the first of them frame ``first`` of the session."""
+        if self._open is not None and first == self._open[1]:  # the run sent last goes on (a bed, in parts)
+            index, _, whole = self._open
+            if whole:  # its first part can no longer stand for the whole run
+                self._runs = {key: run for key, run in self._runs.items() if run != index}
+            start, length, _ = self._placed[-1]
+            self._placed[-1] = (start, length + count * FRAME, index)
+            warm = Frames().feed(self._last)[-self.WARM_FRAMES :]
+            self._queue.put((index, b"".join(warm) + data, len(warm)))
+            self._open = (index, first + count, False)
+            self._last = data
+            return
+        # The run sent last is whole: its energy is worked out now, while the encoder works, not at the end.
+        if self._open is not None:
+            self._queue.put((self._open[0], None, 0))
+        if data in self._runs:
+            self._placed.append((first * FRAME - DELAY, count * FRAME, self._runs[data]))
+            self._open = None
+            return
+        index = len(self._analyses)
+        self._runs[data] = index
+        self._analyses.append(Binned())
+        self._placed.append((first * FRAME - DELAY, count * FRAME, index))
+        self._queue.put((index, data, 0))
+        self._open = (index, first + count, True)
+        self._last = data
+
+    def _decode(self) -> None:
+        try:
+            decode = _decoder()
+        except BaseException as error:
+            self._failure.append(error)
+        while (item := self._queue.get()) is not None:
+            if self._failure:
+                continue  # drained, so that the build never waits on a full queue
+            index, data, warm = item
+            try:
+                if data is None:
+                    self._energies[index] = self._analyses[index].energy()
+                    continue
+                frames = Frames().feed(data)
+                # A few seconds at a time: a bed comes in parts of a minute, too much to hold decoded at once.
+                for start in range(warm, len(frames), _DECODE_FRAMES):
+                    begin = max(0, start - self.WARM_FRAMES)
+                    end = min(len(frames), start + _DECODE_FRAMES)
+                    decoded = decode(b"".join(frames[begin:end]))
+                    decoded *= np.float32(32768)
+                    # Its last frame is decoded again before the next stretch, with what follows it to look at.
+                    self._peak = true_peak(decoded if end == len(frames) else decoded[:-FRAME], self._peak)
+                    # The frames decoded again to warm the decoder up were counted with the stretch before.
+                    self._analyses[index].write(decoded[(start - begin) * FRAME :])
+            except BaseException as error:
+                self._failure.append(error)
+
+    def result(self) -> tuple[float, float]:
+        """Integrated loudness in LUFS (SILENCE_LUFS for a silent session) and true peak in dBTP."""
+        self._queue.put(None)
+        self._decoder.join()
+        if self._failure:
+            raise AudioError(f"measuring loudness failed: {self._failure[0]}")
+        energies = [self._energies.get(index) or analysis.energy() for index, analysis in enumerate(self._analyses)]
+        sounds = []
+        for start, length, index in self._placed:
+            skip = -(-max(0, -start) // BIN)  # bins decoded before the session's first sample: the encoder's delay
+            (fine, coarse), left = energies[index], skip
+            parts = list(fine)
+            while left and parts:
+                if left >= len(parts[0]):
+                    left -= len(parts.pop(0))
+                else:
+                    parts[0], left = parts[0][left:], 0
+            sounds.append((start + skip * BIN, length - skip * BIN, parts, coarse))
+        loudness = laid_out(sounds, self._duration)
+        peak = 20 * math.log10(self._peak / 32768) if self._peak else -math.inf
+        return loudness, peak
+
+    def abort(self) -> None:
+        self._failure.append(AudioError("aborted"))
+        self._queue.put(None)
+        self._decoder.join()
+
+
+_DECODE_FRAMES = 256  # decoded at a time: 7 s, 1.2 MB of samples
+
+
+@functools.lru_cache(maxsize=1)
+def _decoder() -> Callable[[bytes], np.ndarray]:
+    """miniaudio's MP3 decoder: MP3 frames to samples (float32, full scale 1.0), in an array of their own.
+
+    Called straight in miniaudio's compiled module where it has the call:
+    the miniaudio module itself loads urllib, email, http and ssl for its
+    internet streams, 80 ms of a first build where this takes 2. Imported
+    only when a session is measured: builds that encode nothing never load it.
+    """
+    try:
+        from _miniaudio import ffi, lib
+
+        read, free = lib.ma_dr_mp3_open_memory_and_read_pcm_frames_f32, lib.ma_dr_mp3_free
+    except (ImportError, AttributeError):  # another build of miniaudio: through its module
+        import miniaudio
+
+        return lambda data: np.frombuffer(miniaudio.mp3_read_f32(data).samples, np.float32)
+
+    def decoded(data: bytes) -> np.ndarray:
+        config, frames = ffi.new("ma_dr_mp3_config *"), ffi.new("ma_dr_mp3_uint64 *")
+        memory = read(data, len(data), config, frames, ffi.NULL)
+        if not memory:
+            raise AudioError("the MP3 decoder could not read the frames written")
+        try:
+            return np.frombuffer(ffi.buffer(memory, frames[0] * config.channels * 4), np.float32).copy()
+        finally:
+            free(memory, ffi.NULL)
+
+    return decoded
+

@@ -1,0 +1,99 @@
+"""Writing a session's frames in order: stored and encoded pieces, silent frames between them, the Info frame last."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import BinaryIO
+
+from voiceguide.cache import Encoded
+from voiceguide.mp3._crc import crc16, crc_after_zeros
+from voiceguide.mp3._frames import Frames, bytes_after, frame_bytes, info_frame
+from voiceguide.mp3._silence import Silence
+
+_CYCLES_PER_WRITE = 64
+_WRITE_BACK = 4 << 20  # bytes of silence in one stretch past which it is sent to the disk at once
+
+Tap = Callable[[int, bytes, int], None]
+
+
+class Writer:
+    """Writes frames in order after room for the Info frame, filling the gaps with silent frames."""
+
+    def __init__(self, file: BinaryIO, silence: Silence, frames_total: int, tap: Tap | None = None):
+        self.file = file
+        self.tap = tap
+        self.bitrate = silence.bitrate
+        self.frames_total = frames_total
+        self.average = frame_bytes(self.bitrate)
+        self.start = file.tell()  # where the Info frame goes
+        file.write(bytes(int(self.average)))  # room for the Info frame, filled in last
+        file.flush()  # a file that has begun shows it at once
+        self.silence = silence
+        self.frames = 0  # audio frames written
+        self.size = int(self.average)  # bytes written, the Info frame included
+        self.crc = 0
+
+    def piece(self, first: int, encoded: Encoded) -> None:
+        """The frames of a piece, the first of them frame ``first`` of the session."""
+        start = max(first, self.frames)
+        self.silent(min(start, self.frames_total) - self.frames)
+        data, count, crc = encoded.data, encoded.count, encoded.crc
+        if first < self.frames or first + count > self.frames_total:
+            # A piece at the very start or end: the frames before the session's first or after its last go.
+            frames = Frames().feed(data)[self.frames - first if first < self.frames else 0:]
+            frames = frames[: max(0, self.frames_total - start)]
+            data, count = b"".join(frames), len(frames)
+            crc = crc16(data)
+        if self.tap:
+            self.tap(start, data, count)
+        self.file.write(data)
+        self.frames += count
+        self.size += len(data)
+        self.crc = crc_after_zeros(self.crc, len(data)) ^ crc
+
+    def silent(self, count: int) -> None:
+        """``count`` copies of the silent frame, padded where the bitrate puts a padded frame.
+
+        Padding keeps every frame where the bitrate puts it, so players seek by
+        byte offset to the right time: whenever the file has fallen behind,
+        the next copy is padded. Stored pieces keep the padding LAME gave
+        them, so a run may begin a byte or two off; once back on time, the
+        run follows the bitrate's own pattern, which repeats every
+        ``cycle`` frames, and is written and checksummed a cycle at a time.
+        """
+        plain, _ = self.silence.frames
+        end = self.frames + count
+        while self.frames < end and self.size != bytes_after(self.bitrate, self.frames):
+            self._silent_frame(1 if bytes_after(self.bitrate, self.frames + 1) - self.size > len(plain) else 0)
+        if self.frames == end:
+            return
+        whole, rest = divmod(end - self.frames, self.silence.cycle)
+        block, step = self.silence.cycles(self.frames, whole)
+        many = memoryview(block * min(_CYCLES_PER_WRITE, whole))  # made once: each new one is page faults
+        for start in range(0, whole, _CYCLES_PER_WRITE):
+            self.file.write(many[: min(_CYCLES_PER_WRITE, whole - start) * len(block)])
+        if whole * len(block) > _WRITE_BACK and hasattr(os, "posix_fadvise"):
+            # A long silence goes to the disk now, not all at the sync at the end (Linux starts writing the
+            # pages out, and lets them go: nothing reads them again).
+            self.file.flush()
+            os.posix_fadvise(self.file.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
+        self.crc = step.apply(self.crc)
+        self.frames += whole * self.silence.cycle
+        self.size += whole * len(block)
+        for which in self.silence.pattern(self.frames)[:rest]:
+            self._silent_frame(which)
+
+    def _silent_frame(self, which: int) -> None:
+        frame = self.silence.frames[which]
+        self.file.write(frame)
+        self.frames += 1
+        self.size += len(frame)
+        self.crc = self.silence.steps[which].apply(self.crc)
+
+    def finish(self, total: int) -> None:
+        self.silent(self.frames_total - self.frames)
+        self.file.seek(self.start)
+        self.file.write(info_frame(self.bitrate, self.frames, self.size, total, self.crc))
+
+

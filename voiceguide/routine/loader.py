@@ -1,0 +1,238 @@
+"""Routine files: load a YAML routine, check all of it, and return plain data (model.py).
+
+Every problem in a file is collected and reported at once as FILE:LINE:COL,
+so a person fixes their routine in one pass instead of one error per run.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from voiceguide.durations import format_clock
+from voiceguide.errors import Location, RoutineError
+from voiceguide.routine.checker import _kind, _order, slug
+from voiceguide.routine.cues import CueChecker
+from voiceguide.routine.model import (
+    DEFAULT_PAUSE_MS,
+    GROUP_KEYS,
+    MAX_EVENTS,
+    MAX_SESSION_MS,
+    RESERVED_IDS,
+    STEP_KEYS,
+    TEMPLATE_NAMES,
+    TOP_KEYS,
+    Routine,
+    Step,
+    Voice,
+    lower_bound,
+)
+from voiceguide.yamlfile import YList, YMap, read_yaml
+
+_ID = re.compile(r"[a-z0-9][a-z0-9_-]*")
+
+
+def load_routine(path: str | os.PathLike[str], engines: Sequence[str]) -> Routine:
+    """Read and check the routine file at ``path``, whose voices may name ``engines``; raise RoutineError
+    listing every problem."""
+    checker = _RoutineChecker(Path(path), engines)
+    data, where = read_yaml(path, "routine", checker.problems)
+    routine = checker.routine(data, where)
+    if checker.problems:
+        raise RoutineError(sorted(checker.problems, key=_order))
+    assert routine is not None
+    return routine
+
+
+class _RoutineChecker(CueChecker):
+    def __init__(self, path: Path, engines: Sequence[str]):
+        super().__init__(path, engines)
+        self.ids: dict[str, Location] = {}
+
+    def routine(self, value: Any, where: Location) -> Routine | None:
+        data = self.mapping(value, where, "a routine", TOP_KEYS)
+        if data is None:
+            return None
+        title = self.text(data, "title", "a routine", required=True)
+        description = self.text(data, "description", "a routine") or ""
+        self.vars = self._vars(data)
+        voice = self.voice(data, "voice") or Voice()
+        chime = self._chime(data)
+        pause = self.duration(data, "pause", allow_zero=True)
+        intro = self._texts(data, "intro", scope=())
+        outro = self._texts(data, "outro", scope=())
+        phrases = self._phrases(data)
+        # Defaults apply to steps of any shape, so their texts may use only what every hold has.
+        cue_settings = self._cue_settings(data, ("hold", "repeat", "repeats"))
+        lead_in, lead_in_ms = self._lead_in(data)
+        closing = self._chime(data, "closing")
+        cover = self._file(data, "cover", "cover image")
+        background = self._background(data) if "background" in data else None
+        for reserved in RESERVED_IDS:
+            self.ids[reserved] = data.where
+        steps: tuple[Step, ...] = ()
+        if "steps" not in data:
+            self.problem(data.where, "a routine needs 'steps', a list of at least one step")
+        else:
+            steps = self._steps(data["steps"], data.at("steps"), scope=())
+            if steps:
+                self._check_size(steps)
+        return Routine(
+            path=self.path,
+            title=title or "",
+            description=description,
+            voice=voice,
+            chime=chime,
+            pause=DEFAULT_PAUSE_MS if pause is None else pause,
+            intro=intro,
+            outro=outro,
+            vars=self.vars,
+            steps=steps,
+            cue_settings=cue_settings,
+            lead_in=lead_in,
+            lead_in_ms=lead_in_ms,
+            closing=closing,
+            phrases=phrases,
+            cover=cover,
+            cover_at=data.at("cover") if cover else None,
+            background=background,
+        )
+
+    def _vars(self, data: YMap) -> dict[str, str]:
+        if "vars" not in data:
+            return {}
+        table = self.mapping(data["vars"], data.at("vars"), "'vars'", None)
+        result: dict[str, str] = {}
+        if table is None:
+            return result
+        for name, value in table.items():
+            if not name.isidentifier():
+                self.problem(table.key_at[name], f"variable name '{name}' must be a single word (letters, digits, _)")
+            elif name in TEMPLATE_NAMES:
+                self.problem(table.key_at[name], f"variable name '{name}' is filled in by voiceguide; choose another name")
+            elif isinstance(value, (YMap, YList)) or value is None:
+                self.problem(table.at(name), f"variable '{name}' must be text or a number, got {_kind(value)}")
+            else:
+                result[name] = table.raw.get(name, str(value))
+        return result
+
+    def _steps(self, value: Any, where: Location, scope: tuple[str, ...]) -> tuple[Step, ...]:
+        if not isinstance(value, YList) or not value:
+            self.problem(where, f"'steps' must be a list of at least one step, got {_kind(value)}")
+            return ()
+        steps = []
+        for item, item_where in zip(value, value.item_at):
+            step = self._step(item, item_where, scope)
+            if step is not None:
+                steps.append(step)
+        return tuple(steps)
+
+    def _step(self, value: Any, where: Location, scope: tuple[str, ...]) -> Step | None:
+        is_group = isinstance(value, YMap) and "steps" in value
+        # Keys of the other kind are flagged below with a clearer message.
+        keys = STEP_KEYS + tuple(k for k in GROUP_KEYS if k not in STEP_KEYS)
+        data = self.mapping(value, where, "a group" if is_group else "a step", keys)
+        if data is None:
+            return None
+        for key in data:
+            if key in ("hold", "repeat", "between") and is_group:
+                self.problem(data.key_at[key], f"'{key}' belongs on a step; a group has 'rounds' and 'steps'")
+            elif key == "rounds" and not is_group:
+                self.problem(data.key_at[key], "'rounds' belongs on a group (a step with 'steps')")
+        title = self.text(data, "title", "a step", required=True) or ""
+        step_id = self._id(data, title, where)
+        sides = self._sides(data)
+        repeat = self.count(data, "repeat") or 1
+        rounds = self.count(data, "rounds") or 1
+        hold = self.duration(data, "hold", allow_zero=False)
+        if "between" in data and repeat == 1:
+            self.problem(data.key_at["between"], "'between' is spoken between repetitions; add 'repeat' of 2 or more")
+
+        inner = scope + (("side",) if sides else ())
+        if is_group:
+            inner += ("round", "rounds")
+            say_scope = inner
+        else:
+            say_scope = inner + ("repeat", "repeats") + (("hold",) if hold is not None else ())
+        say = self._texts(data, "say", say_scope)
+        between = self._texts(data, "between", say_scope)
+        # Cue texts inside a group apply to the steps in it, which each have a hold.
+        cue_settings = self._cue_settings(data, say_scope + ("hold", "repeat", "repeats") if is_group else say_scope)
+        steps = self._steps(data["steps"], data.at("steps"), inner) if is_group else ()
+        return Step(
+            id=step_id,
+            title=title,
+            where=where,
+            say=say,
+            hold=hold,
+            hold_at=data.at("hold") if hold is not None else None,
+            repeat=repeat,
+            between=between,
+            sides=sides,
+            rest=self.duration(data, "rest", allow_zero=True) or 0,
+            chime=self._chime(data),
+            voice=self.voice(data, "voice"),
+            steps=steps,
+            rounds=rounds,
+            cue_settings=cue_settings,
+        )
+
+    def _id(self, data: YMap, title: str, where: Location) -> str:
+        explicit = "id" in data
+        if explicit:
+            step_id = self.text(data, "id", "a step") or ""
+            at = data.at("id")
+            if not _ID.fullmatch(step_id):
+                self.problem(at, f"id '{step_id}' must be lowercase letters, digits, '-' or '_'")
+                return step_id
+        else:
+            step_id = slug(title) or "step"
+            at = data.at("title") if "title" in data else where
+        if step_id in self.ids:
+            first = self.ids[step_id]
+            if step_id in RESERVED_IDS:
+                self.problem(at, f"id '{step_id}' is reserved for the routine's {step_id}; give this step another id")
+            else:
+                how = "" if explicit else " (made from the title; add an 'id' to tell them apart)"
+                self.problem(at, f"duplicate step id '{step_id}', first used at line {first.line}{how}")
+        else:
+            self.ids[step_id] = at
+        return step_id
+
+    def _sides(self, data: YMap) -> tuple[str, ...]:
+        if "sides" not in data:
+            return ()
+        value = data["sides"]
+        if not isinstance(value, YList) or not value:
+            self.problem(data.at("sides"), f"'sides' must be a list of side names such as [left, right], got {_kind(value)}")
+            return ()
+        sides = []
+        for item, at, raw in zip(value, value.item_at, value.raw):
+            name = raw if raw is not None and not isinstance(item, (YMap, YList)) else None
+            if not name or not name.strip():
+                self.problem(at, "each side must be a name such as left or right")
+            elif name in sides:
+                self.problem(at, f"side '{name}' is listed twice")
+            else:
+                sides.append(name)
+        return tuple(sides)
+
+    def _check_size(self, steps: tuple[Step, ...]) -> None:
+        """Refuse sessions over 12 hours before anything is expanded in memory."""
+        total_ms = 0
+        total_events = 0
+        for step in steps:
+            ms, events = lower_bound(step)
+            total_ms += ms
+            total_events += events
+            if total_ms > MAX_SESSION_MS:
+                self.problem(step.where, f"the session would last more than 12 hours (holds and rests reach {format_clock(total_ms)} by step '{step.id}')")
+                return
+            if total_events > MAX_EVENTS:
+                self.problem(step.where, f"the session would have more than {MAX_EVENTS} events by step '{step.id}'; use fewer repeats or rounds")
+                return
+
+

@@ -1,0 +1,260 @@
+"""A routine as plain data: what a routine file says, checked, with every value's place in the file.
+
+The loader (loader.py) makes these; every later stage reads them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+from voiceguide.errors import Location
+
+BUILTIN_CHIMES = ("bell", "soft", "gong", "wood", "none")
+SOUND_SUFFIXES = (".wav", ".mp3", ".ogg", ".oga", ".flac", ".m4a", ".aac", ".opus")
+DEFAULT_CHIME = "bell"
+DEFAULT_PAUSE_MS = 800
+MAX_SESSION_MS = 12 * 3_600_000
+# A limit on events as well as on time: a routine of many short spoken steps
+# repeated a million times is short of 12 hours of holds but not of work.
+MAX_EVENTS = 50_000
+RATE_RANGE = (40, 600)
+
+# Cue settings: at the top of a routine they are defaults, on a group or step they refine them.
+CUE_KEYS = ("countdown", "halfway", "remaining", "cues", "bells", "switch", "next")
+TOP_KEYS = ("title", "description", "voice", "chime", "pause", "intro", "outro", "vars", "steps",
+            "lead-in", "closing", "phrases", "cover", "background") + CUE_KEYS
+STEP_KEYS = ("title", "id", "say", "hold", "repeat", "between", "sides", "rest", "chime", "voice") + CUE_KEYS
+GROUP_KEYS = ("title", "id", "say", "steps", "rounds", "rest", "sides", "chime", "voice") + CUE_KEYS
+VOICE_KEYS = ("engine", "voice", "rate", "volume")
+BUILTIN_BEDS = ("rain", "drone")
+BACKGROUND_KEYS = ("sound", "level", "fade", "duck")
+DUCK_KEYS = ("depth", "attack", "release")
+# A bed this far under the speech is felt more than heard, and never competes with the words.
+DEFAULT_BED_LEVEL_DB = -20.0
+BED_LEVEL_RANGE = (-40.0, -6.0)
+DEFAULT_BED_FADE_MS = 5000
+DEFAULT_DUCK_DB = 10.0
+MAX_DUCK_DB = 40.0
+DEFAULT_ATTACK_MS = 300
+DEFAULT_RELEASE_MS = 1000
+RESERVED_IDS = ("intro", "outro", "lead-in")
+DEFAULT_PHRASES = {
+    "halfway": "Halfway.",
+    "remaining": "{time} left.",
+    "switch": "Switch to the {side} side.",
+    "next": "Next up: {title}.",
+    "lead-in": "Get ready.",
+}
+# The names each phrase may use besides the routine's vars.
+PHRASE_SCOPE = {"halfway": (), "remaining": ("time",), "switch": ("side",), "next": ("title",), "lead-in": ()}
+UNIT_PHRASES = ("second", "seconds", "minute", "minutes", "hour", "hours")
+PHRASE_KEYS = tuple(DEFAULT_PHRASES) + UNIT_PHRASES + ("numbers",)
+DEFAULT_COUNTDOWN = 3
+DEFAULT_SWITCH_GAP_MS = 3000
+DEFAULT_LEAD_IN_MS = 5000
+# Names the program fills in; a routine's own vars may not take them.
+TEMPLATE_NAMES = ("side", "round", "rounds", "repeat", "repeats", "hold")
+
+
+
+@dataclass(frozen=True)
+class Text:
+    """A line to speak, possibly with {templates}; filled in when planning."""
+
+    template: str
+    where: Location
+
+
+@dataclass(frozen=True)
+class Voice:
+    """Speech settings; a field left as None is inherited from the enclosing level."""
+
+    engine: str | None = None
+    voice: str | None = None
+    rate: int | None = None
+    volume: float | None = None
+    engine_at: Location | None = None
+    voice_at: Location | None = None
+
+    def over(self, base: Voice) -> Voice:
+        """These settings, with the fields left unset taken from ``base``."""
+        return Voice(
+            engine=self.engine if self.engine is not None else base.engine,
+            voice=self.voice if self.voice is not None else base.voice,
+            rate=self.rate if self.rate is not None else base.rate,
+            volume=self.volume if self.volume is not None else base.volume,
+            engine_at=self.engine_at if self.engine is not None else base.engine_at,
+            voice_at=self.voice_at if self.voice is not None else base.voice_at,
+        )
+
+
+@dataclass(frozen=True)
+class Sound:
+    """An end-of-hold signal: a built-in name, or a sound file."""
+
+    name: str
+    where: Location
+    path: Path | None = None
+
+
+@dataclass(frozen=True)
+class Background:
+    """A sound under the whole session: a built-in bed or a looped sound file, dipped under speech and cues.
+
+    ``level`` is the bed's loudness relative to the speech in dB; while
+    anything else sounds it is ``depth`` dB lower, reached over ``attack`` ms
+    before the sound starts and left over ``release`` ms after it ends.
+    """
+
+    name: str
+    where: Location
+    path: Path | None = None
+    level: float = DEFAULT_BED_LEVEL_DB
+    fade: int = DEFAULT_BED_FADE_MS
+    depth: float = DEFAULT_DUCK_DB
+    attack: int = DEFAULT_ATTACK_MS
+    release: int = DEFAULT_RELEASE_MS
+
+
+@dataclass(frozen=True)
+class Signal:
+    """What a cue gives: words, a sound, or the routine's phrase for it. Neither: off."""
+
+    text: Text | None = None
+    sound: Sound | None = None
+    phrase: bool = False
+
+    @property
+    def on(self) -> bool:
+        return self.phrase or self.text is not None or self.sound is not None
+
+
+OFF = Signal()
+
+
+@dataclass(frozen=True)
+class TimedCue:
+    """A line or sound at a point of a hold: ``at`` ms from its start, or from its end when negative."""
+
+    at: int
+    signal: Signal
+    where: Location
+
+
+@dataclass(frozen=True)
+class CueSettings:
+    """How holds are coached. A field left as None is inherited from the enclosing level."""
+
+    countdown: int | None = None
+    countdown_sound: Sound | None = None
+    halfway: Signal | None = None
+    remaining: tuple[int, ...] | None = None
+    remaining_every: int | None = None
+    bell_every: int | None = None
+    bell: Sound | None = None
+    strikes: int | None = None
+    cues: tuple[TimedCue, ...] | None = None
+    switch: Signal | None = None
+    switch_gap: int | None = None
+    next: Signal | None = None
+
+    def over(self, base: CueSettings) -> CueSettings:
+        """These settings, with the fields left unset taken from ``base``."""
+        return CueSettings(**{
+            f.name: getattr(self, f.name) if getattr(self, f.name) is not None else getattr(base, f.name)
+            for f in fields(self)
+        })
+
+
+@dataclass(frozen=True)
+class Phrases:
+    """The words of cues, replaceable so a routine in another language speaks only it."""
+
+    texts: dict[str, Text]
+    units: dict[str, str]
+    digits: bool = False
+
+
+@dataclass(frozen=True)
+class Step:
+    """A step of a routine; with ``steps`` of its own it is a group."""
+
+    id: str
+    title: str
+    where: Location
+    say: tuple[Text, ...] = ()
+    hold: int | None = None
+    hold_at: Location | None = None
+    repeat: int = 1
+    between: tuple[Text, ...] = ()
+    sides: tuple[str, ...] = ()
+    rest: int = 0
+    chime: Sound | None = None
+    voice: Voice | None = None
+    steps: tuple[Step, ...] = ()
+    rounds: int = 1
+    cue_settings: CueSettings = field(default_factory=CueSettings)
+
+    @property
+    def is_group(self) -> bool:
+        return bool(self.steps)
+
+
+@dataclass(frozen=True)
+class Routine:
+    path: Path
+    title: str
+    steps: tuple[Step, ...]
+    description: str = ""
+    voice: Voice = field(default_factory=Voice)
+    chime: Sound | None = None
+    pause: int = DEFAULT_PAUSE_MS
+    intro: tuple[Text, ...] = ()
+    outro: tuple[Text, ...] = ()
+    vars: dict[str, str] = field(default_factory=dict)
+    cue_settings: CueSettings = field(default_factory=CueSettings)
+    lead_in: Signal = OFF
+    lead_in_ms: int = 0
+    closing: Sound | None = None
+    phrases: Phrases = field(default_factory=lambda: Phrases({}, {}))
+    cover: Path | None = None
+    cover_at: Location | None = None
+    background: Background | None = None
+
+    def all_steps(self) -> Iterator[Step]:
+        """Every step and group, depth first, in file order."""
+
+        def walk(steps: tuple[Step, ...]) -> Iterator[Step]:
+            for step in steps:
+                yield step
+                yield from walk(step.steps)
+
+        return walk(self.steps)
+
+    def hold_ids(self) -> list[str]:
+        """Ids of the steps that have a hold, the ones --hold can set."""
+        return [step.id for step in self.all_steps() if step.hold is not None]
+
+
+
+def minimum_length(step: Step) -> int:
+    """Least time a step takes in ms (its holds and rests, without speech)."""
+    return lower_bound(step)[0]
+
+
+def lower_bound(step: Step) -> tuple[int, int]:
+    """Least time and event count of a step, computed without expanding it."""
+    sides = max(1, len(step.sides))
+    if step.is_group:
+        parts = [lower_bound(child) for child in step.steps]
+        round_ms = sum(ms for ms, _ in parts)
+        round_events = sum(events for _, events in parts) + len(step.say) + 1
+        ms = (round_ms * step.rounds + step.rest * (step.rounds - 1)) * sides
+        return ms, round_events * step.rounds * sides
+    per_repeat_ms = step.hold or 0
+    per_repeat_events = 2 + len(step.say) + len(step.between) + 2
+    return per_repeat_ms * step.repeat * sides + step.rest, per_repeat_events * step.repeat * sides + 1
+
+

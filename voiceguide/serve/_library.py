@@ -1,0 +1,144 @@
+"""The sessions of a folder: which MP3s count, and the title, duration, chapters and cover their tags give."""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from voiceguide.errors import InputError
+
+COVER_TYPES = ("image/jpeg", "image/png")
+
+
+@dataclass(frozen=True)
+class Chapter:
+    """A chapter of a served session, one step of its routine; times in seconds."""
+
+    title: str
+    start: float
+    end: float
+
+
+@dataclass(frozen=True)
+class SessionFile:
+    """One MP3 in the folder, as its tags describe it; times in seconds."""
+
+    name: str
+    path: Path
+    title: str
+    duration: float
+    size: int
+    steps: tuple[Chapter, ...]
+    has_cover: bool
+
+
+class Library:
+    """The sessions of one folder, read from their tags once per (path, mtime, size)."""
+
+    def __init__(self, folder: Path):
+        if not folder.is_dir():
+            raise InputError(f"{folder}: no such folder; build a session first (voiceguide build ROUTINE)")
+        self.folder = folder.resolve()
+        self._cache: dict[tuple[str, str, int, int], SessionFile | None] = {}
+        self._lock = threading.Lock()
+
+    def sessions(self) -> list[SessionFile]:
+        """Every readable session in the folder, by title."""
+        try:
+            names = sorted(entry.name for entry in os.scandir(self.folder))
+        except OSError:
+            return []
+        found = [s for s in map(self.session, names) if s is not None]
+        return sorted(found, key=lambda s: (s.title.casefold(), s.name))
+
+    def session(self, name: str) -> SessionFile | None:
+        """The session stored as ``name`` directly in the folder, or None for anything else."""
+        path = self._inside(name)
+        if path is None:
+            return None
+        try:
+            stat = path.stat()
+        except OSError:
+            return None
+        key = (name, str(path), stat.st_mtime_ns, stat.st_size)
+        with self._lock:
+            if key in self._cache:
+                return self._cache[key]
+        session = read_session(name, path, stat.st_size)
+        with self._lock:
+            # A rebuilt file gets a new key: forget what was read from its old version.
+            for old in [k for k in self._cache if k[:2] == key[:2]]:
+                del self._cache[old]
+            self._cache[key] = session
+        return session
+
+    def _inside(self, name: str) -> Path | None:
+        """The real path of an MP3 named ``name`` in the folder, if it and its target are inside it."""
+        if (not name.lower().endswith(".mp3") or name.startswith(".") or "/" in name or "\\" in name
+                or "\0" in name or not _printable(name)):
+            return None
+        real = Path(os.path.realpath(self.folder / name))
+        # A symlink may point to another file of the folder, never out of it.
+        if not real.is_relative_to(self.folder) or real == self.folder or not real.is_file():
+            return None
+        return real
+
+
+def _printable(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:  # a file name that is not UTF-8 cannot be put in a URL
+        return False
+    return name.isprintable()
+
+
+def read_session(name: str, path: Path, size: int) -> SessionFile | None:
+    """Title, duration and steps from an MP3's tags; None when the file is not a readable MP3."""
+    from mutagen import MutagenError
+    from mutagen.mp3 import MP3
+
+    try:
+        audio = MP3(path)
+    except (MutagenError, OSError):
+        return None
+    tags = audio.tags
+    # mutagen declares info as None until load() fills it in, which MP3() has done.
+    duration = float(audio.info.length)  # type: ignore[attr-defined]
+    title = str(tags["TIT2"].text[0]) if tags is not None and "TIT2" in tags and tags["TIT2"].text else ""
+    steps = _steps(tags, duration) if tags is not None else ()
+    has_cover = tags is not None and any(frame.mime in COVER_TYPES for frame in tags.getall("APIC"))
+    return SessionFile(name, path, title.strip() or Path(name).stem, duration, size, steps, has_cover)
+
+
+def _steps(tags, duration: float) -> tuple[Chapter, ...]:
+    """The chapters in the order of the top-level table of contents, else by start time."""
+    chapters = {chap.element_id: chap for chap in tags.getall("CHAP")}
+    order = next((toc.child_element_ids for toc in tags.getall("CTOC") if toc.flags & 1), None)
+    if order and all(element in chapters for element in order):
+        ordered = [chapters[element] for element in order]
+    else:
+        ordered = sorted(chapters.values(), key=lambda chap: chap.start_time)
+    steps = []
+    for number, chap in enumerate(ordered, 1):
+        title = chap.sub_frames.get("TIT2")
+        name = str(title.text[0]).strip() if title is not None and title.text else ""
+        start = min(chap.start_time / 1000, duration)
+        steps.append(Chapter(name or f"Step {number}", start, max(start, min(chap.end_time / 1000, duration))))
+    return tuple(steps)
+
+
+def cover_of(session: SessionFile) -> tuple[str, bytes] | None:
+    """The session's cover art (front cover first) as (MIME type, bytes)."""
+    from mutagen import MutagenError
+    from mutagen.id3 import ID3
+
+    try:
+        pictures = [p for p in ID3(session.path).getall("APIC") if p.mime in COVER_TYPES]
+    except (MutagenError, OSError):
+        return None
+    if not pictures:
+        return None
+    picture = min(pictures, key=lambda p: p.type != 3)
+    return picture.mime, picture.data
