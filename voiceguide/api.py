@@ -3,8 +3,8 @@
     import voiceguide
     routine = voiceguide.load("scripts/sciatica-self-massage.yaml")
     routine = voiceguide.adjust(routine, holds={"tennis-balls": "90s"})
-    session = voiceguide.plan(routine)
-    built = voiceguide.build(session, "output/sciatica.mp3")
+    session = voiceguide.plan_session(routine)
+    built = voiceguide.build_session(session, "output/sciatica.mp3")
 
 The command line (cli.py) is a thin layer over these functions. Planning
 starts the speech engines as soon as it knows the lines, and only then loads
@@ -87,7 +87,7 @@ class Session:
     _analyses: Analyses | None = field(repr=False, compare=False)
 
 
-def plan(routine: Routine, voice: Voice | None = None, environment: Environment | None = None,
+def plan_session(routine: Routine, voice: Voice | None = None, environment: Environment | None = None,
          jobs: int | None = None, progress: Progress | None = None, for_build: bool = True) -> Session:
     """Plan the session exactly as build will render it: clips are made (or taken from the cache) here.
 
@@ -152,19 +152,19 @@ class Built:
 
     def audio_segment(self) -> AudioSegment:
         """The session as a pydub AudioSegment (44.1 kHz mono, 16 bits), sample for sample as the timeline
-        places it: decoded from the MP3, the encoder's delay taken off."""
+        places it: decoded from the MP3, whose Info frame tells the decoder the delay and padding to take off."""
         import miniaudio
         from pydub import AudioSegment
 
-        from voiceguide.units import DELAY, SAMPLE_RATE
+        from voiceguide.units import SAMPLE_RATE
 
         decoded = miniaudio.decode_file(str(self.path), output_format=miniaudio.SampleFormat.SIGNED16,
                                         nchannels=1, sample_rate=SAMPLE_RATE)
-        samples = decoded.samples[DELAY : DELAY + self.timeline.duration]
+        samples = decoded.samples[: self.timeline.duration]
         return AudioSegment(data=samples.tobytes(), sample_width=2, frame_rate=SAMPLE_RATE, channels=1)
 
 
-def build(session: Session, target: str | os.PathLike[str], bitrate: int = DEFAULT_BITRATE,
+def build_session(session: Session, target: str | os.PathLike[str], bitrate: int = DEFAULT_BITRATE,
           loudness: float = DEFAULT_LOUDNESS, sidecars: tuple[str, ...] = ()) -> Built:
     """Render the planned session to the MP3 file ``target`` at ``loudness`` LUFS, with its tags, chapters,
     lyrics and cover, and the ``sidecars`` asked for (lrc, vtt, json, m3u) beside it; every file atomically."""

@@ -187,7 +187,7 @@ def _plan(routine: Path, options: dict[str, Any], building: bool = False) -> api
                            options["engine"], options["voice"], options["rate"], options["voice_model"])
     loaded = api.adjust(api.load(routine, environment), profile=overrides)
     with _Progress(options["quiet"] or not environment.is_terminal) as progress:
-        session = api.plan(loaded, overrides.voice, environment, options["jobs"], progress, for_build=building)
+        session = api.plan_session(loaded, overrides.voice, environment, options["jobs"], progress, for_build=building)
     warnings = list(session.timeline.warnings)
     if warnings and options["strict"]:
         raise RoutineError(warnings)
@@ -289,7 +289,7 @@ def build(routine: Path, output: Path | None, bitrate: str, loudness: float, sid
     """
     session = _plan(routine, options, building=True)
     target = output or session.environment.output_dir / f"{routine.stem}.mp3"
-    built = api.build(session, target, int(bitrate), loudness, sidecars)
+    built = api.build_session(session, target, int(bitrate), loudness, sidecars)
     duration = format_clock(milliseconds(session.timeline.duration))
     click.echo(f"{target}  {duration}  {built.size / 1_000_000:.1f} MB")
     background = session.routine.background

@@ -10,8 +10,12 @@ import functools
 import io
 import textwrap
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from voiceguide.errors import InputError, Location
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 SIZE = 600
 MAX_BYTES = 300_000
@@ -19,20 +23,20 @@ TOP = (36, 59, 85)
 BOTTOM = (122, 160, 150)
 
 
-@functools.lru_cache(maxsize=4)  # a build draws it ahead, while the engine speaks (see session)
+@functools.lru_cache(maxsize=4)  # a build draws it ahead, while the engine speaks (see api.plan_session)
 def generated(title: str) -> bytes:
     """A calm gradient with the title in large type, as JPEG bytes; the same title gives the same bytes."""
     from PIL import Image, ImageDraw, ImageFont
 
     image = Image.new("RGB", (SIZE, SIZE))
     draw = ImageDraw.Draw(image)
-    for y in range(SIZE):
-        mix = y / (SIZE - 1)
-        draw.line([(0, y), (SIZE, y)], fill=tuple(round(a + (b - a) * mix) for a, b in zip(TOP, BOTTOM)))
+    for row in range(SIZE):
+        mix = row / (SIZE - 1)
+        draw.line([(0, row), (SIZE, row)], fill=tuple(round(a + (b - a) * mix) for a, b in zip(TOP, BOTTOM)))
     font = ImageFont.load_default(size=54)
     lines = textwrap.wrap(title, width=16)[:5] or [" "]
     heights = [draw.textbbox((0, 0), line, font=font)[3] for line in lines]
-    y = (SIZE - sum(heights) - 14 * (len(lines) - 1)) // 2
+    y: float = (SIZE - sum(heights) - 14 * (len(lines) - 1)) // 2
     for line, height in zip(lines, heights):
         width = draw.textlength(line, font=font)
         draw.text(((SIZE - width) / 2, y), line, font=font, fill=(245, 242, 232))
@@ -63,7 +67,7 @@ def mime(data: bytes) -> str:
     return "image/png" if data.startswith(b"\x89PNG") else "image/jpeg"
 
 
-def _jpeg(image) -> bytes:  # type: ignore[no-untyped-def]
+def _jpeg(image: Image.Image) -> bytes:
     for quality in (88, 75, 60, 45):
         out = io.BytesIO()
         image.save(out, "JPEG", quality=quality, optimize=True)

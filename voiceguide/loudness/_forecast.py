@@ -91,7 +91,7 @@ class Forecast:
         """Integrated loudness in LUFS with each sound at its gain (0: left out), limited at the ceiling."""
         top = 32767 * 10 ** (ceiling_dbfs / 20)
         heard: dict[tuple[str, float], np.ndarray] = {}
-        laid = []
+        laid: list[tuple[int, int, list[np.ndarray], np.ndarray]] = []
         for (start, length, source), gain in zip(self._sounds, gains):
             if gain <= 0:  # left out, but where it sounds the silence is not cut short, as when it is heard
                 laid.append((start, length, [], _NONE))

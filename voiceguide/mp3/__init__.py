@@ -83,7 +83,8 @@ class Encoder:
         frames_total =     -(-(total + DELAY) // FRAME)  # the last frame holds the session's last sample
         stored = {piece.key: store.frames(piece.key) for piece in pieces if piece.key and store} if store else {}
         # A piece heard twice (the same words after two holds) is encoded once.
-        missing = list({piece.key or id(piece): piece for piece in pieces if stored.get(piece.key) is None}.values())
+        missing = list({piece.key or id(piece): piece for piece in pieces
+                        if piece.key is None or stored.get(piece.key) is None}.values())
         # Pieces are stored by a thread of their own: each is synced to disk, milliseconds the writing need not wait.
         saver = ThreadPoolExecutor(max_workers=1) if store and missing else None
         saved: list[Future] = []
@@ -95,7 +96,7 @@ class Encoder:
                 encoded = encoder.encoded() if encoder else iter(())
                 for piece in pieces:
                     first, last = frame_span(piece)
-                    ready = stored.get(piece.key)
+                    ready = stored.get(piece.key) if piece.key else None
                     if ready is not None:
                         writer.piece(first, ready)
                         continue

@@ -10,6 +10,7 @@ a block at a time and added under the layers.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import math
@@ -130,7 +131,7 @@ def layers(timeline: Timeline, speech: Speech, sounds: Sounds) -> list[Layer]:
         elif event.chime is not None:
             chime = event.chime
             for start in event.strike_starts():
-                found.append(Layer(start, sounds.length(chime), lambda chime=chime: sounds.samples(chime), spoken=False,
+                found.append(Layer(start, sounds.length(chime), functools.partial(sounds.samples, chime), spoken=False,
                                    source=sound_source(chime)))
     return sorted(found, key=lambda layer: layer.start)
 
@@ -247,8 +248,8 @@ def leveled(timeline: Timeline, pending: list[Layer], target_lufs: float, measur
     level = at(shift, ceiling)
     best: tuple[float, Level] | None = None  # (distance from the target, level) of the best round within the peak
     for _ in range(ENCODED_ROUNDS):
-        shift, mixed, slope = _searched(lambda shift, ceiling=ceiling: loudness(at(shift, ceiling)), target_lufs - encoding,
-                                        shift, slope)
+        shift, mixed, slope = _searched(functools.partial(_at_ceiling, loudness, at, ceiling=ceiling),
+                                        target_lufs - encoding, shift, slope)
         if at(shift, ceiling) == level and best is not None:
             break  # every gain is at its most, as in the round before: nothing more to learn
         level = at(shift, ceiling)
@@ -271,6 +272,12 @@ def leveled(timeline: Timeline, pending: list[Layer], target_lufs: float, measur
         return level
     speech_heard = speech_lufs + 20 * math.log10(level.gain) if has_speech else target_lufs
     return _bed_level(timeline, pending, target_lufs - encoding, measure, bed, level, speech_heard)
+
+
+def _at_ceiling(loudness: Callable[[Level], float], at: Callable[[float, float], Level], shift: float,
+                ceiling: float) -> float:
+    """The forecast loudness at ``shift`` with the limiter at ``ceiling``."""
+    return loudness(at(shift, ceiling))
 
 
 def _searched(loudness_at: Callable[[float], float], goal: float, shift: float,
@@ -419,7 +426,7 @@ class _Stream:
         self.written = 0
 
     def write(self, samples: np.ndarray) -> None:
-        self.out(memoryview(np.ascontiguousarray(samples, dtype="<i2")).cast("B"))
+        self.out(memoryview(np.ascontiguousarray(samples, dtype="<i2").data).cast("B"))
         self.written += len(samples)
 
     def silence(self, count: int) -> None:

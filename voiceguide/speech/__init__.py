@@ -20,7 +20,7 @@ import wave
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING
 
 from voiceguide.cache import Clip
 from voiceguide.environment import Environment

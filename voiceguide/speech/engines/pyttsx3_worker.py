@@ -119,7 +119,7 @@ def _keep_last_chunk() -> None:
 
     original = EspeakDriver._onSynth
 
-    def on_synth(self, wav, numsamples, events):  # type: ignore[no-untyped-def]
+    def on_synth(self, wav, numsamples, events):  # noqa: ANN001 -- pyttsx3's own signature
         if numsamples > 0 and self._speaking:
             self._data_buffer += ctypes.string_at(wav, numsamples * ctypes.sizeof(ctypes.c_short))
         return original(self, wav, 0, events)
@@ -142,7 +142,7 @@ def _settings_just_before_speaking(rate: int, volume: float) -> None:
 
     original = EspeakDriver._start_synthesis
 
-    def start_synthesis(self, text):  # type: ignore[no-untyped-def]
+    def start_synthesis(self, text):  # noqa: ANN001 -- pyttsx3's own signature
         _espeak.SetParameter(_espeak.RATE, rate, 0)
         _espeak.SetParameter(_espeak.VOLUME, int(round(volume * 100, 2)), 0)
         return original(self, text)
