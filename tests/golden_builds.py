@@ -45,8 +45,8 @@ def sha256_of_build(args: list[str], folder: Path) -> str:
 
 def identity() -> dict:
     """The tool chain of this machine as it decides the bytes, and a short key for it."""
-    code = ("import os, ctypes; from voiceguide import tools; which = tools.load_espeak();"
-            "from voiceguide.tools import ffmpeg; print(ffmpeg());"
+    code = ("from voiceguide.environment import Environment; tools = Environment.from_os().tools;"
+            "tools.load_espeak(); print(tools.ffmpeg);"
             "print([l.split()[-1] for l in open('/proc/self/maps') if 'libespeak-ng' in l][0])")
     with tempfile.TemporaryDirectory() as cache:
         done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
