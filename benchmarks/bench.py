@@ -286,6 +286,10 @@ class Bench:
         if source is not None:
             # Ahead of the installed (editable) package, for voiceguide and its speech workers.
             self.env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(source), os.environ.get("PYTHONPATH")]))
+        # The worker moved with the engines into speech/: a revision from before the move has it in engines/.
+        package = (source or Path(__file__).resolve().parent.parent) / "voiceguide"
+        moved = (package / "speech" / "engines" / "pyttsx3_worker.py").exists()
+        self.worker_module = f"voiceguide.{'speech.' if moved else ''}engines.pyttsx3_worker"
         self.notes: list[str] = []
         self.others: list[float] = []
         self.synthesis_lines = 0
@@ -348,6 +352,13 @@ class Bench:
         return self.run(name, self.voiceguide("build", str(routine), "--cache-dir", str(self.cache),
                                               "-o", str(output), "--quiet", *extra))
 
+    def forget_made(self) -> None:
+        """Empty the cache of everything a build makes (clips, sounds, pieces, levels), as for a routine never
+        built before; answers about the installed tools stay, as they do on a machine that has built anything."""
+        for entry in self.cache.glob("*") if self.cache.is_dir() else ():
+            if entry.name != "answers":
+                shutil.rmtree(entry, ignore_errors=True)
+
     def voiceguide_runs(self, minutes: int, session: dict) -> dict:
         routine = session["routine"]
         # Each cold build right after a replay of pure synthesis: the machine's speed drifts, and the two
@@ -355,7 +366,7 @@ class Bench:
         cold, synthesis = [], []
         for i in range(self.pairs):
             synthesis.append(self.pure_synthesis(session["timeline"]))
-            shutil.rmtree(self.cache, ignore_errors=True)
+            self.forget_made()
             cold.append(self.build(f"{minutes}min cold build #{i + 1}", routine, minutes))
         warm = [self.build(f"{minutes}min warm build #{i + 1}", routine, minutes) for i in range(self.runs)]
         rebuild = []
@@ -382,9 +393,9 @@ class Bench:
         forks a child a line; elsewhere one worker process a line. Nothing is
         decoded, trimmed, cached, planned or rendered. The engine's version and
         voices are asked once, outside the timing: a build finds them kept on
-        disk (see tools.remembered), as these builds do.
+        in the cache (see Cache.answer), as these builds do.
         """
-        worker = [sys.executable, "-m", "voiceguide.speech.engines.pyttsx3_worker"]
+        worker = [sys.executable, "-m", self.worker_module]
         lines = {(e["text"], e["voice"].get("rate"), e["voice"].get("volume", 1.0))
                  for e in timeline["events"] if "text" in e}
         folder = self.root / "synthesis"

@@ -14,11 +14,13 @@ from click.testing import CliRunner
 from test_phone import ebur128
 
 from voiceguide.cli import cli
+from voiceguide.environment import Environment
 from voiceguide.errors import Location
 from voiceguide.render.bed import LOOP_LENGTH, Bed, loop_of, looped
 from voiceguide.routine import Background, load_routine
 from voiceguide.units import SAMPLE_RATE
 
+ENGINES = ["pyttsx3", "piper"]  # the engines a routine may name
 TONE_HZ = 56  # under the lowest harmonic of the voice, so the bed can be measured while words are spoken
 
 ROUTINE = """\
@@ -86,20 +88,21 @@ def events(plan: dict, kind: str) -> list[dict]:
 def test_background_shorthand_and_full_form(tmp_path: Path) -> None:
     short = tmp_path / "short.yaml"
     short.write_text("title: T\nbackground: drone\nsteps:\n  - title: A\n    say: Hi.\n    hold: 3s\n")
-    bed = load_routine(short).background
+    bed = load_routine(short, ENGINES).background
     assert bed is not None and (bed.name, bed.path, bed.level, bed.depth) == ("drone", None, -20.0, 10.0)
     write_tone(tmp_path / "tone.wav")
     full = tmp_path / "full.yaml"
     full.write_text(ROUTINE.format(sound="tone.wav", level="-18 dB", duck="{depth: 6, attack: 0.1s, release: 2s}"))
-    bed = load_routine(full).background
+    bed = load_routine(full, ENGINES).background
     assert bed is not None
     assert (bed.path, bed.level, bed.fade, bed.depth, bed.attack, bed.release) == (
         tmp_path / "tone.wav", -18.0, 1000, 6.0, 100, 2000)
     off = tmp_path / "off.yaml"
     off.write_text(ROUTINE.format(sound="rain", level="-20dB", duck="false"))
-    assert load_routine(off).background.depth == 0.0
+    assert load_routine(off, ENGINES).background.depth == 0.0
 
 
+@pytest.mark.slow
 def test_plan_names_the_background(tmp_path: Path, speech_cache: Path) -> None:
     routine = tmp_path / "bed.yaml"
     routine.write_text(ROUTINE.format(sound="rain", level="-22dB", duck="{depth: 9dB}"))
@@ -127,8 +130,8 @@ def test_a_sound_file_that_is_not_audio_is_one_line(tmp_path: Path, speech_cache
 
 
 @pytest.mark.parametrize("name", ["rain", "drone"])
-def test_built_in_beds_loop_without_a_seam(name: str) -> None:
-    loop = loop_of(Background(name, Location("test"))).astype(np.float64)
+def test_built_in_beds_loop_without_a_seam(name: str, environment: Environment) -> None:
+    loop = loop_of(Background(name, Location("test")), environment.tools).astype(np.float64)
     assert len(loop) == LOOP_LENGTH and LOOP_LENGTH % 1152 == 0
     steps = np.abs(np.diff(loop))
     # The step from the last sample back to the first is no bigger than the steps inside the loop.
@@ -185,6 +188,7 @@ def test_bed_made_a_stretch_at_a_time_is_the_loop_times_its_gain() -> None:
 # --- in the MP3 -----------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_background_is_heard_in_holds_and_dips_under_speech_by_its_depth(tmp_path: Path, speech_cache: Path) -> None:
     samples, plan, _ = build(tmp_path, speech_cache)
     speech = events(plan, "speech")
@@ -199,6 +203,7 @@ def test_background_is_heard_in_holds_and_dips_under_speech_by_its_depth(tmp_pat
         assert rms_db(samples, hold["start"] + 1.5, hold["start"] + 4.5) < rms_db(samples, said["start"], said["end"]) - 6
 
 
+@pytest.mark.slow
 def test_without_ducking_the_bed_stays_level(tmp_path: Path, speech_cache: Path) -> None:
     samples, plan, _ = build(tmp_path, speech_cache, duck="false")
     for said, hold in zip(events(plan, "speech"), events(plan, "hold")):
@@ -207,6 +212,7 @@ def test_without_ducking_the_bed_stays_level(tmp_path: Path, speech_cache: Path)
         assert held - under == pytest.approx(0.0, abs=1.5)
 
 
+@pytest.mark.slow
 def test_session_with_a_bed_keeps_its_loudness(tmp_path: Path, speech_cache: Path) -> None:
     build(tmp_path, speech_cache, sound="rain", level="-20dB")
     integrated, peak = ebur128(tmp_path / "bed.mp3")
@@ -214,6 +220,7 @@ def test_session_with_a_bed_keeps_its_loudness(tmp_path: Path, speech_cache: Pat
     assert peak <= -1.0
 
 
+@pytest.mark.slow
 def test_a_bed_too_loud_for_the_target_is_lowered_with_a_note(tmp_path: Path, speech_cache: Path) -> None:
     samples, plan, note = build(tmp_path, speech_cache, sound="drone", level="-6dB")
     assert note.startswith("note: background drone lowered to ") and "(asked: 6)" in note
@@ -224,14 +231,15 @@ def test_a_bed_too_loud_for_the_target_is_lowered_with_a_note(tmp_path: Path, sp
     assert -60 < rms_db(samples, hold["start"] + 1.5, hold["start"] + 4.5) < -25
 
 
+@pytest.mark.slow
 def test_a_long_session_under_a_bed_is_written_and_measured_in_parts(tmp_path: Path, metered: list,
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     """A bed makes the whole session one piece of sound. It is handed from the encoder to the file and to the
     meter in parts, so that an hour of it is never held at once: the parts join without a gap, and what
     the build measured is what the file holds."""
-    from voiceguide import mp3
+    from voiceguide.mp3 import _encoder
 
-    monkeypatch.setattr(mp3, "_PART_FRAMES", 300)  # about 8 s: this session comes in about ten parts
+    monkeypatch.setattr(_encoder, "_PART_FRAMES", 300)  # about 8 s: this session comes in about ten parts
     routine = tmp_path / "long.yaml"
     routine.write_text(ROUTINE.format(sound="rain", level="-20dB", duck="{depth: 10dB, attack: 300ms, release: 1s}")
                        .replace("hold: 6s", "hold: 40s"))
@@ -250,26 +258,27 @@ def test_a_long_session_under_a_bed_is_written_and_measured_in_parts(tmp_path: P
     assert metered[-1][1] == pytest.approx(peak, abs=0.2)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sound", ["rain", "drone"])
-def test_bed_forecast_predicts_the_mix(sound: str, tmp_path: Path, speech_cache: Path) -> None:
+def test_bed_forecast_predicts_the_mix(sound: str, tmp_path: Path, environment: Environment) -> None:
     """The bed's level is searched on a forecast: the words' and the bed's energies added. At a bed far under
     the words, level with them and above them, it gives what mixing the whole session and measuring it gives."""
-    from voiceguide import render
-    from voiceguide.api import plan_session
+    from voiceguide import api, render
     from voiceguide.loudness import Loudness
-    from voiceguide.overrides import Overrides
     from voiceguide.render.bed import bed_of
     from voiceguide.sounds import Sounds
-    from voiceguide.speech import ClipCache, Speech
+    from voiceguide.speech import Speech
 
     routine = tmp_path / "bed.yaml"
     routine.write_text(ROUTINE.format(sound=sound, level="-20dB", duck="{depth: 10dB, attack: 300ms, release: 1s}")
                        .replace("hold: 6s", "hold: 25s"))
-    speech = Speech(ClipCache(speech_cache))
-    sounds = Sounds(speech.cache)
-    timeline = plan_session(routine, Overrides(), speech, sounds).timeline
+    timeline = api.plan_session(api.load(routine, environment), environment=environment, for_build=False).timeline
+    # The clips the plan was made from, read back from the environment's cache.
+    speech = Speech(environment)
+    sounds = Sounds(environment)
     pending = render.layers(timeline, speech, sounds)
-    bed = bed_of(timeline.background, timeline.duration, [(layer.start, layer.start + layer.length) for layer in pending])
+    bed = bed_of(timeline.background, timeline.duration, [(layer.start, layer.start + layer.length) for layer in pending],
+                 environment.tools)
     level = render.Level(10 ** (6 / 20), 1.0)
     forecast = render._bed_forecast(pending, level, bed, timeline.duration)
     for bed_db in (-40.0, -12.0, 6.0):

@@ -31,8 +31,8 @@ from click.testing import CliRunner, Result
 from mutagen.id3 import ID3
 from mutagen.mp3 import MP3, BitrateMode
 
-from voiceguide import tools
 from voiceguide.cli import cli
+from voiceguide.environment import BUNDLED_ENV, Environment
 from voiceguide.errors import AudioError, EngineError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -147,6 +147,7 @@ def built(speech_cache: Path, tmp_path_factory: pytest.TempPathFactory):
     return get
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("routine", "options", "expected_holds"), BUILD_CASES)
 def test_decoded_audio_follows_the_plan(routine: Path, options: tuple[str, ...], expected_holds: dict | None, built) -> None:
     plan, samples = built(routine, *options)
@@ -194,6 +195,7 @@ def test_decoded_audio_follows_the_plan(routine: Path, options: tuple[str, ...],
     assert not problems, "\n".join(problems)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("routine", SCRIPTS, ids=lambda p: p.stem)
 def test_sounds_never_touch(routine: Path, built) -> None:
     """planner.place(): 'A pause of the routine's `pause` separates two sounds that would otherwise touch.'
@@ -216,6 +218,7 @@ def test_sounds_never_touch(routine: Path, built) -> None:
 
 # --- 2. the MP3 itself -------------------------------------------------------------------------
 
+@pytest.mark.slow
 @pytest.mark.parametrize("bitrate", [None, 96], ids=["default-64", "bitrate-96"])
 def test_mp3_is_cbr_mono_44k_with_id3v23_tags(bitrate: int | None, speech_cache: Path, tmp_path: Path) -> None:
     options = ("--hold-scale", "0.2")
@@ -248,6 +251,7 @@ def test_mp3_is_cbr_mono_44k_with_id3v23_tags(bitrate: int | None, speech_cache:
 
 # --- 3. reproducible bytes ------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_same_options_give_the_same_bytes(speech_cache: Path, tmp_path: Path) -> None:
     first = build(BOX, tmp_path / "a" / "box.mp3", speech_cache, *SHORT).read_bytes()
     second = build(BOX, tmp_path / "b" / "box.mp3", speech_cache, *SHORT).read_bytes()
@@ -277,6 +281,7 @@ steps:
 """
 
 
+@pytest.mark.slow
 def test_each_step_speaks_at_its_own_rate(speech_cache: Path, tmp_path: Path) -> None:
     routine = tmp_path / "rates.yaml"
     routine.write_text(RATES_ROUTINE)
@@ -299,6 +304,7 @@ def test_each_step_speaks_at_its_own_rate(speech_cache: Path, tmp_path: Path) ->
 
 # --- 5. stdout carries only the program's answer --------------------------------------------------
 
+@pytest.mark.slow
 def test_plan_json_stdout_is_only_json_while_synthesizing(tmp_path: Path) -> None:
     cache = tmp_path / "empty-cache"
     result = run_module("plan", BOX, "--json", "--cache-dir", cache, *SHORT, cwd=tmp_path)
@@ -310,6 +316,7 @@ def test_plan_json_stdout_is_only_json_while_synthesizing(tmp_path: Path) -> Non
     assert len(clips(cache)) == distinct_lines(plan) > 5
 
 
+@pytest.mark.slow
 def test_build_prints_one_line_with_path_duration_and_size(tmp_path: Path) -> None:
     target = tmp_path / "out" / "box.mp3"
     result = run_module("build", BOX, "-o", target, "--cache-dir", tmp_path / "empty-cache", *SHORT, cwd=tmp_path)
@@ -327,6 +334,7 @@ def test_build_prints_one_line_with_path_duration_and_size(tmp_path: Path) -> No
 
 # --- 6. the clip cache ------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_second_build_synthesizes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     cache = tmp_path / "cache"
     routine = tiny_routine(tmp_path, "Rest your hands on your knees and breathe out slowly.")
@@ -357,6 +365,7 @@ def workers_running() -> list[str]:
     return found
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="workers that fork a child a line are Linux's")
 def test_a_worker_that_forks_a_child_a_line_speaks_what_a_worker_a_line_speaks(tmp_path: Path,
                                                                               monkeypatch: pytest.MonkeyPatch) -> None:
@@ -373,8 +382,10 @@ def test_a_worker_that_forks_a_child_a_line_speaks_what_a_worker_a_line_speaks(t
         assert (tmp_path / "forked" / name).read_bytes() == (tmp_path / "one-each" / name).read_bytes()
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="workers that fork a child a line are Linux's")
-def test_a_line_that_hangs_in_a_forked_child_is_given_up_and_leaves_nothing_running(tmp_path: Path) -> None:
+def test_a_line_that_hangs_in_a_forked_child_is_given_up_and_leaves_nothing_running(tmp_path: Path,
+                                                                                   environment: Environment) -> None:
     """The child a forking worker forked hangs: after the timeout the engine kills the worker, and the child
     goes with it; the next line gets a worker of its own."""
     from voiceguide.speech.engines import pyttsx3_engine
@@ -387,7 +398,7 @@ def test_a_line_that_hangs_in_a_forked_child_is_given_up_and_leaves_nothing_runn
         "    time.sleep(120)\n"
         "worker.speak = speak\n"
         "sys.exit(worker.main())\n")]
-    engine = pyttsx3_engine.Pyttsx3Engine()
+    engine = pyttsx3_engine.Pyttsx3Engine(environment)
     path = tmp_path / "clip.wav"
     try:
         with pytest.MonkeyPatch.context() as patch:
@@ -409,12 +420,13 @@ def test_a_line_that_hangs_in_a_forked_child_is_given_up_and_leaves_nothing_runn
     assert workers_running() == []
 
 
+@pytest.mark.slow
 def test_cache_info_counts_and_clear_empties(tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     plan = plan_json(BOX, cache, *SHORT)
     count = len(clips(cache))
     assert count == distinct_lines(plan) > 5
-    size = sum(size for size, _ in clips(cache).values())
+    size = sum(path.stat().st_size for path in cache.rglob("*") if path.is_file())  # everything stored
     result = invoke("cache", "info", "--cache-dir", cache)
     assert result.exit_code == 0
     assert result.stdout == f"{cache}\n{count} clips, {size / 1_000_000:.1f} MB\n"
@@ -428,6 +440,7 @@ def test_cache_info_counts_and_clear_empties(tmp_path: Path) -> None:
     assert len(clips(cache)) == count
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("damage", ["truncated", "not-a-wav"])
 def test_damaged_clip_is_spoken_again(damage: str, tmp_path: Path) -> None:
     cache = tmp_path / "cache"
@@ -455,6 +468,7 @@ def previous(speech_cache: Path, tmp_path: Path) -> tuple[Path, bytes]:
     return target, target.read_bytes()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("raised", "code", "said"), [
     (KeyboardInterrupt(), 130, "interrupted"),
     (AudioError("cannot write: No space left on device"), 1, "No space left on device"),
@@ -471,7 +485,7 @@ def test_failed_build_keeps_the_previous_file(raised: BaseException, code: int, 
         seen.append(sorted(p.name for p in target.parent.iterdir()))
         raise raised
 
-    # session imports render when it builds: patch it where it is taken from.
+    # api imports render when it builds: patch it where it is taken from.
     monkeypatch.setattr("voiceguide.render.render", render_then_fail)
     result = invoke("build", BOX, "-o", target, "--quiet", "--cache-dir", speech_cache, "--hold-scale", "0.5")
     assert said in one_line_error(result, code)
@@ -480,16 +494,19 @@ def test_failed_build_keeps_the_previous_file(raised: BaseException, code: int, 
     assert sorted(p.name for p in target.parent.iterdir()) == ["box.mp3"]
 
 
+@pytest.mark.slow
 def test_encoder_dying_midway_keeps_the_previous_file(previous: tuple[Path, bytes], speech_cache: Path,
-                                                     monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+                                                     monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                                     environment: Environment) -> None:
     from voiceguide import mp3
+    from voiceguide.mp3 import _encoder
 
     target, old = previous
-    mp3.silence_at(64)  # made before the encoder is broken
+    mp3.silence_at(environment.tools.ffmpeg, 64, environment.cache)  # made before the encoder is broken
     # An encoder that takes some audio and dies, as on a full disk or an OOM kill.
     dying = tmp_path / "dying.py"
     dying.write_text("import sys\nsys.stdin.buffer.read(300000)\nsys.stderr.write('killed\\n')\nsys.exit(9)\n")
-    monkeypatch.setattr(mp3, "encoder_command", lambda *args: [sys.executable, str(dying)])
+    monkeypatch.setattr(_encoder, "encoder_command", lambda *args: [sys.executable, str(dying)])
     # Nothing stored: every piece goes to the encoder.
     cache = tmp_path / "cache"
     shutil.copytree(speech_cache, cache, ignore=shutil.ignore_patterns("frames-*"))
@@ -500,6 +517,7 @@ def test_encoder_dying_midway_keeps_the_previous_file(previous: tuple[Path, byte
     assert not list(cache.glob("frames-*/*/*")), "nothing half-made is stored"
 
 
+@pytest.mark.slow
 def test_ctrl_c_during_a_real_build(previous: tuple[Path, bytes], speech_cache: Path, tmp_path: Path) -> None:
     """Ctrl-C at a terminal: SIGINT to the whole process group (voiceguide and its ffmpeg) while encoding."""
     target, old = previous
@@ -575,6 +593,7 @@ def test_misspelt_voice_suggests_the_language_meant(speech_cache: Path) -> None:
     assert "english" in hint.casefold(), hint
 
 
+@pytest.mark.slow
 def test_hung_synthesis_times_out_naming_the_text(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(WORKER, fake_worker("import time; time.sleep(120)"))
     # cli builds Speech() without a timeout, which then falls back to this module constant.
@@ -596,6 +615,7 @@ def test_failing_synthesis_names_the_text(tmp_path: Path, monkeypatch: pytest.Mo
     assert not (tmp_path / "x.mp3").exists()
 
 
+@pytest.mark.slow
 def test_output_folder_that_cannot_exist(speech_cache: Path, tmp_path: Path) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder\n")
@@ -630,6 +650,7 @@ def float_wav(path: Path, seconds: float = 0.5) -> Path:
     return path
 
 
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:Couldn't find ffprobe:RuntimeWarning")
 def test_float_wav_chime_plays_where_planned(speech_cache: Path, tmp_path: Path) -> None:
     float_wav(tmp_path / "tone.wav")
@@ -649,6 +670,7 @@ def test_float_wav_chime_plays_where_planned(speech_cache: Path, tmp_path: Path)
     assert speech - 15 < loudness(chime) < speech - 1, (loudness(chime), speech)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["float-wav", "riff-garbage"])
 def test_sound_file_chime_says_nothing_else_on_stderr(kind: str, speech_cache: Path, tmp_path: Path) -> None:
     if kind == "float-wav":
@@ -686,10 +708,11 @@ SLOW_WRITE_WORKER = [sys.executable, "-c", (
     "runpy.run_module('voiceguide.speech.engines.pyttsx3_worker', run_name='__main__')\n")]
 
 
-def test_worker_exits_only_after_the_whole_wav_is_written(tmp_path: Path) -> None:
+@pytest.mark.slow
+def test_worker_exits_only_after_the_whole_wav_is_written(tmp_path: Path, environment: Environment) -> None:
     from voiceguide.speech.engines import pyttsx3_engine
 
-    info = pyttsx3_engine._worker_info(tuple(pyttsx3_engine.WORKER))
+    info = pyttsx3_engine._worker_info(environment, tuple(pyttsx3_engine.WORKER))
     path = tmp_path / "clip.wav"
     request = json.dumps({"text": "Breathe in slowly and hold it.", "voice": info["default"], "rate": 160,
                           "volume": 1.0, "path": str(path)})
@@ -730,14 +753,6 @@ def test_clip_shorter_than_its_header_is_refused(tmp_path: Path, monkeypatch: py
 # --- 9. bundled ffmpeg and espeak-ng --------------------------------------------------------------
 
 @pytest.fixture
-def fresh_ffmpeg_lookup():
-    """tools.ffmpeg() is cached: forget its answer before, and after the environment is restored."""
-    tools.ffmpeg.cache_clear()
-    yield
-    tools.ffmpeg.cache_clear()
-
-
-@pytest.fixture
 def fake_system_ffmpeg(tmp_path: Path) -> Path:
     """A folder with an `ffmpeg` that always fails, to put first on PATH."""
     folder = tmp_path / "bin"
@@ -748,27 +763,29 @@ def fake_system_ffmpeg(tmp_path: Path) -> Path:
     return folder
 
 
-def test_bundled_tools_are_used_when_asked(fresh_ffmpeg_lookup: None, fake_system_ffmpeg: Path, speech_cache: Path,
-                                          tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.slow
+def test_bundled_tools_are_used_when_asked(fake_system_ffmpeg: Path, speech_cache: Path, tmp_path: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
     import imageio_ffmpeg
 
     path = f"{fake_system_ffmpeg}{os.pathsep}{os.environ.get('PATH', '')}"
     monkeypatch.setenv("PATH", path)
-    monkeypatch.delenv(tools.BUNDLED_ENV, raising=False)
-    assert tools.ffmpeg() == str(fake_system_ffmpeg / "ffmpeg")  # the system's copy wins by default
-    monkeypatch.setenv(tools.BUNDLED_ENV, "1")
-    tools.ffmpeg.cache_clear()
-    assert tools.ffmpeg() == imageio_ffmpeg.get_ffmpeg_exe()
+    monkeypatch.delenv(BUNDLED_ENV, raising=False)
+    # The environment of a process: its tools are looked up afresh for each one.
+    environment = Environment.from_os(tmp_path / "cache")
+    assert environment.tools.ffmpeg == str(fake_system_ffmpeg / "ffmpeg")  # the system's copy wins by default
+    monkeypatch.setenv(BUNDLED_ENV, "1")
+    assert Environment.from_os(tmp_path / "cache").tools.ffmpeg == imageio_ffmpeg.get_ffmpeg_exe()
 
     # In a process of its own, with the broken "system" ffmpeg first on PATH.
     env = {**os.environ, "PATH": path}
-    env.pop(tools.BUNDLED_ENV, None)
+    env.pop(BUNDLED_ENV, None)
     args = ("build", BOX, "--quiet", "--cache-dir", speech_cache, *SHORT)
     broken = run_module(*args, "-o", tmp_path / "system.mp3", cwd=tmp_path, env=env)
     assert broken.returncode == 1 and broken.stderr.startswith(("encoding the MP3 failed", "measuring loudness failed"))
     assert len(broken.stderr.splitlines()) == 1, broken.stderr
     assert not (tmp_path / "system.mp3").exists()
-    result = run_module(*args, "-o", tmp_path / "bundled.mp3", cwd=tmp_path, env={**env, tools.BUNDLED_ENV: "1"})
+    result = run_module(*args, "-o", tmp_path / "bundled.mp3", cwd=tmp_path, env={**env, BUNDLED_ENV: "1"})
     assert result.returncode == 0, result.stderr
     plan = plan_json(BOX, speech_cache, *SHORT)
     samples = audio_probe.decode(tmp_path / "bundled.mp3")

@@ -54,10 +54,10 @@ def test_usage_errors_exit_2_without_traceback() -> None:
 
 
 def test_internal_errors_are_one_line_unless_debug(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
-    def broken(path):
+    def broken(path, engines):
         raise ZeroDivisionError("boom")
 
-    monkeypatch.setattr("voiceguide.cli.load_routine", broken)
+    monkeypatch.setattr("voiceguide.api.load_routine", broken)
     result = CliRunner().invoke(cli, ["check", str(tmp_path / "x.yaml")])
     assert result.exit_code == 1
     assert result.stderr == "voiceguide: internal error: ZeroDivisionError: boom (run with --debug for details)\n"
@@ -67,10 +67,10 @@ def test_internal_errors_are_one_line_unless_debug(monkeypatch: pytest.MonkeyPat
 
 
 def test_ctrl_c_exits_130_quietly(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
-    def interrupted(path):
+    def interrupted(path, engines):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("voiceguide.cli.load_routine", interrupted)
+    monkeypatch.setattr("voiceguide.api.load_routine", interrupted)
     result = CliRunner().invoke(cli, ["check", str(tmp_path / "x.yaml")])
     assert result.exit_code == 130
     assert result.stderr == "interrupted\n"
@@ -100,7 +100,7 @@ def test_the_command_leaves_at_once_with_its_exit_code(monkeypatch: pytest.Monke
 
 def test_what_starts_the_speech_engines_loads_without_the_sound_libraries() -> None:
     """A build starts its speech engines before it loads numpy and the other sound libraries, which take a
-    fifth of a second and load while the engines speak (see session.plan_session): the modules on the way
+    fifth of a second and load while the engines speak (see api.plan_session): the modules on the way
     to the first engine must not import them."""
     code = ("import sys, voiceguide.cli, voiceguide.api, voiceguide.speech, voiceguide.sounds, "
             "voiceguide.plan.planner, voiceguide.speech.engines.pyttsx3_engine; "

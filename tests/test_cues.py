@@ -1,4 +1,4 @@
-"""CueSettings cues: each sits where the plan says, inside its hold or rest, and never moves a hold.
+"""Coaching cues: each sits where the plan says, inside its hold or rest, and never moves a hold.
 
 Rules are checked on plans made with stand-in clip lengths (no engine); the
 rendered MP3 is decoded and each cue found where the plan puts it.
@@ -19,6 +19,7 @@ from voiceguide.plan.timeline import STRIKE_SPACING_MS, Timeline
 from voiceguide.routine import Voice, load_routine
 from voiceguide.units import SAMPLE_RATE, samples
 
+ENGINES = ["pyttsx3", "piper"]  # the engine names a routine may use
 DEFAULTS = Voice(engine="pyttsx3", rate=160, volume=1.0)
 WORD = SAMPLE_RATE // 4  # stand-in speech: a quarter second per word
 CHIME = SAMPLE_RATE  # stand-in chimes: one second
@@ -27,7 +28,7 @@ CHIME = SAMPLE_RATE  # stand-in chimes: one second
 def plan_of(tmp_path: Path, text: str) -> Timeline:
     path = tmp_path / "routine.yaml"
     path.write_text(text)
-    routine = load_routine(path)
+    routine = load_routine(path, ENGINES)
     sections = expand(routine, Voice(), DEFAULTS)
     return place(routine, sections, lambda line: len(line.text.split()) * WORD, lambda chime: CHIME)
 
@@ -248,6 +249,7 @@ steps:
 """
 
 
+@pytest.mark.slow
 def test_cues_are_heard_where_the_plan_puts_them(tmp_path: Path, speech_cache: Path) -> None:
     routine = tmp_path / "cues.yaml"
     routine.write_text(AUDIBLE)
@@ -296,6 +298,7 @@ def test_plan_table_shows_cues_under_their_hold(tmp_path: Path, speech_cache: Pa
     assert rows[-1].endswith(f"{sum(1 for row in rows if row.split()[2].endswith(':'))} cues)")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("script", sorted(Path(__file__).parent.parent.glob("scripts/*.yaml")), ids=lambda p: p.stem)
 def test_examples_have_no_cue_warnings(script: Path, speech_cache: Path) -> None:
     result = CliRunner().invoke(cli, ["plan", str(script), "--cache-dir", str(speech_cache), "--strict"])

@@ -1,4 +1,4 @@
-"""Engines as plugins: the table comes from the `voiceguide.speech.engines` entry-point group.
+"""Engines as plugins: the table comes from the `voiceguide.engines` entry-point group.
 
 A third-party engine is installed here as a real distribution would be: a
 module and a ``*.dist-info`` folder with its entry points, put on sys.path.
@@ -18,6 +18,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from voiceguide.cli import cli
+from voiceguide.environment import Environment
 from voiceguide.errors import EngineError, InputError
 from voiceguide.speech import engines
 
@@ -81,26 +82,32 @@ def plugins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     engines._engines.cache_clear()
 
 
+@pytest.fixture
+def environment(tmp_path: Path) -> Environment:
+    """An environment with a cache of its own, where the engine table is kept."""
+    return Environment(cache_dir=tmp_path / "cache", bundled=Environment.from_os().bundled)
+
+
 def invoke(*args: object) -> Result:
     return CliRunner().invoke(cli, [str(a) for a in args])
 
 
-def test_builtin_engines_are_registered_as_entry_points() -> None:
+def test_builtin_engines_are_registered_as_entry_points(environment: Environment) -> None:
     registered = {e.name: e.value for e in metadata.entry_points(group=engines.ENTRY_POINT_GROUP)}
     assert registered["pyttsx3"] == "voiceguide.speech.engines.pyttsx3_engine:Pyttsx3Engine"
     assert registered["piper"] == "voiceguide.speech.engines.piper_engine:PiperEngine"
-    assert {"pyttsx3", "piper"} <= set(engines.engine_names())
+    assert {"pyttsx3", "piper"} <= set(engines.engine_names(environment))
 
 
-def test_listing_engines_imports_none(plugins: Path) -> None:
+def test_listing_engines_imports_none(plugins: Path, environment: Environment) -> None:
     install_plugin(plugins, "exploding-engine", "boom = exploding:Engine", "exploding", "raise RuntimeError('imported')\n")
-    assert "boom" in engines.engine_names()
+    assert "boom" in engines.engine_names(environment)
 
 
-def test_a_third_party_engine_is_found_and_speaks(plugins: Path, tmp_path: Path) -> None:
+def test_a_third_party_engine_is_found_and_speaks(plugins: Path, tmp_path: Path, environment: Environment) -> None:
     install_plugin(plugins, "voiceguide-hum", "hum = hum_engine:HumEngine", "hum_engine", HUM_ENGINE)
-    assert "hum" in engines.engine_names()
-    assert engines.create_engine("hum").resolve_voice("high") == "high"
+    assert "hum" in engines.engine_names(environment)
+    assert engines.create_engine("hum", environment).resolve_voice("high") == "high"
 
     result = invoke("voices", "--engine", "hum")
     assert result.exit_code == 0, result.output
@@ -117,58 +124,59 @@ def test_a_third_party_engine_is_found_and_speaks(plugins: Path, tmp_path: Path)
     assert speech[0]["end"] - speech[0]["start"] == pytest.approx(3.0, abs=0.01)
 
 
-def test_a_broken_plugin_fails_alone_naming_itself(plugins: Path) -> None:
+def test_a_broken_plugin_fails_alone_naming_itself(plugins: Path, environment: Environment) -> None:
     install_plugin(plugins, "voiceguide-broken", "broken = broken_engine:BrokenEngine", "broken_engine",
                    "import no_such_module_anywhere\n")
     with pytest.raises(EngineError) as caught:
-        engines.create_engine("broken")
+        engines.create_engine("broken", environment)
     assert str(caught.value) == (
         "engine 'broken' (broken_engine:BrokenEngine from package voiceguide-broken) cannot be loaded: "
         "ModuleNotFoundError: No module named 'no_such_module_anywhere'")
     # The other engines are untouched.
-    assert {"broken", "piper", "pyttsx3"} <= set(engines.engine_names())
-    assert engines.create_engine("pyttsx3").name == "pyttsx3"
+    assert {"broken", "piper", "pyttsx3"} <= set(engines.engine_names(environment))
+    assert engines.create_engine("pyttsx3", environment).name == "pyttsx3"
 
 
-def test_a_plugin_that_is_not_an_engine_is_refused(plugins: Path) -> None:
+def test_a_plugin_that_is_not_an_engine_is_refused(plugins: Path, environment: Environment) -> None:
     install_plugin(plugins, "voiceguide-odd", "odd = odd_engine:Odd\nmisnamed = odd_engine:Misnamed", "odd_engine",
                    "from voiceguide.speech.engines.pyttsx3_engine import Pyttsx3Engine\n"
                    "class Odd:\n    name = 'odd'\n"
                    "class Misnamed(Pyttsx3Engine):\n    pass\n")
     with pytest.raises(EngineError, match=r"^engine 'odd' \(odd_engine:Odd from package voiceguide-odd\) "
                                           r"is not a voiceguide Engine class$"):
-        engines.create_engine("odd")
+        engines.create_engine("odd", environment)
     with pytest.raises(EngineError, match=r"^engine 'misnamed' .* calls itself 'pyttsx3'"):
-        engines.create_engine("misnamed")
+        engines.create_engine("misnamed", environment)
 
 
 def test_a_plugin_failing_to_start_is_one_line_naming_it(plugins: Path) -> None:
     install_plugin(plugins, "voiceguide-flaky", "flaky = flaky_engine:Flaky", "flaky_engine",
                    HUM_ENGINE.replace('name = "hum"', 'name = "flaky"').replace("class HumEngine", "class Flaky")
-                   + "\n    def __init__(self):\n        raise OSError('no sound card')\n")
+                   + "\n    def __init__(self, environment):\n        raise OSError('no sound card')\n")
     result = invoke("voices", "--engine", "flaky")
     assert result.exit_code == 1
     assert result.stderr.strip() == ("engine 'flaky' (flaky_engine:Flaky from package voiceguide-flaky) failed to start: "
                                      "OSError: no sound card")
 
 
-def test_unknown_engine_lists_the_registered_ones(plugins: Path) -> None:
+def test_unknown_engine_lists_the_registered_ones(plugins: Path, environment: Environment) -> None:
     install_plugin(plugins, "voiceguide-hum", "hum = hum_engine:HumEngine", "hum_engine", HUM_ENGINE)
     with pytest.raises(InputError, match=r"^unknown engine 'nope'; valid engines: hum, piper, pyttsx3$"):
-        engines.create_engine("nope")
+        engines.create_engine("nope", environment)
 
 
-def test_the_engine_table_is_kept_until_a_package_changes(plugins: Path) -> None:
+def test_the_engine_table_is_kept_until_a_package_changes(plugins: Path, environment: Environment) -> None:
     """Read from the packages' metadata once, then from the kept table; a package installed later is seen."""
-    before = set(engines.engine_names())
+    before = set(engines.engine_names(environment))
     install_plugin(plugins, "voiceguide-hum", "hum = hum_engine:HumEngine", "hum_engine", HUM_ENGINE)
     engines._engines.cache_clear()
-    assert set(engines.engine_names()) == before | {"hum"}
+    assert set(engines.engine_names(environment)) == before | {"hum"}
 
 
 def test_a_command_does_not_import_the_package_metadata_once_the_table_is_kept(tmp_path: Path) -> None:
     """importlib.metadata costs every command 40 ms to import: asked once, the table is kept on disk."""
-    probe = ("import sys, voiceguide.speech.engines as e; e.create_engine('pyttsx3'); "
+    probe = ("import sys, voiceguide.speech.engines as e; from voiceguide.environment import Environment; "
+             "e.create_engine('pyttsx3', Environment.from_os()); "
              "print('importlib.metadata' in sys.modules)")
     env = dict(os.environ, VOICEGUIDE_CACHE_DIR=str(tmp_path / "cache"))
     said = [subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True).stdout

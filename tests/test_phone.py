@@ -17,6 +17,7 @@ from mutagen.id3 import ID3
 from PIL import Image
 
 from voiceguide.cli import cli
+from voiceguide.environment import Environment
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPTS = sorted((ROOT / "scripts").glob("*.yaml"))
@@ -42,6 +43,7 @@ def ebur128(path: Path) -> tuple[float, float]:
     return integrated, peak
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.stem)
 def test_loudness_is_spoken_word_standard(script: Path, tmp_path: Path, speech_cache: Path) -> None:
     output = tmp_path / "session.mp3"
@@ -51,6 +53,7 @@ def test_loudness_is_spoken_word_standard(script: Path, tmp_path: Path, speech_c
     assert peak <= -1.0
 
 
+@pytest.mark.slow
 def test_loudness_option_changes_the_target(tmp_path: Path, speech_cache: Path) -> None:
     output = tmp_path / "quiet.mp3"
     plan_and_build(ROOT / "scripts" / "piriformis-stretch.yaml", output, speech_cache, *SHORT,
@@ -60,6 +63,7 @@ def test_loudness_option_changes_the_target(tmp_path: Path, speech_cache: Path) 
     assert peak <= -1.0
 
 
+@pytest.mark.slow
 def test_chimes_sit_under_the_speech(tmp_path: Path, speech_cache: Path) -> None:
     output = tmp_path / "session.mp3"
     plan = plan_and_build(ROOT / "scripts" / "sciatica-self-massage.yaml", output, speech_cache, *SHORT)
@@ -84,6 +88,7 @@ def session(tmp_path_factory: pytest.TempPathFactory, speech_cache: Path) -> tup
     return plan, output
 
 
+@pytest.mark.slow
 def test_chapters_follow_the_steps(session: tuple[dict, Path]) -> None:
     plan, output = session
     tags = ID3(output)
@@ -99,6 +104,7 @@ def test_chapters_follow_the_steps(session: tuple[dict, Path]) -> None:
     assert ordered[-1].end_time == round(plan["duration"] * 1000)
 
 
+@pytest.mark.slow
 def test_lyrics_follow_the_speech(session: tuple[dict, Path]) -> None:
     plan, output = session
     tags = ID3(output)
@@ -110,6 +116,7 @@ def test_lyrics_follow_the_speech(session: tuple[dict, Path]) -> None:
     assert plain.text.splitlines() == [e["text"] for e in spoken]
 
 
+@pytest.mark.slow
 def test_cover_is_present_and_small(session: tuple[dict, Path], tmp_path: Path, speech_cache: Path) -> None:
     _, output = session
     (art,) = ID3(output).getall("APIC")
@@ -127,6 +134,7 @@ def test_cover_is_present_and_small(session: tuple[dict, Path], tmp_path: Path, 
     assert max(Image.open(io.BytesIO(own.data)).size) == 600
 
 
+@pytest.mark.slow
 def test_sidecars_agree_with_the_mp3_and_the_plan(session: tuple[dict, Path]) -> None:
     plan, output = session
     assert json.loads(output.with_suffix(".json").read_text()) == plan
@@ -156,7 +164,7 @@ def test_unknown_sidecar_is_refused(tmp_path: Path) -> None:
     assert "unknown sidecar 'pdf'; choose from lrc, vtt, json, m3u" in result.stderr
 
 
-@pytest.mark.parametrize("kind", ["speech", "noise", "low-tone", "sparse"])
+@pytest.mark.parametrize("kind", [pytest.param("speech", marks=pytest.mark.slow), "noise", "low-tone", "sparse"])
 def test_loudness_measured_in_process_agrees_with_ebur128(kind: str, tmp_path: Path, speech_cache: Path) -> None:
     """The meter the level search uses gives what ffmpeg's ebur128 gives, for sounds that the K-weighting treats
     differently (a 60 Hz tone is turned down by its high-pass, noise raised by its shelf)."""
@@ -189,22 +197,23 @@ def test_loudness_measured_in_process_agrees_with_ebur128(kind: str, tmp_path: P
     assert peak == pytest.approx(their_peak, abs=0.06)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("script", ["sciatica-self-massage", "box-breathing"])
-def test_forecast_predicts_the_mix(script: str, speech_cache: Path) -> None:
+def test_forecast_predicts_the_mix(script: str, environment: Environment) -> None:
     """The level search's forecast of the loudness, at gains that the limiter does not touch and at gains it
     works hard at, is what mixing the session and measuring it gives."""
-    from voiceguide import render
-    from voiceguide.api import plan_session
-    from voiceguide.loudness import Forecast, Loudness
-    from voiceguide.overrides import Overrides
+    from voiceguide import api, render
+    from voiceguide.loudness import Analyses, Forecast, Loudness
     from voiceguide.sounds import Sounds
-    from voiceguide.speech import ClipCache, Speech
+    from voiceguide.speech import Speech
 
-    speech = Speech(ClipCache(speech_cache))
-    sounds = Sounds(speech.cache)
-    timeline = plan_session(ROOT / "scripts" / f"{script}.yaml", Overrides(), speech, sounds).timeline
+    routine = api.load(ROOT / "scripts" / f"{script}.yaml", environment)
+    timeline = api.plan_session(routine, environment=environment, for_build=False).timeline
+    # The clips the plan was made from, read back from the environment's cache.
+    speech = Speech(environment)
+    sounds = Sounds(environment)
     pending = render.layers(timeline, speech, sounds)
-    forecast = Forecast([(layer.start, layer.length, layer.source, layer.load) for layer in pending])
+    forecast = Forecast([(layer.start, layer.length, layer.source, layer.load) for layer in pending], Analyses())
     for gain_db, sound_gain, ceiling in [(-6.0, 0.5, -3.0), (0.0, 1.0, -3.0), (8.0, 1.4, -3.0), (13.0, 1.4, -4.0)]:
         level = render.Level(10 ** (gain_db / 20), sound_gain, ceiling)
         meter = Loudness()
@@ -213,6 +222,7 @@ def test_forecast_predicts_the_mix(script: str, speech_cache: Path) -> None:
         assert predicted == pytest.approx(meter.result()[0], abs=0.1), (gain_db, ceiling)
 
 
+@pytest.mark.slow
 def test_meter_hears_what_the_file_holds(tmp_path: Path, speech_cache: Path, metered: list) -> None:
     """What the build measured of its session, each repeated countdown decoded once and counted as often as
     it is heard, is what ebur128 measures of the whole file."""
@@ -246,30 +256,31 @@ def test_true_peak_finds_the_peaks_between_samples() -> None:
     assert true_peak(np.zeros(0), 500.0) == 500.0
 
 
-def test_the_decoder_called_straight_decodes_as_miniaudio_does(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_decoder_called_straight_decodes_as_miniaudio_does(monkeypatch: pytest.MonkeyPatch,
+                                                              environment: Environment) -> None:
     """The meter calls miniaudio's MP3 decoder straight in its compiled module, and through the miniaudio
     module where that has no such call: both give the samples miniaudio's own mp3_read_f32 gives."""
     import sys
 
     import miniaudio
 
-    from voiceguide import loudness
-    from voiceguide.mp3 import lame_command
+    from voiceguide.mp3 import _meter, lame_command
 
     tone = (12000 * np.sin(2 * np.pi * 330 * np.arange(44100) / 44100)).astype("<i2")
-    frames = subprocess.run(lame_command(64), input=tone.tobytes(), capture_output=True, check=True).stdout
+    frames = subprocess.run(lame_command(environment.tools.ffmpeg, 64), input=tone.tobytes(), capture_output=True,
+                            check=True).stdout
     expected = np.frombuffer(miniaudio.mp3_read_f32(frames).samples, np.float32)
     assert len(expected) > 44100 and np.max(np.abs(expected)) > 0.3
     try:
-        loudness._decoder.cache_clear()
-        straight = loudness._decoder()
+        _meter._decoder.cache_clear()
+        straight = _meter._decoder()
         assert straight.__name__ == "decoded"
         assert np.array_equal(straight(frames), expected)
         monkeypatch.setitem(sys.modules, "_miniaudio", None)  # as if it had no such call
-        loudness._decoder.cache_clear()
-        assert np.array_equal(loudness._decoder()(frames), expected)
+        _meter._decoder.cache_clear()
+        assert np.array_equal(_meter._decoder()(frames), expected)
     finally:
-        loudness._decoder.cache_clear()
+        _meter._decoder.cache_clear()
 
 
 def test_measuring_keeps_energies_not_sounds() -> None:
@@ -277,11 +288,11 @@ def test_measuring_keeps_energies_not_sounds() -> None:
     analysed (a part kept for the next block must not hold on to all it came from)."""
     import tracemalloc
 
-    from voiceguide.loudness import Energies, _Binned
+    from voiceguide.loudness import Binned, Energies
 
     tracemalloc.start()
     try:
-        kept = [Energies(), _Binned()]
+        kept = [Energies(), Binned()]
         for _ in range(20):  # 200 s of sound, 70 MB as the float32 squares it is analysed in
             for meter in kept:
                 meter.write(np.full(441_001, 1000, dtype="<i2"))

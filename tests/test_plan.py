@@ -16,6 +16,7 @@ from voiceguide.plan.timeline import Line
 from voiceguide.routine import Voice, load_routine
 from voiceguide.units import SAMPLE_RATE
 
+ENGINES = ["pyttsx3", "piper"]  # the engine names a routine may use
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPTS = sorted((ROOT / "scripts").glob("*.yaml"))
 SCIATICA = ROOT / "scripts" / "sciatica-self-massage.yaml"
@@ -40,6 +41,7 @@ def holds_by_step(timeline: dict) -> dict[str, list[float]]:
     return holds
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.stem)
 def test_timeline_adds_up(cache_dir: Path, script: Path) -> None:
     timeline = plan_json(cache_dir, script)
@@ -62,9 +64,10 @@ def test_timeline_adds_up(cache_dir: Path, script: Path) -> None:
     assert sum(e["end"] - e["start"] for e in events) == pytest.approx(timeline["duration"], abs=0.002)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.stem)
 def test_every_hold_lasts_its_duration(cache_dir: Path, script: Path) -> None:
-    routine = load_routine(script)
+    routine = load_routine(script, ENGINES)
     planned = {step.id: step.hold / 1000 for step in routine.all_steps() if step.hold is not None}
     timeline = plan_json(cache_dir, script)
     events = [e for e in timeline["events"] if e["kind"] != "cue"]
@@ -86,6 +89,7 @@ def test_every_hold_lasts_its_duration(cache_dir: Path, script: Path) -> None:
     assert {k: len(v) for k, v in holds_by_step(timeline).items()} == expected_count
 
 
+@pytest.mark.slow
 def test_sides_and_templates_are_filled(cache_dir: Path) -> None:
     timeline = plan_json(cache_dir, ROOT / "scripts" / "piriformis-stretch.yaml")
     texts = [e["text"] for e in timeline["events"] if e["kind"] == "speech"]
@@ -98,6 +102,7 @@ def test_sides_and_templates_are_filled(cache_dir: Path) -> None:
     assert repeats == [1, 2, 1, 2]
 
 
+@pytest.mark.slow
 def test_rounds_rest_between_rounds_only(cache_dir: Path) -> None:
     timeline = plan_json(cache_dir, ROOT / "scripts" / "box-breathing.yaml")
     rests = [e for e in timeline["events"] if e["kind"] == "rest" and e["step"] == "box"]
@@ -107,6 +112,7 @@ def test_rounds_rest_between_rounds_only(cache_dir: Path) -> None:
     assert announcements == [f"Round {n} of 4." for n in range(1, 5)]
 
 
+@pytest.mark.slow
 def test_hold_option_changes_only_that_step(cache_dir: Path) -> None:
     base = plan_json(cache_dir, SCIATICA)
     changed = plan_json(cache_dir, SCIATICA, "--hold", "tennis-balls=90s")
@@ -131,6 +137,7 @@ def _spoken_difference(base: dict, changed: dict) -> float:
     return speech_total(changed) - speech_total(base)
 
 
+@pytest.mark.slow
 def test_hold_scale_scales_holds_not_set_explicitly(cache_dir: Path) -> None:
     base = holds_by_step(plan_json(cache_dir, SCIATICA))
     scaled = holds_by_step(plan_json(cache_dir, SCIATICA, "--hold-scale", "1.5", "--hold", "palms=20s"))
@@ -140,6 +147,7 @@ def test_hold_scale_scales_holds_not_set_explicitly(cache_dir: Path) -> None:
             assert scaled[step_id] == [round(length * 1.5, 3) for length in lengths]
 
 
+@pytest.mark.slow
 def test_profile_sets_holds_and_command_line_wins(cache_dir: Path, tmp_path: Path) -> None:
     profile = tmp_path / "me.yaml"
     profile.write_text("holds:\n  tennis-balls: 75s\n  side-rest: 8m\nhold-scale: 2\nvoice:\n  rate: 140\n")
@@ -159,6 +167,7 @@ def test_profile_sets_holds_and_command_line_wins(cache_dir: Path, tmp_path: Pat
     assert {e["voice"]["rate"] for e in overridden["events"] if e["kind"] == "speech"} == {170}
 
 
+@pytest.mark.slow
 def test_plan_table_shows_every_hold_and_the_total(cache_dir: Path) -> None:
     result = CliRunner().invoke(cli, ["plan", str(SCIATICA), "--cache-dir", str(cache_dir), "--hold", "knuckles=75s"])
     assert result.exit_code == 0
@@ -179,7 +188,7 @@ def test_plan_table_shows_every_hold_and_the_total(cache_dir: Path) -> None:
 def _plan_text(tmp_path: Path, text: str):
     routine_file = tmp_path / "r.yaml"
     routine_file.write_text(text)
-    routine = load_routine(routine_file)
+    routine = load_routine(routine_file, ENGINES)
     sections = expand(routine, Voice(), Voice(engine="pyttsx3", rate=160, volume=1.0))
     word_length = lambda line: len(line.text.split()) * SAMPLE_RATE // 2  # noqa: E731
     return place(routine, sections, word_length, lambda chime: SAMPLE_RATE)
@@ -210,7 +219,7 @@ def test_hold_template_speaks_the_overridden_hold(tmp_path: Path) -> None:
 
     routine_file = tmp_path / "r.yaml"
     routine_file.write_text("title: T\nsteps:\n  - title: A\n    say: Hold for {hold}.\n    hold: 1m\n")
-    routine = apply_overrides(load_routine(routine_file), Overrides(holds={"a": HoldSetting(90_000, "--hold a")}))
+    routine = apply_overrides(load_routine(routine_file, ENGINES), Overrides(holds={"a": HoldSetting(90_000, "--hold a")}))
     sections = expand(routine, Voice(), Voice(engine="pyttsx3", rate=160, volume=1.0))
     lines = [part.line for part in sections[0].parts if part.line]
     assert lines == [Line(f"Hold for {spoken_duration(90_000)}.", Voice(engine="pyttsx3", rate=160, volume=1.0))]
@@ -221,7 +230,7 @@ def test_step_voice_refines_routine_voice_but_not_the_listeners(tmp_path: Path) 
     routine_file = tmp_path / "r.yaml"
     routine_file.write_text("title: T\nvoice: {rate: 150}\nsteps:\n  - title: A\n    say: x\n"
                             "  - title: B\n    say: y\n    voice: {rate: 100, volume: 0.5}\n")
-    routine = load_routine(routine_file)
+    routine = load_routine(routine_file, ENGINES)
     defaults = Voice(engine="pyttsx3", rate=160, volume=1.0)
     rates = [(p.line.voice.rate, p.line.voice.volume) for s in expand(routine, Voice(), defaults) for p in s.parts]
     assert rates == [(150, 1.0), (100, 0.5)]
