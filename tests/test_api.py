@@ -9,11 +9,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import audio_probe
 import numpy as np
 import pytest
 from mutagen.id3 import ID3
-
-import audio_probe
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -62,7 +62,7 @@ def test_each_cue_is_where_its_setting_puts_it(tmp_path: Path) -> None:
       - {at: -15s, sound: wood}
 """)
     hold = the_hold(timeline)
-    at = {(e.cue, e.line.text if e.line else e.chime.name): e.start - hold.start for e in cues(timeline)}
+    at = {(e.cue, e.line.text if e.line else e.sound.name): e.start - hold.start for e in cues(timeline)}
     assert at == {
         ("halfway", "Halfway."): samples(20_000),
         ("remaining", "thirty seconds left."): samples(10_000),
@@ -90,7 +90,7 @@ def test_countdown_with_ticks_and_short_holds(tmp_path: Path) -> None:
     hold = the_hold(timeline)
     # Only the counts that fit in the hold are played.
     assert [e.start - hold.start for e in cues(timeline, "countdown")] == [samples(500), samples(1500)]
-    assert all(e.chime and e.chime.name == "wood" for e in cues(timeline, "countdown"))
+    assert all(e.sound and e.sound.name == "wood" for e in cues(timeline, "countdown"))
 
 
 def test_remaining_every_skips_the_start_of_the_hold(tmp_path: Path) -> None:
@@ -153,7 +153,7 @@ def test_lead_in_and_closing(tmp_path: Path) -> None:
     lead_rest = [e for e in timeline.events if e.kind == "rest" and e.step == "lead-in"][0]
     assert lead_rest.length == ready.length + samples(4000)
     last_chime = [e for e in timeline.events if e.kind == "chime"][-1]
-    assert last_chime.chime.name == "gong" and last_chime.end == timeline.duration
+    assert last_chime.sound.name == "gong" and last_chime.end == timeline.duration
 
 
 def test_phrases_replace_every_cue_word(tmp_path: Path) -> None:

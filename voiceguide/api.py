@@ -26,7 +26,7 @@ from voiceguide.environment import Environment
 from voiceguide.errors import InputError
 from voiceguide.overrides import HoldSetting, Overrides, apply_overrides, check_scale
 from voiceguide.overrides import load_profile as _load_profile
-from voiceguide.plan.planner import chimes_of, expand, lines_of, place
+from voiceguide.plan.planner import expand, lines_of, place, sounds_of
 from voiceguide.plan.timeline import Timeline
 from voiceguide.routine import Routine, Voice, load_routine
 from voiceguide.speech import DEFAULT_VOICE, Progress, Speech
@@ -112,7 +112,7 @@ def plan_session(routine: Routine, voice: Voice | None = None, environment: Envi
         from voiceguide.render import bed as beds
 
         analyses = Analyses() if for_build else None
-        used = chimes_of(sections)
+        used = sounds_of(sections)
         # A sound file that is not audio is reported before the build goes on (speech begun is dropped).
         for sound in used:
             if sound.path is not None:

@@ -224,7 +224,8 @@ class _Progress:
 
 @cli.command(context_settings=CONTEXT)
 @click.argument("routines", nargs=-1, required=True, type=click.Path(path_type=Path))
-def check(routines: tuple[Path, ...]) -> None:
+@cache_dir_option
+def check(routines: tuple[Path, ...], cache_dir: Path | None) -> None:
     """Check routine files and report every problem as FILE:LINE:COL.
 
     \b
@@ -232,7 +233,7 @@ def check(routines: tuple[Path, ...]) -> None:
       voiceguide check scripts/*.yaml
     """
     failed = False
-    environment = _environment()
+    environment = _environment(cache_dir)
     for path in routines:
         try:
             routine = api.load(path, environment)
@@ -301,7 +302,8 @@ def build(routine: Path, output: Path | None, bitrate: str, loudness: float, sid
 @cli.command(context_settings=CONTEXT)
 @click.option("--engine", default="pyttsx3", show_default=True, help="Speech engine: pyttsx3, piper, or a plugin's.")
 @click.option("--json", "as_json", is_flag=True, help="Print the voices as JSON.")
-def voices(engine: str, as_json: bool) -> None:
+@cache_dir_option
+def voices(engine: str, as_json: bool, cache_dir: Path | None) -> None:
     """List the voices of a speech engine: id, name, languages.
 
     Use an id or a language as `voice:` in a routine or with --voice.
@@ -313,7 +315,7 @@ def voices(engine: str, as_json: bool) -> None:
     """
     from voiceguide.speech.engines import create_engine
 
-    found = create_engine(engine, _environment()).voices()
+    found = create_engine(engine, _environment(cache_dir)).voices()
     if as_json:
         click.echo(json.dumps([{"id": v.id, "name": v.name, "languages": list(v.languages)} for v in found], indent=2))
         return

@@ -60,7 +60,7 @@ class Part:
     kind: PartKind
     step: str
     line: Line | None = None
-    chime: Sound | None = None
+    sound: Sound | None = None
     ms: int = 0
     context: Context = Context()
     cue: CueKind | None = None
@@ -104,7 +104,7 @@ def expand(routine: Routine, chosen_voice: Voice, defaults: Voice) -> tuple[Sect
         sections.append(Section("outro", OUTRO_TITLE, tuple(expander.lines("outro", routine.outro, {}, voice, Context()))))
     if routine.closing and routine.closing.name != "none":
         last = sections[-1]
-        sections[-1] = replace(last, parts=last.parts + (Part("chime", last.id, chime=routine.closing),))
+        sections[-1] = replace(last, parts=last.parts + (Part("chime", last.id, sound=routine.closing),))
     return _announce_next(routine, tuple(sections), expander, voice)
 
 
@@ -113,8 +113,8 @@ def lines_of(sections: tuple[Section, ...]) -> list[Line]:
     return _distinct(part.line for section in sections for part in section.parts)
 
 
-def chimes_of(sections: tuple[Section, ...]) -> list[Sound]:
-    return _distinct(part.chime for section in sections for part in section.parts)
+def sounds_of(sections: tuple[Section, ...]) -> list[Sound]:
+    return _distinct(part.sound for section in sections for part in section.parts)
 
 
 def _distinct(items: Iterable[T | None]) -> list[T]:
@@ -174,7 +174,7 @@ class _Expander:
         gap = DEFAULT_SWITCH_GAP_MS if cue_settings.switch_gap is None else cue_settings.switch_gap
         line = self.signal_line(signal, "switch", values, voice)
         if line is not None or signal.sound is not None or gap:
-            yield Part("rest", step.id, line=line, chime=signal.sound, ms=gap, cue="switch",
+            yield Part("rest", step.id, line=line, sound=signal.sound, ms=gap, cue="switch",
                        context=Context(side=side), where=step.where)
 
     def _group(self, step: Step, values: dict[str, object], chime: Sound, voice: Voice, side: str | None,
@@ -205,7 +205,7 @@ class _Expander:
                 yield Part("hold", step.id, ms=step.hold, where=step.where, context=context)
                 yield from self._hold_cues(step, step.hold, cue_settings, in_repeat, voice, context)
                 if chime.name != "none":
-                    yield Part("chime", step.id, chime=chime, strikes=cue_settings.strikes or 1, context=context)
+                    yield Part("chime", step.id, sound=chime, strikes=cue_settings.strikes or 1, context=context)
 
     def _hold_cues(self, step: Step, hold: int, cue_settings: CueSettings, values: dict[str, object], voice: Voice,
                    context: Context) -> Iterator[Part]:
@@ -213,7 +213,7 @@ class _Expander:
 
         def cue(kind: CueKind, at: int, line: Line | None = None, sound: Sound | None = None,
                 place: Location | None = None) -> Part:
-            return Part("cue", step.id, line=line, chime=sound, cue=kind, at=at, where=place or step.where,
+            return Part("cue", step.id, line=line, sound=sound, cue=kind, at=at, where=place or step.where,
                         context=context)
 
         if cue_settings.bell_every and cue_settings.bell_every < hold:
@@ -266,7 +266,7 @@ def _announce_next(routine: Routine, sections: tuple[Section, ...], expander: _E
         if following is None or following.step not in titles:
             continue
         line = expander.signal_line(signal, "next", {"title": titles[following.step]}, voice)
-        rebuilt[index].append(Part("cue", part.step, line=line, chime=signal.sound, cue="next", align_end=True,
+        rebuilt[index].append(Part("cue", part.step, line=line, sound=signal.sound, cue="next", align_end=True,
                                    context=part.context, where=part.where))
     return tuple(replace(section, parts=tuple(parts)) for section, parts in zip(sections, rebuilt))
 
@@ -299,7 +299,7 @@ def place(
     routine: Routine,
     sections: tuple[Section, ...],
     speech_length: Callable[[Line], int],
-    chime_length: Callable[[Sound], int],
+    sound_length: Callable[[Sound], int],
 ) -> Timeline:
     """Give every part its start and end, in samples.
 
@@ -321,8 +321,8 @@ def place(
     def length_of(part: Part) -> int:
         if part.line is not None:
             return speech_length(part.line)
-        if part.chime is not None:
-            return chime_length(part.chime)
+        if part.sound is not None:
+            return sound_length(part.sound)
         return 0
 
     for section in sections:
@@ -343,7 +343,7 @@ def place(
                     events.append(Event("pause", position, position + gap, part.step))
                     position += gap
                 events.append(Event(part.kind, position, position + length, part.step, line=part.line,
-                                    chime=part.chime, strikes=part.strikes, context=part.context))
+                                    sound=part.sound, strikes=part.strikes, context=part.context))
                 last_sounded = True
             else:
                 spoken = length_of(part) if part.kind == "rest" else 0
@@ -355,9 +355,9 @@ def place(
                 event = Event(part.kind, position, position + length, part.step, context=part.context)
                 events.append(event)
                 anchor = event
-                if spoken or (part.kind == "rest" and part.chime is not None):
+                if spoken or (part.kind == "rest" and part.sound is not None):
                     opening = Event("cue", position, position + (spoken or length_of(part)), part.step,
-                                    line=part.line, chime=part.chime, cue=part.cue, context=part.context)
+                                    line=part.line, sound=part.sound, cue=part.cue, context=part.context)
                     anchored.append((opening, part))
                 last_sounded = False
             position += length
@@ -435,7 +435,7 @@ def _place_cue(part: Part, anchor: Event | None, length: int, warnings: list[Pro
     elif start + length > anchor.end:
         warnings.append(Problem(part.where or Location("?"), f"step '{part.step}': {label} at {format_clock(milliseconds(start))} runs "
                         f"{_secs(start + length - anchor.end)} past the end of its {span}"))
-    return Event("cue", start, start + length, part.step, line=part.line, chime=part.chime, cue=part.cue,
+    return Event("cue", start, start + length, part.step, line=part.line, sound=part.sound, cue=part.cue,
                  context=part.context)
 
 
@@ -450,7 +450,7 @@ def _overlaps(anchored: list[tuple[Event, Part]]) -> list[Problem]:
 
 
 def _label(part: Part) -> str:
-    what = f'"{part.line.text}"' if part.line else f"({part.chime.name if part.chime else ''})"
+    what = f'"{part.line.text}"' if part.line else f"({part.sound.name if part.sound else ''})"
     return f"cue {what}" if part.cue == "cue" else f"{part.cue} cue {what}"
 
 

@@ -56,7 +56,7 @@ class Event:
     end: int
     step: str
     line: Line | None = None
-    chime: Sound | None = None
+    sound: Sound | None = None  # a chime, a cue's sound
     context: Context = Context()
     cue: CueKind | None = None
     strikes: int = 1
@@ -86,10 +86,10 @@ class Event:
         if self.kind == "speech" and self.line:
             text = self.line.text if len(self.line.text) <= width else self.line.text[: width - 1] + "…"
             return f'"{text}"'
-        if self.kind == "chime" and self.chime:
-            return f"chime ({self.chime.name}{f' x{self.strikes}' if self.strikes > 1 else ''})"
+        if self.kind == "chime" and self.sound:
+            return f"chime ({self.sound.name}{f' x{self.strikes}' if self.strikes > 1 else ''})"
         if self.kind == "cue":
-            what = f'"{self.line.text}"' if self.line else f"({self.chime.name if self.chime else ''})"
+            what = f'"{self.line.text}"' if self.line else f"({self.sound.name if self.sound else ''})"
             return f"  {self.cue}: {what}"
         extra = [f"{self.side} side" if self.side else "", f"repeat {self.repeat}" if self.repeat else "",
                  f"round {self.round}" if self.round else ""]
@@ -127,8 +127,8 @@ class Timeline:
                 item["text"] = event.line.text
                 item["voice"] = {k: v for k, v in (("engine", event.line.voice.engine), ("voice", event.line.voice.voice),
                                                    ("rate", event.line.voice.rate), ("volume", event.line.voice.volume)) if v is not None}
-            if event.chime:
-                item["sound"] = event.chime.name
+            if event.sound:
+                item["sound"] = event.sound.name
             if event.cue:
                 item["cue"] = event.cue
             if event.strikes > 1:

@@ -128,8 +128,8 @@ def layers(timeline: Timeline, speech: Speech, sounds: Sounds) -> list[Layer]:
             if event.kind == "speech" and clip.length != event.length:
                 raise AssertionError(f"speech at {event.start} has {clip.length} samples, planned {event.length}")
             found.append(Layer(event.start, clip.length, clip.samples, spoken=True, source=source_of(clip)))
-        elif event.chime is not None:
-            chime = event.chime
+        elif event.sound is not None:
+            chime = event.sound
             for start in event.strike_starts():
                 found.append(Layer(start, sounds.length(chime), functools.partial(sounds.samples, chime), spoken=False,
                                    source=sound_source(chime)))
