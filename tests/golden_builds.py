@@ -46,7 +46,7 @@ def sha256_of_build(args: list[str], folder: Path) -> str:
 def identity() -> dict:
     """The tool chain of this machine as it decides the bytes, and a short key for it."""
     code = ("from voiceguide.environment import Environment; tools = Environment.from_os().tools;"
-            "tools.load_espeak(); print(tools.ffmpeg);"
+            "tools.load_espeak(); print(tools.encoder);"
             "print([l.split()[-1] for l in open('/proc/self/maps') if 'libespeak-ng' in l][0])")
     with tempfile.TemporaryDirectory() as cache:
         done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,

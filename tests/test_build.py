@@ -34,6 +34,7 @@ from mutagen.mp3 import MP3, BitrateMode
 from voiceguide.cli import cli
 from voiceguide.environment import BUNDLED_ENV, Environment
 from voiceguide.errors import AudioError, EngineError
+from voiceguide.mp3 import lame_command
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPTS = sorted((ROOT / "scripts").glob("*.yaml"))
@@ -523,8 +524,9 @@ def test_ctrl_c_during_a_real_build(previous: tuple[Path, bytes], speech_cache: 
     target, old = previous
     routine = tiny_routine(tmp_path, "Lie still.", hold="20m")
     build(routine, tmp_path / "first" / "still.mp3", speech_cache)  # its level is stored: the next build writes at once
-    # An ffmpeg that takes its time, first on PATH: its encoded pieces are not the stored ones, so the build
-    # below must encode, and is surely interrupted while it does.
+    # An ffmpeg that takes its time, as the encoder (imageio-ffmpeg's, which IMAGEIO_FFMPEG_EXE names): its
+    # encoded pieces are not the stored ones, so the build below must encode, and is surely interrupted while
+    # it does.
     slow = tmp_path / "slow-bin"
     slow.mkdir()
     started = tmp_path / "encoding"
@@ -532,7 +534,7 @@ def test_ctrl_c_during_a_real_build(previous: tuple[Path, bytes], speech_cache: 
                                  f"exec '{imageio_ffmpeg.get_ffmpeg_exe()}' \"$@\"\n")
     (slow / "ffmpeg").chmod(0o755)
     env = {k: v for k, v in os.environ.items() if k != "VOICEGUIDE_BUNDLED"}
-    env["PATH"] = f"{slow}{os.pathsep}{env.get('PATH', '')}"
+    env["IMAGEIO_FFMPEG_EXE"] = str(slow / "ffmpeg")
     env["PYTHONFAULTHANDLER"] = "1"  # so that a hang below can show where each thread is
     # As from a terminal: Ctrl-C reaches the build even where this test runs with SIGINT ignored (a
     # background job), which a child would inherit; the build replaces this small starter in place.
@@ -777,18 +779,32 @@ def test_bundled_tools_are_used_when_asked(fake_system_ffmpeg: Path, speech_cach
     monkeypatch.setenv(BUNDLED_ENV, "1")
     assert Environment.from_os(tmp_path / "cache").tools.ffmpeg == imageio_ffmpeg.get_ffmpeg_exe()
 
-    # In a process of its own, with the broken "system" ffmpeg first on PATH.
+    # Sessions are encoded by imageio-ffmpeg's LAME whatever the system has (see Tools.encoder).
+    assert Environment.from_os(tmp_path / "cache").tools.encoder == imageio_ffmpeg.get_ffmpeg_exe()
+    monkeypatch.delenv(BUNDLED_ENV)
+    assert Environment.from_os(tmp_path / "cache").tools.encoder == imageio_ffmpeg.get_ffmpeg_exe()
+
+    # In a process of its own, with the broken "system" ffmpeg first on PATH: it reads sound files, such as a
+    # chime that is an MP3.
+    tone = np.round(8000 * np.sin(2 * np.pi * 660 * np.arange(22050) / SAMPLE_RATE)).astype("<i2")
+    mp3_chime = subprocess.run(lame_command(imageio_ffmpeg.get_ffmpeg_exe(), 64), input=tone.tobytes(),
+                               capture_output=True, check=True).stdout
+    (tmp_path / "tone.mp3").write_bytes(mp3_chime)
+    routine = tiny_routine(tmp_path, "Stand tall.", chime="tone.mp3")
     env = {**os.environ, "PATH": path}
     env.pop(BUNDLED_ENV, None)
-    args = ("build", BOX, "--quiet", "--cache-dir", speech_cache, *SHORT)
+    args = ("build", routine, "--quiet", "--cache-dir", speech_cache)
     broken = run_module(*args, "-o", tmp_path / "system.mp3", cwd=tmp_path, env=env)
-    assert broken.returncode == 1 and broken.stderr.startswith(("encoding the MP3 failed", "measuring loudness failed"))
+    assert broken.returncode == 2 and "fake system ffmpeg" in broken.stderr, broken.stderr
     assert len(broken.stderr.splitlines()) == 1, broken.stderr
     assert not (tmp_path / "system.mp3").exists()
     result = run_module(*args, "-o", tmp_path / "bundled.mp3", cwd=tmp_path, env={**env, BUNDLED_ENV: "1"})
     assert result.returncode == 0, result.stderr
-    plan = plan_json(BOX, speech_cache, *SHORT)
+    plan = plan_json(routine, speech_cache)
     samples = audio_probe.decode(tmp_path / "bundled.mp3")
     assert audio_probe.duration(samples) == pytest.approx(plan["duration"], abs=TOLERANCE)
     first_speech = next(e for e in plan["events"] if e["kind"] == "speech")
     assert audio_probe.first_loud(samples, 0, 2) == pytest.approx(first_speech["start"], abs=TOLERANCE)
+    chime = next(e for e in plan["events"] if e["kind"] == "chime")
+    assert audio_probe.first_loud(samples, chime["start"] - 0.5, chime["end"]) == pytest.approx(chime["start"],
+                                                                                                 abs=TOLERANCE)

@@ -185,7 +185,7 @@ def build_session(session: Session, target: str | os.PathLike[str], bitrate: int
         cover = covers.from_file(routine.cover, routine.cover_at or Location(str(routine.path)))
     else:  # drawn while the engine spoke
         cover = covers.generated(routine.title)
-    encoder = Encoder(environment.tools.ffmpeg, bitrate, environment.cache)
+    encoder = Encoder(environment.tools.encoder, bitrate, environment.cache)
     with export.atomic(path) as temp:
         level = render(session.timeline, session._speech, session._sounds, temp, loudness, encoder,
                        session._analyses or Analyses(), environment.tools, export.tags(session.timeline, cover))
