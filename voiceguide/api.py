@@ -24,13 +24,13 @@ from typing import TYPE_CHECKING
 from voiceguide.durations import DurationError, parse_duration
 from voiceguide.environment import Environment
 from voiceguide.errors import InputError
-from voiceguide.overrides import HoldSetting, Overrides, apply_overrides, check_scale
+from voiceguide.overrides import HoldSetting, Overrides, apply_overrides, check_scale, parse_hold_option
 from voiceguide.overrides import load_profile as _load_profile
 from voiceguide.plan.planner import expand, lines_of, place, sounds_of
 from voiceguide.plan.timeline import Timeline
-from voiceguide.routine import Routine, Voice, load_routine
+from voiceguide.routine import RATE_RANGE, Routine, Voice, load_routine
 from voiceguide.speech import DEFAULT_VOICE, Progress, Speech
-from voiceguide.speech.engines import engine_names
+from voiceguide.speech.engines import VoiceInfo, create_engine, engine_names
 
 if TYPE_CHECKING:
     from pydub import AudioSegment
@@ -39,6 +39,12 @@ if TYPE_CHECKING:
     from voiceguide.render import Level
     from voiceguide.sounds import Sounds
 
+__all__ = [
+    "DEFAULT_BITRATE", "DEFAULT_LOUDNESS", "RATE_RANGE", "Built", "HoldSetting", "Overrides", "Session", "Voice",
+    "adjust", "build_session", "check_scale", "load", "load_profile", "parse_hold_option", "plan_session",
+    "sidecar_kinds", "voices",
+]
+
 DEFAULT_LOUDNESS = -16.0  # LUFS, integrated: the norm for spoken word
 DEFAULT_BITRATE = 64  # kbps, constant: clear speech in mono, about 29 MB an hour (see voiceguide.mp3.BITRATES)
 
@@ -46,6 +52,18 @@ DEFAULT_BITRATE = 64  # kbps, constant: clear speech in mono, about 29 MB an hou
 def load(path: str | os.PathLike[str], environment: Environment | None = None) -> Routine:
     """Read and check a routine file; raise RoutineError listing every problem in it as FILE:LINE:COL."""
     return load_routine(path, engine_names(environment or Environment.from_os()))
+
+
+def voices(engine: str, environment: Environment | None = None) -> list[VoiceInfo]:
+    """The voices of the speech engine named ``engine``: id, name, languages."""
+    return create_engine(engine, environment or Environment.from_os()).voices()
+
+
+def sidecar_kinds() -> tuple[str, ...]:
+    """The sidecar files build_session can write beside an MP3."""
+    from voiceguide.export.sidecars import SIDECARS
+
+    return tuple(SIDECARS)
 
 
 def load_profile(path: str | os.PathLike[str], environment: Environment | None = None) -> Overrides:

@@ -19,11 +19,10 @@ from typing import Any
 import click
 
 from voiceguide import __version__, api
+from voiceguide.api import RATE_RANGE, HoldSetting, Overrides, Voice, check_scale, parse_hold_option
 from voiceguide.durations import format_clock
 from voiceguide.environment import Environment
 from voiceguide.errors import InputError, RoutineError, VoiceguideError
-from voiceguide.overrides import HoldSetting, Overrides, check_scale, parse_hold_option
-from voiceguide.routine import RATE_RANGE, Voice
 from voiceguide.units import milliseconds
 
 # The MP3 bitrates a phone plays in CBR, in kbps (voiceguide.mp3.BITRATES, not imported: it loads numpy).
@@ -71,14 +70,12 @@ class SidecarType(click.ParamType):
     name = "KINDS"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> tuple[str, ...]:
-        from voiceguide.export.sidecars import SIDECARS
-
         if isinstance(value, tuple):
             return value
         kinds = tuple(dict.fromkeys(k.strip().lower() for k in str(value).split(",") if k.strip()))
-        unknown = [k for k in kinds if k not in SIDECARS]
+        unknown = [k for k in kinds if k not in api.sidecar_kinds()]
         if unknown:
-            self.fail(f"unknown sidecar {unknown[0]!r}; choose from {', '.join(SIDECARS)}", param, ctx)
+            self.fail(f"unknown sidecar {unknown[0]!r}; choose from {', '.join(api.sidecar_kinds())}", param, ctx)
         return kinds
 
 
@@ -313,9 +310,7 @@ def voices(engine: str, as_json: bool, cache_dir: Path | None) -> None:
       voiceguide voices | grep -i english
       voiceguide voices --engine piper
     """
-    from voiceguide.speech.engines import create_engine
-
-    found = create_engine(engine, _environment(cache_dir)).voices()
+    found = api.voices(engine, _environment(cache_dir))
     if as_json:
         click.echo(json.dumps([{"id": v.id, "name": v.name, "languages": list(v.languages)} for v in found], indent=2))
         return
