@@ -48,9 +48,9 @@ def synth(texts_file: Path, clip_dir: Path, rate: int) -> None:
     """Every distinct line once, with one pyttsx3 engine."""
     # There is no system espeak-ng here: load the one shipped in espeakng-loader,
     # as voiceguide does, before pyttsx3 is imported.
-    from voiceguide.tools import load_espeak
+    from voiceguide.environment import Environment
 
-    load_espeak()
+    Environment.from_os().tools.load_espeak()
     import pyttsx3
 
     texts = json.loads(texts_file.read_text())
