@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from audio_probe import decode
+from audio_probe import decode, loudness
 from click.testing import CliRunner
 from test_phone import ebur128
 
@@ -213,22 +213,19 @@ def test_without_ducking_the_bed_stays_level(tmp_path: Path, speech_cache: Path)
 
 
 @pytest.mark.slow
-def test_session_with_a_bed_keeps_its_loudness(tmp_path: Path, speech_cache: Path) -> None:
-    build(tmp_path, speech_cache, sound="rain", level="-20dB")
+def test_a_loud_bed_stays_where_asked_under_the_peak_limit(tmp_path: Path, speech_cache: Path) -> None:
+    """-6 dB, the loudest level allowed: nothing is lowered and nothing is said about it; the peaks stay in bounds."""
+    samples, plan, note = build(tmp_path, speech_cache, sound="rain", level="-6dB")
+    assert note == ""
     integrated, peak = ebur128(tmp_path / "bed.mp3")
-    assert integrated == pytest.approx(-16.0, abs=1.0)
     assert peak <= -1.0
 
+    def part(spans: list[tuple[float, float]]) -> np.ndarray:
+        return np.concatenate([samples[round(start * SAMPLE_RATE): round(end * SAMPLE_RATE)] for start, end in spans])
 
-@pytest.mark.slow
-def test_a_bed_too_loud_for_the_target_is_lowered_with_a_note(tmp_path: Path, speech_cache: Path) -> None:
-    samples, plan, note = build(tmp_path, speech_cache, sound="drone", level="-6dB")
-    assert note.startswith("note: background drone lowered to ") and "(asked: 6)" in note
-    integrated, peak = ebur128(tmp_path / "bed.mp3")
-    assert integrated == pytest.approx(-16.0, abs=1.0)
-    assert peak <= -1.0
-    hold = events(plan, "hold")[0]
-    assert -60 < rms_db(samples, hold["start"] + 1.5, hold["start"] + 4.5) < -25
+    speech = loudness(part([(e["start"], e["end"]) for e in events(plan, "speech")]))
+    held = loudness(part([(e["start"] + 1.5, e["start"] + 4.5) for e in events(plan, "hold")]))
+    assert held - speech == pytest.approx(-6.0, abs=2.0)
 
 
 @pytest.mark.slow
@@ -256,33 +253,3 @@ def test_a_long_session_under_a_bed_is_written_and_measured_in_parts(tmp_path: P
     integrated, peak = ebur128(output)
     assert metered[-1][0] == pytest.approx(integrated, abs=0.1)
     assert metered[-1][1] == pytest.approx(peak, abs=0.2)
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("sound", ["rain", "drone"])
-def test_bed_forecast_predicts_the_mix(sound: str, tmp_path: Path, environment: Environment) -> None:
-    """The bed's level is searched on a forecast: the words' and the bed's energies added. At a bed far under
-    the words, level with them and above them, it gives what mixing the whole session and measuring it gives."""
-    from voiceguide import api, render
-    from voiceguide.loudness import Loudness
-    from voiceguide.render.bed import bed_of
-    from voiceguide.sounds import Sounds
-    from voiceguide.speech import Speech
-
-    routine = tmp_path / "bed.yaml"
-    routine.write_text(ROUTINE.format(sound=sound, level="-20dB", duck="{depth: 10dB, attack: 300ms, release: 1s}")
-                       .replace("hold: 6s", "hold: 25s"))
-    timeline = api.plan_session(api.load(routine, environment), environment=environment, for_build=False).timeline
-    # The clips the plan was made from, read back from the environment's cache.
-    speech = Speech(environment)
-    sounds = Sounds(environment)
-    pending = render.layers(timeline, speech, sounds)
-    bed = bed_of(timeline.background, timeline.duration, [(layer.start, layer.start + layer.length) for layer in pending],
-                 environment.tools)
-    level = render.Level(10 ** (6 / 20), 1.0)
-    forecast = render._bed_forecast(pending, level, bed, timeline.duration)
-    for bed_db in (-40.0, -12.0, 6.0):
-        gain = 10 ** (bed_db / 20)
-        meter = Loudness()
-        render.mix(pending, meter, render.Level(level.gain, level.sound_gain, bed_gain=gain), 0, timeline.duration, bed)
-        assert forecast(gain) == pytest.approx(meter.result()[0], abs=0.1), bed_db

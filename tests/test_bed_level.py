@@ -30,7 +30,7 @@ background:
   sound: {sound}
   level: {level}
   fade: 1s
-  duck: {{depth: {depth}dB, attack: 300ms, release: 4s}}
+  duck: {duck}
 steps:
   - title: One
     say: Lie on your back with your knees bent, and let your arms rest by your sides.
@@ -51,11 +51,14 @@ def write_music(path: Path, seconds: float = 20.0) -> None:
         write_wav(file, np.round((chord / 3 + noise) * 9000).astype("<i2"))
 
 
-def build(tmp_path: Path, cache: Path, sound: str, level: int, depth: int = 10,
+def build(tmp_path: Path, cache: Path, sound: str, level: int, depth: int | None = 10,
           target: float = -16.0) -> tuple[np.ndarray, dict, str]:
+    """Build the routine under ``sound``; ``depth`` None: no dip under the words."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
     write_music(tmp_path / "music.wav")
     routine = tmp_path / "bed.yaml"
-    routine.write_text(ROUTINE.format(sound=sound, level=f"{level}dB", depth=depth))
+    duck = "false" if depth is None else f"{{depth: {depth}dB, attack: 300ms, release: 4s}}"
+    routine.write_text(ROUTINE.format(sound=sound, level=f"{level}dB", duck=duck))
     output = tmp_path / "bed.mp3"
     result = CliRunner().invoke(cli, ["build", str(routine), "-o", str(output), "-q", "--cache-dir", str(cache),
                                       "--with", "json", "--loudness", str(target)])
@@ -109,9 +112,12 @@ def test_a_quieter_target_keeps_the_bed_where_it_was_asked(tmp_path: Path, speec
 
 @pytest.mark.parametrize("depth", [6, 12])
 def test_the_bed_dips_by_its_depth_under_speech(tmp_path: Path, speech_cache: Path, depth: int) -> None:
-    """Right after the words the dip has barely begun to release (4 s): the drone there is ``depth`` dB down."""
-    samples, plan, _ = build(tmp_path, speech_cache, "drone", -20, depth=depth)
+    """The same session with the dip and without: right after the words the dip has barely begun to release
+    (4 s), so the bed there is ``depth`` dB down; in the middle of a hold the two are the same."""
+    ducked, plan, _ = build(tmp_path / "ducked", speech_cache, "rain", -20, depth=depth)
+    level, _, _ = build(tmp_path / "level", speech_cache, "rain", -20, depth=None)
     for (_, said_end), (middle_start, middle_end) in zip(speech_spans(plan), hold_spans(plan)):
-        ducked = rms_db(samples, said_end + 0.05, said_end + 0.35)
-        held = rms_db(samples, middle_start, middle_end)
-        assert held - ducked == pytest.approx(depth, abs=1.5)
+        after = (said_end + 0.05, said_end + 0.35)
+        assert rms_db(level, *after) - rms_db(ducked, *after) == pytest.approx(depth, abs=1.0)
+        assert rms_db(level, middle_start, middle_end) - rms_db(ducked, middle_start, middle_end) == pytest.approx(
+            0.0, abs=0.5)

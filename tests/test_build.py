@@ -30,6 +30,7 @@ import yaml
 from click.testing import CliRunner, Result
 from mutagen.id3 import ID3
 from mutagen.mp3 import MP3, BitrateMode
+from test_phone import ebur128
 
 from voiceguide.cli import cli
 from voiceguide.environment import BUNDLED_ENV, Environment
@@ -318,19 +319,24 @@ def test_plan_json_stdout_is_only_json_while_synthesizing(tmp_path: Path) -> Non
 
 
 @pytest.mark.slow
-def test_build_prints_one_line_with_path_duration_and_size(tmp_path: Path) -> None:
+def test_build_prints_path_duration_size_and_loudness(tmp_path: Path) -> None:
     target = tmp_path / "out" / "box.mp3"
     result = run_module("build", BOX, "-o", target, "--cache-dir", tmp_path / "empty-cache", *SHORT, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "Audio saved to" not in result.stdout + result.stderr
     assert result.stderr == ""
     lines = result.stdout.splitlines()
-    assert len(lines) == 1, result.stdout
+    assert len(lines) == 2, result.stdout
     match = re.fullmatch(r"(.+)  (\d+(?::\d\d){1,2}(?:\.\d)?)  (\d+\.\d) MB", lines[0])
     assert match, lines[0]
     assert match[1] == str(target)
     assert clock_seconds(match[2]) == pytest.approx(audio_probe.duration(audio_probe.decode(target)), abs=0.06)
     assert match[3] == f"{target.stat().st_size / 1_000_000:.1f}"
+    # The speech's loudness, and the whole file's as a player measures it.
+    loudness = re.fullmatch(r"loudness: speech (-?\d+\.\d) LUFS, whole file (-?\d+\.\d) LUFS", lines[1])
+    assert loudness, lines[1]
+    assert float(loudness[1]) == pytest.approx(-16.0, abs=1.0)
+    assert float(loudness[2]) == pytest.approx(ebur128(target)[0], abs=0.3)
 
 
 # --- 6. the clip cache ------------------------------------------------------------------------

@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from pydub import AudioSegment
 
     from voiceguide.loudness import Analyses
-    from voiceguide.render import Level
+    from voiceguide.render import Level, Measured
     from voiceguide.sounds import Sounds
 
 __all__ = [
@@ -165,6 +165,7 @@ class Built:
     path: Path
     size: int  # bytes
     level: Level  # how loud its parts were made
+    measured: Measured  # how loud it came out: its speech, and the whole file
     timeline: Timeline
     environment: Environment = field(repr=False, compare=False)
 
@@ -205,7 +206,7 @@ def build_session(session: Session, target: str | os.PathLike[str], bitrate: int
         cover = covers.generated(routine.title)
     encoder = Encoder(environment.tools.encoder, bitrate, environment.cache)
     with export.atomic(path) as temp:
-        level = render(session.timeline, session._speech, session._sounds, temp, loudness, encoder,
+        level, measured = render(session.timeline, session._speech, session._sounds, temp, loudness, encoder,
                        session._analyses or Analyses(), environment.tools, export.tags(session.timeline, cover))
     write_sidecars(session.timeline, path, list(sidecars))
-    return Built(path, path.stat().st_size, level, session.timeline, environment)
+    return Built(path, path.stat().st_size, level, measured, session.timeline, environment)

@@ -290,10 +290,9 @@ def build(routine: Path, output: Path | None, bitrate: str, loudness: float, sid
     built = api.build_session(session, target, int(bitrate), loudness, sidecars)
     duration = format_clock(milliseconds(session.timeline.duration))
     click.echo(f"{target}  {duration}  {built.size / 1_000_000:.1f} MB")
-    background = session.routine.background
-    if background is not None and built.level.bed_level is not None and built.level.bed_level < background.level - 0.5:
-        click.echo(f"note: background {background.name} lowered to {-built.level.bed_level:.0f} dB under the speech "
-                   f"(asked: {-background.level:g}) to keep the session at {loudness:g} LUFS", err=True)
+    # The voice is levelled to the target; a bed and long holds make the whole file measure quieter, which is
+    # what a player's loudness normalisation sees.
+    click.echo(f"loudness: speech {built.measured.speech:.1f} LUFS, whole file {built.measured.whole:.1f} LUFS")
 
 
 @cli.command(context_settings=CONTEXT)

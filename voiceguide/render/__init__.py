@@ -13,7 +13,6 @@ import dataclasses
 import functools
 import hashlib
 import json
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,10 +27,8 @@ from voiceguide.loudness import (
     SILENCE_LUFS,
     TRUE_PEAK_LIMIT_DBTP,
     Analyses,
-    Energies,
     Forecast,
     condensed,
-    integrated,
     limit,
 )
 from voiceguide.plan.timeline import Timeline
@@ -44,7 +41,7 @@ from voiceguide.units import FRAME, MARGIN, SAMPLE_RATE, Piece
 
 LOUDNESS_ROUNDS = 12  # of the search on a Forecast, each about a millisecond
 ENCODED_ROUNDS = 5  # of writing the session and measuring it, each a pass through the encoder
-LEVEL_FORMAT = 11  # bumped whenever levelling changes, so stored levels are not reused
+LEVEL_FORMAT = 12  # bumped whenever levelling changes, so stored levels are not reused
 MAX_STEP_DB = 6.0
 PEAK_MARGIN_DB = 0.3  # the encoded peak moves by a few tenths from one ceiling to the next
 # Past this the limiter would flatten the speech; a session this quiet stays under its target.
@@ -56,10 +53,6 @@ ENCODER_LOSS_LU = 0.4
 # A chime or bell this far under the speech is heard clearly and never startles.
 SOUND_BELOW_SPEECH_LU = 8.0
 SOUND_MIN_BELOW_LU = 1.5  # where the speech can rise no further, sounds rise at most this close to it
-# A bed may take the session this far under its target; below, it is lowered.
-BED_TOLERANCE = 0.8
-BED_SEARCH_DB = 24.0  # far enough down for any bed to fall under the loudness gate
-BED_ROUNDS = 5  # halvings: the bed's level lands within 24 / 2**5, under a dB
 # Silence this long between two sounds is written as silent frames, not encoded: see voiceguide.mp3.
 PIECE_GAP = 2 * (MARGIN + FRAME)
 PIECE_FORMAT = 3  # bumped whenever rendering or encoding changes, so stored frames are not reused
@@ -144,7 +137,15 @@ class Level:
     sound_gain: float = 1.0
     ceiling: float = CEILING_DBFS
     bed_gain: float = 1.0
-    bed_level: float | None = None  # the bed's loudness relative to the speech, in dB, when there is a bed
+
+
+@dataclass(frozen=True)
+class Measured:
+    """How loud a session came out, as encoded: its speech (integrated over the spoken parts, as broadcast
+    dialogue is measured), and the whole file (what a player or a platform measures), in LUFS."""
+
+    speech: float
+    whole: float
 
 
 def mix(pending: list[Layer], sink: Sink, level: Level, start: int, stop: int, bed: Bed | None = None) -> None:
@@ -202,8 +203,9 @@ Measure = Callable[[Level, "Bed | None"], tuple[float, float]]
 
 
 def leveled(timeline: Timeline, pending: list[Layer], target_lufs: float, measure: Measure, analyses: Analyses,
-            bed: Bed | None = None) -> Level:
-    """The level that brings the encoded session to ``target_lufs`` with peaks under TRUE_PEAK_LIMIT_DBTP.
+            bed: Bed | None = None) -> tuple[Level, Measured]:
+    """The level that brings the encoded speech to ``target_lufs`` with peaks under TRUE_PEAK_LIMIT_DBTP, and
+    how loud the session then is.
 
     The speech alone is measured first, to set the balance: speech at the
     target, sounds SOUND_BELOW_SPEECH_LU under it. Then both are moved
@@ -214,7 +216,7 @@ def leveled(timeline: Timeline, pending: list[Layer], target_lufs: float, measur
     found and measures it as encoded (the encoder takes a few tenths of a
     LU off and adds to the peaks), and the search is run again for what
     the encoder changed, until the encoded session lands: usually at once.
-    A bed is set last, under the speech as it is then heard (see ``_bed_level``).
+    A bed is set last, its level under the speech as it is then heard (see ``_bed_level``).
     """
     forecast = Forecast([(layer.start, layer.length, layer.source, layer.load) for layer in pending], analyses)
 
@@ -246,7 +248,8 @@ def leveled(timeline: Timeline, pending: list[Layer], target_lufs: float, measur
     encoding = -ENCODER_LOSS_LU  # what the encoder adds to the loudness of the forecast
     slope = 1.0
     level = at(shift, ceiling)
-    best: tuple[float, Level] | None = None  # (distance from the target, level) of the best round within the peak
+    # (distance from the target, level, loudness as encoded, what the encoder added) of the best round within the peak
+    best: tuple[float, Level, float, float] | None = None
     for _ in range(ENCODED_ROUNDS):
         shift, mixed, slope = _searched(functools.partial(_at_ceiling, loudness, at, ceiling=ceiling),
                                         target_lufs - encoding, shift, slope)
@@ -259,19 +262,22 @@ def leveled(timeline: Timeline, pending: list[Layer], target_lufs: float, measur
             break
         over = max(0.0, peak - TRUE_PEAK_LIMIT_DBTP)
         if not over and (best is None or abs(target_lufs - measured) < best[0]):
-            best = (abs(target_lufs - measured), level)
+            best = (abs(target_lufs - measured), level, measured, measured - mixed)
         encoding = measured - mixed
         if abs(target_lufs - measured) < ENCODED_TOLERANCE and not over:
             break
         if over:
             # A margin, so that the next round does not land on the limit again.
             ceiling -= over + PEAK_MARGIN_DB
+    whole = SILENCE_LUFS
     if best is not None:
-        level = best[1]
+        _, level, whole, encoding = best
+    # The speech alone, as encoded: the forecast of its own loudness, with what the encoder added to the whole.
+    speech = loudness(level, sounds=False) + encoding if has_speech else SILENCE_LUFS
     if bed is None:
-        return level
-    speech_heard = speech_lufs + 20 * math.log10(level.gain) if has_speech else target_lufs
-    return _bed_level(timeline, pending, target_lufs - encoding, measure, bed, level, speech_heard)
+        return level, Measured(speech, whole)
+    level, whole = _bed_level(measure, bed, level, speech if has_speech else target_lufs)
+    return level, Measured(speech, whole)
 
 
 def _at_ceiling(loudness: Callable[[Level], float], at: Callable[[float, float], Level], shift: float,
@@ -303,61 +309,24 @@ def _searched(loudness_at: Callable[[float], float], goal: float, shift: float,
     return shift, measured, slope
 
 
-def _bed_level(timeline: Timeline, pending: list[Layer], target_lufs: float, measure: Measure, bed: Bed,
-               level: Level, heard: float) -> Level:
-    """``level`` with the bed at its level under the speech, or lower where that would pull the session down.
+def _bed_level(measure: Measure, bed: Bed, level: Level, speech_lufs: float) -> tuple[Level, float]:
+    """``level`` with the bed at its level under the speech (``speech_lufs``, as encoded), and the loudness of
+    the whole session then.
 
-    ``target_lufs`` is the target for the mix as measured here, before the encoder changes it.
-
-    Integrated loudness is an average over every moment that is not nearly
-    silent, so a bed that is heard through long holds counts as much as the
-    speech and pulls a sparse session far under its target: keeping the target
-    would mean shouting the words. The speech keeps its level instead, and the
-    bed is lowered, by halves, until the session is back within BED_TOLERANCE.
-    A bed sounds everywhere, so each round weighs the whole session, from a
-    forecast made in one pass (_bed_forecast).
+    The bed stays where the routine asks, whatever it does to the whole:
+    a sparse session under a bed measures quieter than its speech, and
+    build says both. The bed adds little to the peaks (it is far under the
+    speech, and lower still under it); what it does add the limiter's
+    ceiling takes off, and the session is measured again.
     """
-    def at(bed_lufs: float) -> Level:
-        return dataclasses.replace(level, bed_gain=10 ** ((bed_lufs - BED_LUFS) / 20), bed_level=bed_lufs - heard)
-
-    forecast = _bed_forecast(pending, level, bed, timeline.duration)
-
-    def loudness(level: Level) -> float:
-        return forecast(level.bed_gain)
-
-    loud = heard + bed.background.level
-    chosen = loud
-    if loudness(at(loud)) < target_lufs - BED_TOLERANCE:
-        quiet = loud - BED_SEARCH_DB
-        for _ in range(BED_ROUNDS):
-            middle = (quiet + loud) / 2
-            if loudness(at(middle)) >= target_lufs - BED_TOLERANCE:
-                quiet = middle
-            else:
-                loud = middle
-        chosen = quiet
-    # The bed adds little to the peaks (it is far under the speech, and lower still under it), and the limiter's
-    # ceiling takes off what it does add, as encoded.
-    over = max(0.0, measure(at(chosen), bed)[1] - TRUE_PEAK_LIMIT_DBTP)
-    return dataclasses.replace(at(chosen), ceiling=at(chosen).ceiling - over) if over else at(chosen)
-
-
-def _bed_forecast(pending: list[Layer], level: Level, bed: Bed, duration: int) -> Callable[[float], float]:
-    """The session's integrated loudness with its sounds at ``level`` and the bed at any gain.
-
-    The words and the bed are unrelated sounds, so their K-weighted
-    energies add, 100 ms by 100 ms, and a gain on the bed scales its
-    energies by its square: one pass over the sounds and one over the bed
-    stand for a mix of the whole session in every round of the search
-    (within a few hundredths of a LU of mixing and measuring, tested).
-    """
-    sounds = Energies()
-    mix(pending, sounds, level, 0, duration)
-    under = Energies()
-    for start in range(0, duration, BED_BLOCK):
-        under.write(bed.samples(start, min(duration, start + BED_BLOCK)))
-    heard, bed_energies = sounds.energies(), under.energies()
-    return lambda gain: integrated(heard + gain**2 * bed_energies)
+    bed_lufs = speech_lufs + bed.background.level
+    chosen = dataclasses.replace(level, bed_gain=10 ** ((bed_lufs - BED_LUFS) / 20))
+    whole, peak = measure(chosen, bed)
+    over = max(0.0, peak - TRUE_PEAK_LIMIT_DBTP)
+    if over:
+        chosen = dataclasses.replace(chosen, ceiling=chosen.ceiling - over - PEAK_MARGIN_DB)
+        whole, _ = measure(chosen, bed)
+    return chosen, whole
 
 
 def level_key(pending: list[Layer], target_lufs: float, bitrate: int, bed: Bed | None = None) -> str:
@@ -436,9 +405,9 @@ class _Stream:
 
 
 def render(timeline: Timeline, speech: Speech, sounds: Sounds, path: Path, target_lufs: float, encoder: Encoder,
-           analyses: Analyses, tools: Tools, head: bytes = b"") -> Level:
+           analyses: Analyses, tools: Tools, head: bytes = b"") -> tuple[Level, Measured]:
     """Write the session as an MP3 file at ``path`` with ``encoder`` (after ``head``, its tags), at
-    ``target_lufs``; return the level it was mixed at. ``analyses`` holds the sounds analysed so far, and
+    ``target_lufs``; return the level it was mixed at and how loud it came out. ``analyses`` holds the sounds analysed so far, and
     ``tools`` reads a background's sound file.
 
     The level found for the same sounds before is taken from the cache;
@@ -468,11 +437,12 @@ def render(timeline: Timeline, speech: Speech, sounds: Sounds, path: Path, targe
 
     key = level_key(pending, target_lufs, encoder.bitrate, bed)
     stored = speech.cache.json("levels", key)
-    if stored is not None:
-        level = Level(**stored)
-    else:
-        level = leveled(timeline, pending, target_lufs, measure, analyses, bed)
-        speech.cache.put_json("levels", key, dataclasses.asdict(level))
+    try:
+        level, measured = Level(**stored["level"]), Measured(**stored["measured"])  # type: ignore[index]
+    except (TypeError, KeyError):  # none stored, or in another shape
+        level, measured = leveled(timeline, pending, target_lufs, measure, analyses, bed)
+        speech.cache.put_json("levels", key, {"level": dataclasses.asdict(level),
+                                              "measured": dataclasses.asdict(measured)})
     if written[-1:] != [(level, bed)]:
         write(level, bed)
-    return level
+    return level, measured
