@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import itertools
 import json
+import subprocess
+import sys
 import wave
 from pathlib import Path
 
@@ -233,3 +235,23 @@ def test_voices_command_lists_joe(joe: PiperEngine) -> None:
     result = invoke("voices", "--engine", "piper", "--json")
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout) == [{"id": "en_US-joe-medium", "name": "joe", "languages": ["en-us", "en_US"]}]
+
+
+@pytest.mark.slow
+def test_with_every_clip_cached_nothing_of_piper_is_loaded(tmp_path: Path) -> None:
+    """A rebuild whose lines are all in the cache needs no model: Piper and onnxruntime stay unloaded."""
+    code = (
+        "import sys, voiceguide\n"
+        "from voiceguide.api import Voice\n"
+        "from voiceguide.environment import Environment\n"
+        f"environment = Environment(cache_dir=__import__('pathlib').Path({str(tmp_path / 'cache')!r}))\n"
+        f"routine = voiceguide.load({str(ROOT / 'scripts' / 'box-breathing.yaml')!r}, environment)\n"
+        "voiceguide.plan_session(routine, voice=Voice(engine='piper'), environment=environment, for_build=False)\n"
+        "print(' '.join(m for m in sys.modules if m.split('.')[0] in ('piper', 'onnxruntime')))\n"
+    )
+    first = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert first.returncode == 0, first.stderr
+    assert "onnxruntime" in first.stdout.split()  # speaking needs the model...
+    again = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.split() == []  # ... taking every clip from the cache does not
