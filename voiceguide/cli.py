@@ -290,8 +290,8 @@ def build(routine: Path, output: Path | None, bitrate: str, loudness: float, sid
     built = api.build_session(session, target, int(bitrate), loudness, sidecars)
     duration = format_clock(milliseconds(session.timeline.duration))
     click.echo(f"{target}  {duration}  {built.size / 1_000_000:.1f} MB")
-    # The voice is levelled to the target; a bed and long holds make the whole file measure quieter, which is
-    # what a player's loudness normalisation sees.
+    # The voice is levelled to the target; a bed heard through long holds makes the whole file measure quieter,
+    # and that is what a player's loudness normalisation sees.
     click.echo(f"loudness: speech {built.measured.speech:.1f} LUFS, whole file {built.measured.whole:.1f} LUFS")
 
 
