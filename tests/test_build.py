@@ -505,11 +505,10 @@ def test_failed_build_keeps_the_previous_file(raised: BaseException, code: int, 
 def test_encoder_dying_midway_keeps_the_previous_file(previous: tuple[Path, bytes], speech_cache: Path,
                                                      monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
                                                      environment: Environment) -> None:
-    from voiceguide import mp3
-    from voiceguide.mp3 import _encoder
+    from voiceguide.mp3 import _encoder, _silence
 
     target, old = previous
-    mp3.silence_at(environment.tools.ffmpeg, 64, environment.cache)  # made before the encoder is broken
+    _silence.silence_at(environment.tools.ffmpeg, 64, environment.cache)  # made before the encoder is broken
     # An encoder that takes some audio and dies, as on a full disk or an OOM kill.
     dying = tmp_path / "dying.py"
     dying.write_text("import sys\nsys.stdin.buffer.read(300000)\nsys.stderr.write('killed\\n')\nsys.exit(9)\n")

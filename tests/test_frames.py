@@ -23,7 +23,9 @@ from voiceguide import mp3
 from voiceguide.cache import Cache
 from voiceguide.cli import cli
 from voiceguide.environment import Environment
-from voiceguide.mp3 import CrcStep, Frames, _encoder, _silence, crc16, crc_after_zeros, frame_bytes, lame_command
+from voiceguide.mp3 import Frames, _encoder, _silence, lame_command
+from voiceguide.mp3._crc import CrcStep, Repeats, crc16, crc_after_zeros
+from voiceguide.mp3._frames import frame_bytes
 from voiceguide.units import DELAY, FRAME, MARGIN, Piece
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -166,7 +168,7 @@ def test_a_changed_hold_reuses_the_other_frames_and_gives_the_same_file(cache: P
     first = build(routine, tmp_path / "a.mp3", cache)
     encoded: list[int] = []  # pieces given to the encoders, by build
 
-    class Counting(mp3._Encoder):
+    class Counting(_encoder._Encoder):
         def __init__(self, pieces, *rest):  # type: ignore[no-untyped-def]
             encoded[-1] += len(pieces)
             super().__init__(pieces, *rest)
@@ -190,7 +192,7 @@ def test_a_changed_hold_reuses_the_other_frames_and_gives_the_same_file(cache: P
 
 def _encoded(pieces: list[Piece], sound: np.ndarray, ffmpeg: str) -> list[bytes]:
     """Each piece's frames, from the build's encoder (``ffmpeg``), every piece sounding ``sound``."""
-    encoder = mp3._Encoder(pieces, ffmpeg, 64, lambda piece, out: out(sound.tobytes()))
+    encoder = _encoder._Encoder(pieces, ffmpeg, 64, lambda piece, out: out(sound.tobytes()))
     try:
         return [encoded.data for encoded in encoder.encoded()]
     finally:
@@ -204,7 +206,7 @@ NOISE = (np.random.default_rng(3).standard_normal(2 * SAMPLE_RATE) * 6000).astyp
 def test_a_piece_has_the_same_frames_alone_or_among_others(environment: Environment) -> None:
     """More pieces than one ffmpeg takes: each comes out as it does encoded on its own, whatever its place."""
     ffmpeg = environment.tools.ffmpeg
-    pieces = [Piece(index * 5 * SAMPLE_RATE + 97 * index, len(NOISE), f"{index}") for index in range(mp3._BATCH * mp3._lanes() + 3)]
+    pieces = [Piece(index * 5 * SAMPLE_RATE + 97 * index, len(NOISE), f"{index}") for index in range(_encoder._BATCH * _encoder._lanes() + 3)]
     together = _encoded(pieces, NOISE, ffmpeg)
     assert len(together) == len(pieces)
     for index, piece in enumerate(pieces):
@@ -266,7 +268,7 @@ def test_steps_compose_like_reading_the_bytes() -> None:
             assert joined.apply(start) == reference_crc16(first + second, start)
     step = CrcStep.over(second)
     assert step.times(5).apply(0x77) == reference_crc16(second * 5, 0x77)
-    assert mp3.Repeats(step).times(37).apply(0x1) == reference_crc16(second * 37, 0x1)
+    assert Repeats(step).times(37).apply(0x1) == reference_crc16(second * 37, 0x1)
 
 
 @pytest.mark.slow
@@ -292,15 +294,15 @@ def test_the_silent_frame_is_asked_of_ffmpeg_once(tmp_path: Path, monkeypatch: p
     asked: list[int] = []
     ask = _silence._silent_frame
     monkeypatch.setattr(_silence, "_silent_frame", lambda ffmpeg, bitrate: asked.append(bitrate) or ask(ffmpeg, bitrate))
-    first = mp3.silence_at(ffmpeg, 64, cache)
+    first = _silence.silence_at(ffmpeg, 64, cache)
     _silence._silences.clear()  # as in the next build
-    assert mp3.silence_at(ffmpeg, 64, cache).frames == first.frames
+    assert _silence.silence_at(ffmpeg, 64, cache).frames == first.frames
     assert asked == [64]
     kept = next((tmp_path / "answers").glob("silence-*.txt"))
     kept.write_text(kept.read_text()[:100])
     _silence._silences.clear()
-    assert mp3.silence_at(ffmpeg, 64, cache).frames == first.frames
+    assert _silence.silence_at(ffmpeg, 64, cache).frames == first.frames
     assert asked == [64, 64]
-    mp3.silence_at(ffmpeg, 96, cache)
+    _silence.silence_at(ffmpeg, 96, cache)
     assert asked == [64, 64, 96]
 

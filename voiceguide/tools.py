@@ -38,17 +38,11 @@ class Tools:
 
     @functools.cached_property
     def ffmpeg(self) -> str:
-        """Path of the ffmpeg to run."""
-        system = None if self.bundled else shutil.which("ffmpeg")
-        if system:
-            return system
-        spec = importlib.util.find_spec("imageio_ffmpeg")
-        if spec is None or spec.origin is None:
+        """Path of the ffmpeg that reads sound files."""
+        found = (None if self.bundled else shutil.which("ffmpeg")) or self._bundled_ffmpeg
+        if found is None:
             raise AudioError("ffmpeg not found: install it, or `pip install imageio-ffmpeg`")
-        try:
-            return self._bundled_ffmpeg(Path(spec.origin))
-        except (ImportError, RuntimeError) as error:
-            raise AudioError(f"ffmpeg not found: {error}") from None
+        return found
 
     @functools.cached_property
     def encoder(self) -> str:
@@ -62,28 +56,33 @@ class Tools:
         2.7 times the coding noise there). Sessions also come out the same,
         byte for byte, on every machine with the same speech.
         """
+        return self._bundled_ffmpeg or self.ffmpeg  # without imageio-ffmpeg: the one ffmpeg there is
+
+    @functools.cached_property
+    def _bundled_ffmpeg(self) -> str | None:
+        """imageio-ffmpeg's ffmpeg, or None where imageio-ffmpeg is not installed.
+
+        Finding it imports imageio-ffmpeg and runs its ffmpeg once to see
+        that it works, a tenth of a second that every build would wait for:
+        the answer is kept, for this installation of imageio-ffmpeg (its
+        ``__init__.py``: where, how long, when written).
+        """
         spec = importlib.util.find_spec("imageio_ffmpeg")
         if spec is None or spec.origin is None:
-            return self.ffmpeg  # not installed beside us: the one ffmpeg there is
-        try:
-            return self._bundled_ffmpeg(Path(spec.origin))
-        except (ImportError, RuntimeError) as error:
-            raise AudioError(f"ffmpeg not found: {error}") from None
-
-    def _bundled_ffmpeg(self, package: Path) -> str:
-        """imageio-ffmpeg's ffmpeg. Finding it imports imageio-ffmpeg and runs its ffmpeg once to see that it
-        works, a tenth of a second that every build would wait for: the answer is kept, for this installation
-        of imageio-ffmpeg (its ``__init__.py``: where, how long, when written)."""
+            return None
 
         def ask() -> str:
             import imageio_ffmpeg
 
             return str(imageio_ffmpeg.get_ffmpeg_exe())
 
-        if os.environ.get("IMAGEIO_FFMPEG_EXE"):  # named by the user: imageio-ffmpeg takes it as it is
-            return ask()
-        stat = package.stat()
-        return self.cache.answer("ffmpeg", [str(package), stat.st_size, stat.st_mtime_ns], ask, os.path.isfile)
+        try:
+            if os.environ.get("IMAGEIO_FFMPEG_EXE"):  # named by the user: imageio-ffmpeg takes it as it is
+                return ask()
+            stat = Path(spec.origin).stat()
+            return self.cache.answer("ffmpeg", [spec.origin, stat.st_size, stat.st_mtime_ns], ask, os.path.isfile)
+        except (ImportError, RuntimeError) as error:
+            raise AudioError(f"ffmpeg not found: {error}") from None
 
     def system_espeak(self) -> str | None:
         """The system's espeak-ng library as pyttsx3 would open it, or None (always None when bundled).

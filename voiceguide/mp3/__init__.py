@@ -23,21 +23,17 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from voiceguide.cache import Cache
-from voiceguide.mp3._crc import CrcStep, Repeats, crc16, crc_after_zeros
-from voiceguide.mp3._encoder import _BATCH, _Encoder, _lanes, encoder_command, frame_span, lame_command, lead
-from voiceguide.mp3._frames import BITRATES, DEFAULT_BITRATE, Frames, frame_bytes, frame_length, info_frame
+from voiceguide.mp3._encoder import _Encoder, frame_span, lame_command
+from voiceguide.mp3._frames import BITRATES, DEFAULT_BITRATE, Frames
 from voiceguide.mp3._meter import Meter
-from voiceguide.mp3._silence import Silence, silence_at
+from voiceguide.mp3._silence import silence_at
 from voiceguide.mp3._writer import Tap, Writer
 from voiceguide.units import DELAY, FRAME, Piece
 
 Fill = Callable[[Piece, Callable[[memoryview], None]], None]
 
-__all__ = [
-    "BITRATES", "DEFAULT_BITRATE", "Encoder", "Fill", "Frames", "Meter", "CrcStep", "Repeats", "Silence", "crc16",
-    "crc_after_zeros", "encoder_command", "frame_bytes", "frame_length", "frame_span", "info_frame", "lame_command",
-    "lead", "silence_at", "_BATCH", "_Encoder", "_lanes",
-]
+# What other stages use, and what a script that checks frames needs: the rest stays in the private modules.
+__all__ = ["BITRATES", "DEFAULT_BITRATE", "Encoder", "Fill", "Frames", "Meter", "lame_command"]
 
 
 class Encoder:
