@@ -2,7 +2,7 @@
 
 numpy and the audio modules are imported when a sound is first made: a build
 starts its engines first and loads them while the engines speak (see
-session.plan_session).
+api.plan_session).
 """
 
 from __future__ import annotations
@@ -37,43 +37,43 @@ class Sounds:
         self._samples: dict[tuple[str, str | None], np.ndarray] = {}
         self._environment = environment
 
-    def samples(self, chime: Sound) -> np.ndarray:
-        key = (chime.name, str(chime.path) if chime.path else None)
+    def samples(self, sound: Sound) -> np.ndarray:
+        key = (sound.name, str(sound.path) if sound.path else None)
         if key not in self._samples:
-            self._samples[key] = self._made(chime)
+            self._samples[key] = self._made(sound)
         return self._samples[key]
 
-    def _made(self, chime: Sound) -> np.ndarray:
+    def _made(self, sound: Sound) -> np.ndarray:
         # Synthesizing, band-limiting and measuring a gong takes longer than reading it back.
-        stat = chime.path.stat() if chime.path else None
-        parts = [SOUND_FORMAT, CHIME_LUFS, CHIME_PEAK_DBFS, BAND_LIMIT_HZ, chime.name, str(chime.path),
+        stat = sound.path.stat() if sound.path else None
+        parts = [SOUND_FORMAT, CHIME_LUFS, CHIME_PEAK_DBFS, BAND_LIMIT_HZ, sound.name, str(sound.path),
                  stat and (stat.st_size, stat.st_mtime_ns)]
         key = hashlib.sha256(json.dumps(["sound", *parts]).encode()).hexdigest()
         stored = self._environment.cache.clip(SOUNDS, key)
         if stored is not None:
             return stored.samples()
-        made = _level(self._load(chime))
+        made = _level(self._load(sound))
         if len(made):
             self._environment.cache.put_clip(SOUNDS, key, made)
         return made
 
-    def length(self, chime: Sound) -> int:
-        return len(self.samples(chime))
+    def length(self, sound: Sound) -> int:
+        return len(self.samples(sound))
 
-    def _load(self, chime: Sound) -> np.ndarray:
+    def _load(self, sound: Sound) -> np.ndarray:
         import numpy as np
 
         from voiceguide import audio
         from voiceguide.sounds import chimes
 
-        if chime.path is None:
-            return chimes.synthesize(chime.name)
+        if sound.path is None:
+            return chimes.synthesize(sound.name)
         try:
-            samples = audio.decode(chime.path, self._environment.tools)
+            samples = audio.decode(sound.path, self._environment.tools)
         except AudioError as error:
-            raise InputError(f"{chime.where}: chime {error}") from None
+            raise InputError(f"{sound.where}: chime {error}") from None
         if not np.any(samples):
-            raise InputError(f"{chime.where}: chime {chime.path}: the sound file is silent")
+            raise InputError(f"{sound.where}: chime {sound.path}: the sound file is silent")
         return samples
 
 

@@ -6,7 +6,7 @@ the lengths of these clips and the renderer plays exactly them.
 
 numpy and the audio modules are imported only once a clip comes back: a build
 starts its engines first and loads them while the engines speak (see
-session.plan_session).
+api.plan_session).
 """
 
 from __future__ import annotations
