@@ -669,7 +669,7 @@ def test_float_wav_chime_plays_where_planned(speech_cache: Path, tmp_path: Path)
     assert audio_probe.first_loud(samples, chime["start"] - 0.1, chime["end"]) == pytest.approx(chime["start"], abs=TOLERANCE)
     # Chimes are levelled to sit below the speech in loudness, and still clearly heard. This session is one
     # short sentence, which the speech alone cannot bring to the target: the chime carries some of it, yet
-    # stays under the words (render.SOUND_MIN_BELOW_LU, measured over the whole speech, here per event).
+    # stays under the words (render.level.SOUND_MIN_BELOW_LU, measured over the whole speech, here per event).
     def loudness(event: dict) -> float:
         return audio_probe.loudness(samples[audio_probe.index(event["start"], samples) : audio_probe.index(event["end"], samples)])
 
