@@ -169,9 +169,9 @@ def test_a_changed_hold_reuses_the_other_frames_and_gives_the_same_file(cache: P
     encoded: list[int] = []  # pieces given to the encoders, by build
 
     class Counting(_encoder._Encoder):
-        def __init__(self, pieces, *rest):  # type: ignore[no-untyped-def]
+        def __init__(self, pieces, *rest, **options):  # type: ignore[no-untyped-def]
             encoded[-1] += len(pieces)
-            super().__init__(pieces, *rest)
+            super().__init__(pieces, *rest, **options)
 
     monkeypatch.setattr(mp3, "_Encoder", Counting)
     encoded.append(0)

@@ -7,6 +7,7 @@ early (the planner puts holds on the MP3 frame grid) lives here, not there.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 SAMPLE_RATE = 44100
@@ -18,6 +19,9 @@ DELAY = ENCODER_DELAY + 529
 # Silence kept on each side of a cut: the encoder looks about two frames around the one it makes
 # (overlapping transforms, window switching), so frames this far from any sound are plain silent frames.
 MARGIN = 4 * FRAME + DELAY
+# Bed heard by the encoder before a piece under a bed, whose frames are dropped: LAME's state (the block type
+# it chose, the masking it follows from frame to frame) is then that of a LAME that has heard the bed all along.
+WARM = 8 * FRAME
 
 
 def samples(ms: int) -> int:
@@ -47,3 +51,20 @@ class Piece:
     start: int
     length: int
     key: str | None
+
+
+@dataclass(frozen=True)
+class Ground:
+    """What sounds between the pieces of a session under a background bed: one period of the bed, steady
+    (neither faded nor dipped), repeated from the session's first sample.
+
+    ``length`` is a whole number of MP3 frames, so the period starts on the
+    same frame boundary each time and its frames, encoded once, can be copied
+    as silent frames are. ``pcm`` gives the period as s16le; ``key`` names
+    its encoded frames in the cache. Pieces under a ground are encoded with
+    the bed around them, not silence (see voiceguide.mp3).
+    """
+
+    key: str
+    length: int
+    pcm: Callable[[], bytes]

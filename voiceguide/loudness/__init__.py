@@ -20,9 +20,11 @@ from voiceguide.loudness._energies import (
 )
 from voiceguide.loudness._forecast import BIN, Analyses, Binned, Forecast, laid_out
 from voiceguide.loudness._peaks import CEILING_DBFS, TRUE_PEAK_LIMIT_DBTP, limit, loudness_of, true_peak
+from voiceguide.loudness._periodic import Periodic
 
 __all__ = [
     "BIN", "CEILING_DBFS", "GATE_BLOCK", "GATE_STEP", "LOOKAHEAD", "SILENCE_LUFS", "TRUE_PEAK_LIMIT_DBTP", "Analyses",
+    "Periodic",
     "Binned", "Energies", "Forecast", "Loudness", "condensed", "integrated", "laid_out", "limit", "loudness_of",
     "true_peak",
 ]

@@ -25,10 +25,11 @@ from pathlib import Path
 from voiceguide.cache import Cache
 from voiceguide.mp3._encoder import _Encoder, frame_span, lame_command
 from voiceguide.mp3._frames import BITRATES, DEFAULT_BITRATE, Frames
+from voiceguide.mp3._ground import ground_frames
 from voiceguide.mp3._meter import Meter
 from voiceguide.mp3._silence import silence_at
-from voiceguide.mp3._writer import Tap, Writer
-from voiceguide.units import DELAY, FRAME, Piece
+from voiceguide.mp3._writer import Writer
+from voiceguide.units import DELAY, FRAME, Ground, Piece
 
 Fill = Callable[[Piece, Callable[[memoryview], None]], None]
 
@@ -53,28 +54,36 @@ class Encoder:
         return [self.ffmpeg, stat.st_size, stat.st_mtime_ns]
 
     def write(self, path: Path, total: int, pieces: list[Piece], fill: Fill, head: bytes = b"",
-              measure: bool = False) -> tuple[float, float] | None:
+              measure: bool = False, ground: Ground | None = None) -> tuple[float, float] | None:
         """Write the session of ``total`` samples, silent but for ``pieces``, as a CBR MP3 file at ``path``,
         after ``head`` (its tags: written first, they need not push a whole session along the file afterwards);
         with ``measure``, return its integrated loudness (LUFS) and true peak (dBTP) as a player hears it.
 
         Pieces whose frames are in the cache are copied from it; the others
         are rendered (``fill`` sends a piece's PCM through the callable it is
-        given), encoded (see _Encoder) and stored.
+        given), encoded (see _Encoder) and stored. Under a bed, ``ground`` is
+        what sounds between the pieces instead of silence: its period is
+        encoded once and its frames copied, and each piece is encoded with the
+        bed around it (``fill`` is then asked for the bed the encoder hears
+        on either side of the piece too, see heard).
         """
+        frames = ground_frames(self.ffmpeg, self.bitrate, ground, self.cache) if ground else None
         if not measure:
-            self._write(path, total, pieces, fill, None, head)
+            self._write(path, total, pieces, fill, None, head, frames)
             return None
         meter = Meter(total)
+        if frames:
+            meter.ground(frames)
         try:
-            self._write(path, total, pieces, fill, meter.frames, head)
+            self._write(path, total, pieces, fill, meter, head, frames)
         except BaseException:
             meter.abort()
             raise
         return meter.result()
 
-    def _write(self, path: Path, total: int, pieces: list[Piece], fill: Fill, tap: Tap | None, head: bytes) -> None:
-        """``tap`` is given each piece's frames as written: (first frame, bytes, frame count)."""
+    def _write(self, path: Path, total: int, pieces: list[Piece], fill: Fill, meter: Meter | None, head: bytes,
+               ground: list[bytes] | None) -> None:
+        """``meter`` is given each piece's frames as written, and each run of the ground's."""
         store = self.cache
         frames_total =     -(-(total + DELAY) // FRAME)  # the last frame holds the session's last sample
         stored = {piece.key: store.frames(piece.key) for piece in pieces if piece.key and store} if store else {}
@@ -86,8 +95,9 @@ class Encoder:
         saved: list[Future] = []
         with open(path, "wb") as file:
             file.write(head)
-            writer = Writer(file, silence_at(self.ffmpeg, self.bitrate, self.cache), frames_total, tap)
-            encoder = _Encoder(missing, self.ffmpeg, self.bitrate, fill) if missing else None
+            writer = Writer(file, silence_at(self.ffmpeg, self.bitrate, self.cache), frames_total,
+                            meter.frames if meter else None, ground, meter.steady if meter else None)
+            encoder = _Encoder(missing, self.ffmpeg, self.bitrate, fill, around=ground is not None) if missing else None
             try:
                 encoded = encoder.encoded() if encoder else iter(())
                 for piece in pieces:

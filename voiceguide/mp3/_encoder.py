@@ -14,7 +14,7 @@ from voiceguide.cache import Encoded
 from voiceguide.errors import AudioError
 from voiceguide.mp3._crc import crc16
 from voiceguide.mp3._frames import Frames
-from voiceguide.units import DELAY, FRAME, MARGIN, SAMPLE_RATE, Piece
+from voiceguide.units import DELAY, FRAME, MARGIN, SAMPLE_RATE, WARM, Piece
 
 # Silence fed to the encoder after a piece: the frames up to MARGIN past it are made from silence that goes
 # on, not from the end of the input. One frame more than MARGIN is the least that does (tested); two, to spare.
@@ -78,6 +78,20 @@ def lead(start: int) -> int:
     return MARGIN + (start - MARGIN) % FRAME
 
 
+def heard(piece: Piece, around: bool) -> tuple[int, int]:
+    """What the encoder hears for a piece, as session samples (start, end): silence on either side of it; or,
+    ``around`` a piece under a bed, the bed itself, from WARM before its lead.
+
+    A LAME that has heard nothing makes its first frames from nothing before
+    them. After silence that is right; in the middle of a bed it is not, so
+    the encoder hears the bed for a while first, and the frames it makes of
+    that are dropped: the frames kept are those of a LAME that has been
+    hearing the bed all along, and they meet the bed's own frames on either side.
+    """
+    start = piece.start - lead(piece.start) - (WARM if around else 0)
+    return start, piece.start + piece.length + TAIL
+
+
 def frame_span(piece: Piece) -> tuple[int, int]:
     """The frames whose sound a piece reaches (first, last + 1): those that are not plain silence."""
     return (piece.start - MARGIN + DELAY) // FRAME, -(-(piece.start + piece.length + MARGIN + DELAY) // FRAME)
@@ -92,22 +106,24 @@ class _Encoder:
     """
 
     def __init__(self, pieces: list[Piece], ffmpeg: str, bitrate: int,
-                 render: Callable[[Piece, Callable[[memoryview], None]], None]):
+                 render: Callable[[Piece, Callable[[memoryview], None]], None], around: bool = False):
         self.ffmpeg = ffmpeg
         self.bitrate = bitrate
         self.render = render
+        self.around = around
         # Even batches: 25 pieces go as 13 and 12, not as 24 and 1.
         count = -(-len(pieces) // (_BATCH * _lanes()))
         self.waiting = [pieces[index * len(pieces) // count : (index + 1) * len(pieces) // count]
                         for index in range(count)]
-        self.batch: _Batch | None = _Batch(self.waiting.pop(0), ffmpeg, bitrate, render) if self.waiting else None
+        self.batch: _Batch | None = _Batch(self.waiting.pop(0), ffmpeg, bitrate, render, around) if self.waiting else None
 
     def encoded(self) -> Iterator[Encoded]:
         """Each piece's frames in turn, a piece without a key in parts of _PART_FRAMES (it may be a whole
         session under a bed, too much to hold); then each ffmpeg's end is checked."""
         while self.batch is not None:
             yield from self.batch.encoded()
-            self.batch = _Batch(self.waiting.pop(0), self.ffmpeg, self.bitrate, self.render) if self.waiting else None
+            self.batch = (_Batch(self.waiting.pop(0), self.ffmpeg, self.bitrate, self.render, self.around)
+                          if self.waiting else None)
 
     def close(self) -> None:
         if self.batch is not None:
@@ -131,9 +147,10 @@ class _Batch:
     """
 
     def __init__(self, pieces: list[Piece], ffmpeg: str, bitrate: int,
-                 render: Callable[[Piece, Callable[[memoryview], None]], None]):
+                 render: Callable[[Piece, Callable[[memoryview], None]], None], around: bool):
         self.pieces = pieces
         self.render = render
+        self.around = around
         count = min(_lanes(), len(pieces))
         self.lanes = [pieces[lane::count] for lane in range(count)]
         # The first piece's frames come on stdout, the first lane's sound goes to stdin; the others each have a
@@ -143,7 +160,7 @@ class _Batch:
         outputs = ["pipe:1"] + [f"pipe:{write}" for _, write in extra]
         targets = [outputs[lane::count] for lane in range(count)]
         inputs = ["pipe:0"] + [f"pipe:{read}" for read, _ in sources]
-        lengths = [[lead(piece.start) + piece.length + TAIL for piece in lane] for lane in self.lanes]
+        lengths = [[end - start for start, end in map(self._heard, lane)] for lane in self.lanes]
         try:
             # Unbuffered: when the build is stopped, no half-sent buffer is left to flush into a pipe no one reads.
             self.process = subprocess.Popen(encoder_command(ffmpeg, bitrate, lengths, targets, inputs), stdin=subprocess.PIPE,
@@ -173,6 +190,9 @@ class _Batch:
         for feeder in self.feeders:
             feeder.start()
 
+    def _heard(self, piece: Piece) -> tuple[int, int]:
+        return heard(piece, self.around)
+
     def _read(self) -> None:
         parsers = [Frames() for _ in self.outputs]
         try:
@@ -201,17 +221,22 @@ class _Batch:
 
         try:
             for piece in self.lanes[lane]:
-                send(_SILENCE[: 2 * lead(piece.start)])
                 sent = [0]
 
                 def out(data: memoryview, sent: list[int] = sent) -> None:
                     sent[0] += len(data) // 2
                     send(data)
 
+                if self.around:  # the bed goes on around the piece: all that is heard is rendered
+                    start, end = self._heard(piece)
+                    piece = Piece(start, end - start, piece.key)
+                else:
+                    send(_SILENCE[: 2 * lead(piece.start)])
                 self.render(piece, out)
                 if sent[0] != piece.length:
                     raise AssertionError(f"a piece of {piece.length} samples was rendered as {sent[0]}")
-                send(_SILENCE)
+                if not self.around:
+                    send(_SILENCE)
         except BrokenPipeError:
             pass  # the reason is in ffmpeg's stderr, reported by encoded
         except BaseException as error:
@@ -226,7 +251,7 @@ class _Batch:
     def encoded(self) -> Iterator[Encoded]:
         for index, piece in enumerate(self.pieces):
             # The encoder's input starts on the session's frame grid (see lead): its frame 0 is this session frame.
-            offset = (piece.start - lead(piece.start)) // FRAME
+            offset = self._heard(piece)[0] // FRAME
             first, last = frame_span(piece)
             at, end = first - offset, last - offset  # the encoder's frames for the piece's first and last + 1
             dropped = 0  # frames already handed on and let go

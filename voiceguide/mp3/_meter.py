@@ -11,7 +11,7 @@ from collections.abc import Callable
 import numpy as np
 
 from voiceguide.errors import AudioError
-from voiceguide.loudness import BIN, Binned, laid_out, true_peak
+from voiceguide.loudness import BIN, Binned, Periodic, laid_out, true_peak
 from voiceguide.mp3._frames import Frames
 from voiceguide.units import DELAY, FRAME
 
@@ -41,12 +41,46 @@ class Meter:
         # run, frames, warm; or run, None, 0 once the run is whole
         self._queue: queue.SimpleQueue[tuple[int, bytes | None, int] | None] = queue.SimpleQueue()
         self._peak = 0.0
+        self._ground: list[bytes] = []  # the frames of a bed's steady period, if it has one
+        self._ground_end = -1  # the frame after the last run of them
         self._failure: list[BaseException] = []
         self._decoder = threading.Thread(target=self._decode, daemon=True)
         self._decoder.start()
 
+    def ground(self, frames: list[bytes]) -> None:
+        """The frames of the bed's steady period, written between pieces (see Writer.steady)."""
+        self._ground = frames
+
+    def steady(self, first: int, count: int) -> None:
+        """``count`` frames of the bed's period from frame ``first``: measured from the period, decoded once."""
+        if self._open is not None:
+            self._queue.put((self._open[0], None, 0))
+            self._open = None
+        self._placed.append((first * FRAME - DELAY, count * FRAME, _GROUND))
+        self._ground_end = first + count
+
     def frames(self, first: int, data: bytes, count: int) -> None:
         """``count`` frames in ``data``, the first of them frame ``first`` of the session."""
+        if first == self._ground_end:
+            # After the bed's period: the decoder hears its last frames first, as a player does.
+            warm = [self._ground[(first - back) % len(self._ground)] for back in range(self.WARM_FRAMES, 0, -1)]
+            self._ground_end = -1
+            self._open = None
+            data, warm_count = b"".join(warm) + data, len(warm)
+        else:
+            warm_count = 0
+        if warm_count:
+            if self._open is not None:
+                self._queue.put((self._open[0], None, 0))
+            index = self._runs.get(data)
+            if index is None:
+                index = self._runs[data] = len(self._analyses)
+                self._analyses.append(Binned())
+                self._queue.put((index, data, warm_count))
+                self._queue.put((index, None, 0))
+            self._placed.append((first * FRAME - DELAY, count * FRAME, index))
+            self._open = None
+            return
         if self._open is not None and first == self._open[1]:  # the run sent last goes on (a bed, in parts)
             index, _, whole = self._open
             if whole:  # its first part can no longer stand for the whole run
@@ -107,8 +141,14 @@ class Meter:
         if self._failure:
             raise AudioError(f"measuring loudness failed: {self._failure[0]}")
         energies = [self._energies.get(index) or analysis.energy() for index, analysis in enumerate(self._analyses)]
-        sounds = []
+        period = self._period() if self._ground else None
+        sounds: list[tuple[int, int, list[np.ndarray], np.ndarray]] = []
         for start, length, index in self._placed:
+            if index == _GROUND:
+                assert period is not None
+                offset = (start + DELAY) % (len(self._ground) * FRAME)
+                sounds.append((start, length, [], period.blocks(offset, length)))
+                continue
             skip = -(-max(0, -start) // BIN)  # bins decoded before the session's first sample: the encoder's delay
             (fine, coarse), left = energies[index], skip
             parts = list(fine)
@@ -122,12 +162,22 @@ class Meter:
         peak = 20 * math.log10(self._peak / 32768) if self._peak else -math.inf
         return loudness, peak
 
+    def _period(self) -> Periodic:
+        """The bed's period as a player decodes it amid its repetitions; its peaks count with the session's."""
+        frames, warm = self._ground, 2 * self.WARM_FRAMES
+        around = [frames[index % len(frames)] for index in range(-warm, len(frames) + self.WARM_FRAMES)]
+        decoded = _decoder()(b"".join(around)) * np.float32(32768)
+        decoded = decoded[warm * FRAME : (warm + len(frames)) * FRAME]
+        self._peak = true_peak(decoded, self._peak)
+        return Periodic(decoded)
+
     def abort(self) -> None:
         self._failure.append(AudioError("aborted"))
         self._queue.put(None)
         self._decoder.join()
 
 
+_GROUND = -1  # placed runs of the bed's period: measured from it (see _period)
 _DECODE_FRAMES = 256  # decoded at a time: 7 s, 1.2 MB of samples
 
 

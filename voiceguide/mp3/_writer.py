@@ -2,27 +2,36 @@
 
 from __future__ import annotations
 
+import bisect
 import os
 from collections.abc import Callable
 from typing import BinaryIO
 
 from voiceguide.cache import Encoded
 from voiceguide.mp3._crc import crc16, crc_after_zeros
-from voiceguide.mp3._frames import Frames, bytes_after, frame_bytes, info_frame
+from voiceguide.mp3._frames import Frames, bytes_after, frame_bytes, info_frame, padded
 from voiceguide.mp3._silence import Silence
 
 _CYCLES_PER_WRITE = 64
 _WRITE_BACK = 4 << 20  # bytes of silence in one stretch past which it is sent to the disk at once
 
 Tap = Callable[[int, bytes, int], None]
+GroundTap = Callable[[int, int], None]
 
 
 class Writer:
     """Writes frames in order after room for the Info frame, filling the gaps with silent frames."""
 
-    def __init__(self, file: BinaryIO, silence: Silence, frames_total: int, tap: Tap | None = None):
+    def __init__(self, file: BinaryIO, silence: Silence, frames_total: int, tap: Tap | None = None,
+                 ground: list[bytes] | None = None, ground_tap: GroundTap | None = None):
+        """``ground``: the frames of a bed's steady period (see ground_frames), written between pieces
+        instead of silence; ``ground_tap`` is told of each run of them (first frame, count)."""
         self.file = file
         self.tap = tap
+        self.ground = ground
+        self.ground_tap = ground_tap
+        self._plain = [index for index, frame in enumerate(ground or []) if not frame[2] & 0x02]
+        self._crcs: dict[tuple[int, int, tuple[int, ...]], int] = {}
         self.bitrate = silence.bitrate
         self.frames_total = frames_total
         self.average = frame_bytes(self.bitrate)
@@ -37,7 +46,7 @@ class Writer:
     def piece(self, first: int, encoded: Encoded) -> None:
         """The frames of a piece, the first of them frame ``first`` of the session."""
         start = max(first, self.frames)
-        self.silent(min(start, self.frames_total) - self.frames)
+        self.between(min(start, self.frames_total) - self.frames)
         data, count, crc = encoded.data, encoded.count, encoded.crc
         if first < self.frames or first + count > self.frames_total:
             # A piece at the very start or end: the frames before the session's first or after its last go.
@@ -51,6 +60,50 @@ class Writer:
         self.frames += count
         self.size += len(data)
         self.crc = crc_after_zeros(self.crc, len(data)) ^ crc
+
+    def between(self, count: int) -> None:
+        """``count`` frames of what sounds between pieces: silence, or the bed's period."""
+        if self.ground is None:
+            self.silent(count)
+        else:
+            self.steady(count)
+
+    def steady(self, count: int) -> None:
+        """``count`` frames of the bed's period, each where the session's frame falls in it.
+
+        Copies keep the padding the encoder gave them, and a padded frame may
+        use its last byte; so whenever the file has fallen behind the
+        bitrate's schedule, that many of the copy's unpadded frames are
+        padded (a zero byte no one reads), and every copy ends on time.
+        """
+        assert self.ground is not None
+        period = len(self.ground)
+        end = self.frames + count
+        while self.frames < end:
+            at = self.frames % period
+            take = min(period - at, end - self.frames)
+            frames = self.ground[at : at + take]
+            size = sum(map(len, frames))
+            behind = bytes_after(self.bitrate, self.frames + take) - self.size - size
+            chosen: tuple[int, ...] = ()
+            if behind > 0:
+                plain = self._plain[bisect.bisect_left(self._plain, at) : bisect.bisect_left(self._plain, at + take)]
+                chosen = tuple(plain[len(plain) - min(behind, len(plain)) :])
+                frames = list(frames)
+                for index in chosen:
+                    frames[index - at] = padded(frames[index - at])
+                size += len(chosen)
+            data = b"".join(frames)
+            # A whole period is copied many times over an hour, mostly with the same frames padded.
+            crc = self._crcs.get((at, take, chosen))
+            if crc is None:
+                crc = self._crcs[at, take, chosen] = crc16(data)
+            if self.ground_tap:
+                self.ground_tap(self.frames, take)
+            self.file.write(data)
+            self.frames += take
+            self.size += size
+            self.crc = crc_after_zeros(self.crc, size) ^ crc
 
     def silent(self, count: int) -> None:
         """``count`` copies of the silent frame, padded where the bitrate puts a padded frame.
@@ -92,7 +145,7 @@ class Writer:
         self.crc = self.silence.steps[which].apply(self.crc)
 
     def finish(self, total: int) -> None:
-        self.silent(self.frames_total - self.frames)
+        self.between(self.frames_total - self.frames)
         self.file.seek(self.start)
         self.file.write(info_frame(self.bitrate, self.frames, self.size, total, self.crc))
 

@@ -23,18 +23,24 @@ import numpy as np
 from voiceguide.loudness import LOOKAHEAD, Analyses, limit
 from voiceguide.plan.timeline import Timeline
 from voiceguide.render.bed import Bed, bed_of
-from voiceguide.render.level import Level, Measured, level_key, leveled
+from voiceguide.render.level import Level, Measured, level_key, leveled, recent_levels, remember
 from voiceguide.routine import Sound
 from voiceguide.sounds import Sounds
 from voiceguide.speech import Clip, Speech
 from voiceguide.tools import Tools
-from voiceguide.units import FRAME, MARGIN, SAMPLE_RATE, Piece
+from voiceguide.units import FRAME, MARGIN, SAMPLE_RATE, WARM, Ground, Piece
 
 __all__ = ["Encoder", "Layer", "Level", "Measured", "analyse", "analyse_sound", "layers", "mix", "render"]
 
 # Silence this long between two sounds is written as silent frames, not encoded: see voiceguide.mp3.
 PIECE_GAP = 2 * (MARGIN + FRAME)
+# Under a bed, pieces this far apart at least: the encoder hears up to a lead (MARGIN and a frame) and WARM
+# before a piece, and this is more than that and TAIL after one.
+BED_PIECE_GAP = MARGIN + 2 * FRAME + WARM
 PIECE_FORMAT = 3  # bumped whenever rendering or encoding changes, so stored frames are not reused
+# Under a bed, only what is not its steady loop is encoded; False encodes the whole session as one piece
+# (what the tests compare the frames copied from the loop with).
+FRAMES_UNDER_BED = True
 # The bed is made this many samples at a time: a long hold is not held in memory whole.
 BED_BLOCK = SAMPLE_RATE * 2
 
@@ -86,8 +92,9 @@ class Encoder(Protocol):
         """Part of what a piece's stored frames depend on."""
 
     def write(self, path: Path, total: int, pieces: list[Piece], fill: Callable[[Piece, Callable[[memoryview], None]], None],
-              head: bytes = b"", measure: bool = False) -> tuple[float, float] | None:
-        """Write the session as an MP3 file; with ``measure``, its loudness (LUFS) and true peak (dBTP)."""
+              head: bytes = b"", measure: bool = False, ground: Ground | None = None) -> tuple[float, float] | None:
+        """Write the session as an MP3 file; with ``measure``, its loudness (LUFS) and true peak (dBTP); with
+        ``ground``, the bed's steady period between the pieces instead of silence."""
 
 
 def layers(timeline: Timeline, speech: Speech, sounds: Sounds) -> list[Layer]:
@@ -159,35 +166,80 @@ def _together(active: list[tuple[int, np.ndarray]], position: int, stop: int, le
     return limit(total_mix, 1.0, level.ceiling)[context : context + stop - position]
 
 
-def pieces_of(pending: list[Layer], total: int, bed: Bed | None, level: Level,
-              encoder: Encoder) -> list[tuple[Piece, list[Layer]]]:
-    """The session's sounds in pieces with silence between them long enough to be written as silent frames.
+def pieces_of(pending: list[Layer], total: int, bed: Bed | None, level: Level, encoder: Encoder,
+              ground: Ground | None = None) -> list[Piece]:
+    """The session's sounds in pieces, with silence between them long enough to be written as silent frames;
+    under a bed with a ``ground``, with the bed's steady period between them (see _under).
 
     A piece's key is what its frames depend on: its layers and where each
     starts within it, the level, and where it starts within an MP3 frame.
     The planner puts sounds after a hold at the same place within a frame
     whatever the hold's length, so changing a hold leaves most keys as they were.
     """
-    if bed is not None:
-        return [(Piece(0, total, None), pending)] if total else []
-    groups: list[list[Layer]] = []
-    end = 0
-    for layer in pending:
-        if groups and layer.start - end < PIECE_GAP:
-            groups[-1].append(layer)
-        else:
-            groups.append([layer])
-            end = 0
-        end = max(end, layer.start + layer.length)
+    if bed is not None and ground is None:  # encoded whole (a bed whose loop is not of whole frames)
+        return [Piece(0, total, None)] if total else []
+    if bed is not None and ground is not None:
+        return _under(pending, bed, level, encoder, ground)
     pieces = []
-    for group in groups:
-        start = group[0].start
-        length = max(layer.start + layer.length for layer in group) - start
-        parts: list[object] = [PIECE_FORMAT, encoder.bitrate, dataclasses.astuple(level), start % FRAME, length,
-                               encoder.identity]
-        parts.extend((layer.source, layer.spoken, layer.start - start) for layer in group)
-        pieces.append((Piece(start, length, hashlib.sha256(json.dumps(parts).encode()).hexdigest()), group))
+    for start, end in _grouped([(layer.start, layer.start + layer.length) for layer in pending], PIECE_GAP):
+        parts: list[object] = [PIECE_FORMAT, encoder.bitrate, dataclasses.astuple(level), start % FRAME,
+                               end - start, encoder.identity]
+        parts.extend((layer.source, layer.spoken, layer.start - start) for layer in _overlapping(pending, start, end))
+        pieces.append(Piece(start, end - start, hashlib.sha256(json.dumps(parts).encode()).hexdigest()))
     return pieces
+
+
+def _under(pending: list[Layer], bed: Bed, level: Level, encoder: Encoder, ground: Ground) -> list[Piece]:
+    """Pieces under a bed: wherever something sounds or the bed is not steady (it fades or dips).
+
+    They lie far enough apart that what the encoder hears around one (its
+    lead, WARM before it, TAIL after: see voiceguide.mp3) is the steady bed,
+    whose period the ground's key names; only near the session's ends does
+    a piece's key say how near.
+    """
+    spans = bed.unsteady() + [(layer.start, layer.start + layer.length) for layer in pending]
+    pieces = []
+    for start, end in _grouped(sorted(spans), BED_PIECE_GAP):
+        background = bed.background
+        parts: list[object] = [PIECE_FORMAT, encoder.bitrate, dataclasses.astuple(level), start % FRAME, end - start,
+                               encoder.identity, ground.key, start % ground.length, min(start, BED_PIECE_GAP),
+                               min(bed.duration - end, BED_PIECE_GAP),
+                               [background.fade, background.depth, background.attack, background.release]]
+        parts.extend((layer.source, layer.spoken, layer.start - start) for layer in _overlapping(pending, start, end))
+        pieces.append(Piece(start, end - start, hashlib.sha256(json.dumps(parts).encode()).hexdigest()))
+    return pieces
+
+
+def _grouped(spans: list[tuple[int, int]], gap: int) -> list[tuple[int, int]]:
+    """``spans`` (in order of start) joined where less than ``gap`` lies between them."""
+    joined: list[tuple[int, int]] = []
+    for start, end in spans:
+        if joined and start - joined[-1][1] < gap:
+            joined[-1] = (joined[-1][0], max(joined[-1][1], end))
+        else:
+            joined.append((start, end))
+    return joined
+
+
+def _overlapping(pending: list[Layer], start: int, end: int) -> list[Layer]:
+    """The layers that sound between ``start`` and ``end``, in order of start."""
+    return [layer for layer in pending if layer.start < end and layer.start + layer.length > start]
+
+
+def ground_of(bed: Bed, level: Level, encoder: Encoder) -> Ground | None:
+    """The bed's steady period at ``level``, as the mix makes it away from everything else; None when the
+    loop is not a whole number of MP3 frames (it cannot be copied frame by frame)."""
+    if len(bed.loop) % FRAME:
+        return None
+    loop = bed.loop
+    identity = hashlib.sha256(np.ascontiguousarray(loop).data).hexdigest()
+    key = hashlib.sha256(json.dumps([PIECE_FORMAT, encoder.bitrate, encoder.identity, identity, level.bed_gain]).encode())
+
+    def pcm() -> bytes:
+        # As mix makes the bed where its gain is 1: the same float32 products, rounded the same way.
+        return np.round(np.clip(loop * level.bed_gain, -32768, 32767)).astype("<i2").tobytes()
+
+    return Ground(key.hexdigest(), len(loop), pcm)
 
 
 _SILENCE = bytes(1 << 16)
@@ -226,13 +278,17 @@ def render(timeline: Timeline, speech: Speech, sounds: Sounds, path: Path, targe
     written: list[tuple[Level, Bed | None]] = []
 
     def write(level: Level, under: Bed | None, measuring: bool = False) -> tuple[float, float] | None:
-        pieces = pieces_of(pending, timeline.duration, under, level, encoder)
-        layers_at = {piece.start: group for piece, group in pieces}
+        ground = ground_of(under, level, encoder) if under is not None and FRAMES_UNDER_BED else None
+        pieces = pieces_of(pending, timeline.duration, under, level, encoder, ground)
 
         def fill(piece: Piece, out: Callable[[memoryview], None]) -> None:
-            mix(layers_at[piece.start], _Stream(out), level, piece.start, piece.start + piece.length, under)
+            # Under a bed the encoder hears around a piece too, which may reach past the session's ends.
+            start, end = max(0, piece.start), min(timeline.duration, piece.start + piece.length)
+            _Stream(out).silence(start - piece.start)
+            mix(_overlapping(pending, start, end), _Stream(out), level, start, end, under)
+            _Stream(out).silence(piece.start + piece.length - end)
 
-        measured = encoder.write(path, timeline.duration, [piece for piece, _ in pieces], fill, head, measuring)
+        measured = encoder.write(path, timeline.duration, pieces, fill, head, measuring, ground)
         written.append((level, under))
         return measured
 
@@ -246,9 +302,13 @@ def render(timeline: Timeline, speech: Speech, sounds: Sounds, path: Path, targe
     try:
         level, measured = Level(**stored["level"]), Measured(**stored["measured"])  # type: ignore[index]
     except (TypeError, KeyError):  # none stored, or in another shape
-        level, measured = leveled(timeline, pending, target_lufs, measure, analyses, bed)
+        found = leveled(timeline, pending, target_lufs, measure, analyses, bed,
+                        recent_levels(speech.cache, target_lufs, encoder.bitrate))
+        level, measured = found.level, found.measured
         speech.cache.put_json("levels", key, {"level": dataclasses.asdict(level),
                                               "measured": dataclasses.asdict(measured)})
+        if found.known is not None:
+            remember(speech.cache, target_lufs, encoder.bitrate, found.known)
     if written[-1:] != [(level, bed)]:
         write(level, bed)
     return level, measured

@@ -20,7 +20,7 @@ from voiceguide.loudness import loudness_of
 from voiceguide.routine import Background
 from voiceguide.sounds import band_limit
 from voiceguide.tools import Tools
-from voiceguide.units import SAMPLE_RATE, samples
+from voiceguide.units import FRAME, SAMPLE_RATE, samples
 
 # About 24 s: long enough that rain does not audibly repeat, and a whole number
 # of MP3 frames (1152 samples), so the loop starts on the same frame boundary each time.
@@ -207,6 +207,17 @@ class Bed:
             after = 1 - _rise((t - end) / self.release) if self.release else (t < end).astype(float)
             dip = np.maximum(dip, np.minimum(before, after))
         return (gain * 10 ** (-depth * dip / 20)).astype(np.float32)
+
+
+    def unsteady(self) -> list[tuple[int, int]]:
+        """Where the bed's gain is not 1, as (start, end) in samples: the fades at both ends of the session
+        (at least a frame each: before the first sample and after the last is silence), and each dip with
+        its attack and release. Everywhere else the bed is its loop, unchanged."""
+        edge = max(self.fade, FRAME)
+        found = [(0, min(edge, self.duration)), (max(0, self.duration - edge), self.duration)]
+        if self.background.depth > 0:
+            found += [(max(0, start - self.attack), min(self.duration, end + self.release)) for start, end in self.spans]
+        return sorted(found)
 
 
 def _rise(x: np.ndarray) -> np.ndarray:

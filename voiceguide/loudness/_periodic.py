@@ -1,0 +1,33 @@
+"""The loudness of a sound that repeats without end: filtered once, summed anywhere."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from voiceguide.loudness._energies import GATE_STEP
+from voiceguide.loudness._filter import _K_LENGTH, _KWeighting
+
+
+class Periodic:
+    """The K-weighted energy of a sound repeated without end (a bed's steady period, as a player decodes it).
+
+    The period is filtered once, in the state the filter reaches after
+    hearing it go round; any stretch of the repetition is then summed per
+    100 ms from running sums, never filtered again: an hour under a bed costs
+    what its period does.
+    """
+
+    def __init__(self, period: np.ndarray) -> None:
+        weighting = _KWeighting()
+        weighted = np.zeros(0)
+        for _ in range(1 + -(-_K_LENGTH // len(period))):  # until the ring of the start has died away
+            weighted = np.concatenate([weighting.feed(period), weighting.flush()])
+        self.length = len(period)
+        self._sums = np.concatenate([[0.0], np.cumsum(np.square(weighted, dtype=np.float64))])
+
+    def blocks(self, offset: int, length: int) -> np.ndarray:
+        """Energy per 100 ms (GATE_STEP samples, the last block partial) of ``length`` samples of the
+        repetition, from ``offset`` within the period."""
+        edges = offset + np.append(np.arange(0, length, GATE_STEP), length)
+        turns, within = np.divmod(edges, self.length)
+        return np.diff(turns * self._sums[-1] + self._sums[within])
