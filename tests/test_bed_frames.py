@@ -16,8 +16,9 @@ import pytest
 from test_frames import audio_frames, build
 
 from voiceguide import mp3, render
-from voiceguide.mp3 import _encoder
-from voiceguide.mp3._frames import bytes_after
+from voiceguide.mp3 import Frames, _encoder
+from voiceguide.mp3._crc import crc16
+from voiceguide.mp3._frames import bytes_after, frame_bytes
 from voiceguide.mp3._writer import Writer
 from voiceguide.units import DELAY, FRAME, Piece
 
@@ -120,12 +121,17 @@ def test_a_long_hold_under_a_bed_stays_on_the_bitrate_schedule(tmp_path: Path, c
     seek by byte offset to the right time."""
     routine = tmp_path / "long.yaml"
     routine.write_text(ROUTINE.format(sound="rain").replace("hold: 70s", "hold: 10m"))
-    frames = audio_frames(build(routine, tmp_path / "long.mp3", cache))
+    built = build(routine, tmp_path / "long.mp3", cache)
+    frames = audio_frames(built)
     position, worst = 0, 0
     for index, frame in enumerate(frames):
         position += len(frame)
         worst = max(worst, abs(position - bytes_after(64, index)))
     assert worst <= 3
+    info, audio = frames[0], frames[1:]
+    lame = info.index(b"Info") + 4 + 12 + 100 + 4
+    assert int.from_bytes(info[lame + 32 : lame + 34], "big") == crc16(b"".join(audio))
+    assert audio_probe.decode_errors(built) == ""
 
 
 def test_the_loops_frames_are_padded_only_to_catch_up() -> None:
@@ -148,10 +154,20 @@ def test_the_loops_frames_are_padded_only_to_catch_up() -> None:
 
     plain = bytes([0xFF, 0xFB, 0x50, 0xC0]) + bytes(204)  # 64 kbps, unpadded: 208 bytes
     silence = Silence(plain, 64)
-    loop = [plain] * 30 + [plain[:2] + bytes([plain[2] | 2]) + plain[3:] + b"\x01"] * 7
+    rng = np.random.default_rng(7)
+    loop = [plain[:4] + rng.bytes(204) for _ in range(30)]
+    loop += [plain[:2] + bytes([plain[2] | 2]) + plain[3:4] + rng.bytes(205) for _ in range(7)]
     file = File()
     writer = Writer(file, silence, 1000, ground=loop)  # type: ignore[arg-type]
     writer.between(1000)
     assert writer.frames == 1000
     assert 0 <= bytes_after(64, 1000) - writer.size <= 1
     assert len(file.data) == writer.size
+    info = int(frame_bytes(64))
+    assert writer.crc == crc16(bytes(file.data[info:])), "the music CRC follows from the loop's, padding and all"
+    frames = Frames().feed(bytes(file.data[info:]))
+    assert len(frames) == 1000
+    # Frames the encoder padded are never cut short: each keeps its own bytes.
+    for index, frame in enumerate(frames):
+        original = loop[index % len(loop)]
+        assert frame[:len(original)][3:] == original[3:]
