@@ -66,6 +66,11 @@ def crc_after_zeros(crc: int, count: int) -> int:
     return _ZERO_BYTES.times(count).apply(crc)
 
 
+def zeros_step(count: int) -> CrcStep:
+    """The step of reading ``count`` zero bytes, kept ready: for a length met again and again (a frame's)."""
+    return _ZERO_BYTES.times(count).kept()
+
+
 @dataclass(frozen=True)
 class CrcStep:
     """What reading some bytes does to a CRC-16: c -> M c xor k, M a 16x16 matrix over GF(2) given as its columns.

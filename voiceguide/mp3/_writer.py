@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import BinaryIO
 
 from voiceguide.cache import Encoded
-from voiceguide.mp3._crc import crc16, crc_after_zeros
+from voiceguide.mp3._crc import crc16, crc_after_zeros, zeros_step
 from voiceguide.mp3._frames import Frames, bytes_after, frame_bytes, info_frame, padded
 from voiceguide.mp3._silence import Silence
 
@@ -163,8 +163,9 @@ class _Prefixes:
         self.frames = frames
         self.offsets = [0]
         self.crcs = [0]
+        steps = {length: zeros_step(length) for length in {len(frame) for frame in frames}}  # two lengths at most
         for frame in frames:
-            self.crcs.append(crc_after_zeros(self.crcs[-1], len(frame)) ^ crc16(frame))
+            self.crcs.append(steps[len(frame)].apply(self.crcs[-1]) ^ crc16(frame))
             self.offsets.append(self.offsets[-1] + len(frame))
 
     def between(self, start: int, stop: int, padded_at: tuple[int, ...] = ()) -> int:
