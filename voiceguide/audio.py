@@ -3,7 +3,8 @@
 A 16-bit PCM WAV (what speech engines write) is read directly; pydub reads
 and converts other WAVs in-process; anything else goes through ffmpeg
 first, because pydub's own loader needs ffprobe, which the bundled ffmpeg
-lacks. The MP3 is written by mp3.py.
+lacks. A long file (a playlist's music) is streamed from ffmpeg a block at
+a time. The MP3 is written by mp3.py.
 """
 
 from __future__ import annotations
@@ -11,8 +12,10 @@ from __future__ import annotations
 import io
 import math
 import subprocess
+import tempfile
 import warnings
 import wave
+from collections.abc import Generator
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
@@ -57,6 +60,61 @@ def decode(path: Path, tools: Tools, seconds: float | None = None) -> np.ndarray
     segment = segment.set_channels(1).set_sample_width(2)
     samples = np.frombuffer(segment.raw_data, dtype="<i2")
     return resample(samples, segment.frame_rate)
+
+
+def stream(path: Path, tools: Tools, block: int = 1 << 16) -> Generator[np.ndarray, None, None]:
+    """Samples of a sound file as 44.1 kHz mono int16, ``block`` at a time (the last one shorter), so that a
+    long file is never held whole; AudioError, after the last block, if it is not audio.
+
+    A 16-bit PCM WAV at 44.1 kHz is read directly; anything else through ``tools``' ffmpeg.
+    """
+    try:
+        with open(path, "rb") as file:
+            is_wav = file.read(4) == b"RIFF"
+    except OSError as error:
+        raise AudioError(f"{path}: cannot read: {error.strerror or error}") from None
+    channels = _plain_channels(path) if is_wav else None
+    if channels is None:
+        yield from _ffmpeg_stream(path, tools, block)
+        return
+    with wave.open(str(path), "rb") as file:
+        while frames := file.readframes(block):
+            data = np.frombuffer(frames, dtype="<i2", count=len(frames) // 2 // channels * channels)
+            yield data if channels == 1 else np.round(data.reshape(-1, channels).mean(axis=1)).astype("<i2")
+
+
+def _plain_channels(path: Path) -> int | None:
+    """The channels of a 16-bit PCM WAV at SAMPLE_RATE, which needs no converting; None for any other."""
+    try:
+        with wave.open(str(path), "rb") as file:
+            plain = file.getsampwidth() == 2 and file.getframerate() == SAMPLE_RATE
+            return file.getnchannels() if plain else None
+    except (wave.Error, EOFError, OSError):
+        return None
+
+
+def _ffmpeg_stream(path: Path, tools: Tools, block: int) -> Generator[np.ndarray, None, None]:
+    command = [tools.ffmpeg, "-nostdin", "-v", "error", "-i", str(path),
+               "-vn", "-ac", "1", "-ar", str(SAMPLE_RATE), "-c:a", "pcm_s16le", "-f", "s16le", "-"]
+    # What ffmpeg says goes to a file: a damaged file can make it say more than a pipe holds.
+    with tempfile.TemporaryFile() as said:
+        process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=said)
+        assert process.stdout is not None
+        read = 0
+        try:
+            while chunk := process.stdout.read(2 * block):
+                read += len(chunk) // 2
+                yield np.frombuffer(chunk, dtype="<i2", count=len(chunk) // 2)
+            process.wait()
+        finally:
+            if process.poll() is None:  # the reader stopped early
+                process.kill()
+                process.wait()
+            process.stdout.close()
+        if process.returncode != 0 or not read:
+            said.seek(0)
+            detail = said.read().decode(errors="replace").strip().splitlines()
+            raise AudioError(f"{path}: not an audio file ({detail[-1] if detail else 'no audio in it'})")
 
 
 def resample(samples: np.ndarray, rate: int) -> np.ndarray:

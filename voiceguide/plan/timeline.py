@@ -148,8 +148,13 @@ class Timeline:
         }
         if self.background:
             bed = self.background
-            found["background"] = {"sound": bed.name, "level": bed.level, "fade": bed.fade / 1000,
-                                   "duck": {"depth": bed.depth, "attack": bed.attack / 1000, "release": bed.release / 1000}}
+            background: dict[str, object] = {
+                "sound": [file.name for file in bed.playlist] if bed.playlist else bed.name,
+                "level": bed.level, "fade": bed.fade / 1000,
+                "duck": {"depth": bed.depth, "attack": bed.attack / 1000, "release": bed.release / 1000}}
+            if bed.files:
+                background["crossfade"] = bed.crossfade / 1000
+            found["background"] = background
         return found
 
     def table(self) -> str:
@@ -167,7 +172,8 @@ class Timeline:
         if self.background:
             bed = self.background
             ducked = f", another {bed.depth:g} dB lower while anything else sounds" if bed.depth else ""
-            lines.append(f"background: {bed.name}, {-bed.level:g} dB under the speech{ducked}")
+            sound = f"playlist ({bed.name})" if bed.playlist else bed.name
+            lines.append(f"background: {sound}, {-bed.level:g} dB under the speech{ducked}")
         return "\n".join(lines)
 
 

@@ -1,9 +1,11 @@
-"""The background bed: rain, a drone or a person's sound file, looped under the whole session.
+"""The background bed: rain, a drone, a person's sound file or a playlist, looped under the whole session.
 
 Built-in beds are made as exact loops: every part of them completes a whole
 number of cycles in the loop's length, so the end joins the start without a
-seam. A sound file is joined to itself with a crossfade. The bed fades in and
-out at the ends of the session and dips under everything else that sounds.
+seam. A sound file is joined to itself with a crossfade; a playlist's files
+are joined one to the next and the last to the first (music.py). Every loop
+is a whole number of MP3 frames long. The bed fades in and out at the ends
+of the session and dips under everything else that sounds.
 The timeline says where every sound is, so the dip can start before a word
 does: the bed is already down when the word begins, and no level ever jumps.
 """
@@ -17,7 +19,9 @@ import numpy as np
 from voiceguide import audio
 from voiceguide.errors import AudioError, InputError
 from voiceguide.loudness import loudness_of
-from voiceguide.routine import Background
+from voiceguide.render import music
+from voiceguide.render.music import MIN_FILE_SECONDS, crossfaded, period_of
+from voiceguide.routine import DEFAULT_CROSSFADE_MS, Background
 from voiceguide.sounds import band_limit
 from voiceguide.tools import Tools
 from voiceguide.units import FRAME, SAMPLE_RATE, samples
@@ -28,14 +32,16 @@ LOOP_LENGTH = 918 * 1152
 # Every bed is made this loud; rendering sets it relative to the speech.
 BED_LUFS = -30.0
 # A longer file is cut here: it would repeat seldom enough, and a whole hour of it would fill memory.
+# A playlist's files are played whole (music.MAX_PLAYLIST_SECONDS bounds them).
 MAX_FILE_SECONDS = 180
-MIN_FILE_SECONDS = 0.1
-MAX_CROSSFADE = SAMPLE_RATE
 _SEED = 20261125
 
 
 def loop_of(background: Background, tools: Tools) -> np.ndarray:
-    """One period of the bed as float32 samples at BED_LUFS; a sound file is read with ``tools``."""
+    """One period of the bed at BED_LUFS, a whole number of MP3 frames long, as float32 samples (a playlist's
+    as int16, in the same units); a sound file is read with ``tools``."""
+    if background.playlist:
+        return music.playlist_loop(background, tools, BED_LUFS)
     if background.path is None:
         loop = BEDS[background.name](np.random.default_rng(_SEED))
     else:
@@ -117,9 +123,14 @@ BEDS = {"rain": _rain, "drone": _drone}
 
 
 def check(background: Background | None, tools: Tools) -> None:
-    """Refuse a background file that is not audio, before any speech is made for it."""
-    if background is not None and background.path is not None:
-        _decoded(background, tools, MIN_FILE_SECONDS)
+    """Refuse a background file that is not audio, too short or silent (any file of a playlist, or a playlist
+    too long to hold), before any speech is made for it."""
+    if background is None:
+        return
+    if background.playlist:
+        music.check(background, tools)
+    elif background.path is not None:
+        music.scan(background.files[0], tools, "loop", MAX_FILE_SECONDS)
 
 
 def _decoded(background: Background, tools: Tools, seconds: float) -> np.ndarray:
@@ -137,29 +148,22 @@ def _file_loop(background: Background, tools: Tools) -> np.ndarray:
         raise InputError(f"{background.where}: background {background.path}: too short to loop (under {MIN_FILE_SECONDS:g} s)")
     if not np.any(decoded):
         raise InputError(f"{background.where}: background {background.path}: the sound file is silent")
-    return looped(band_limit(decoded.astype(np.float64)))
+    return looped(band_limit(decoded.astype(np.float64)), samples(background.crossfade))
 
 
-def looped(sound: np.ndarray) -> np.ndarray:
-    """``sound`` made to repeat seamlessly: its end crossfaded into its start.
+def looped(sound: np.ndarray, crossfade: int = samples(DEFAULT_CROSSFADE_MS)) -> np.ndarray:
+    """``sound`` made to repeat seamlessly: its end crossfaded into its start, over ``crossfade`` samples at
+    most (a quarter of the sound).
 
-    The crossfade keeps the power even whatever the two ends have in common:
-    equal-power weights suit unrelated sound (noise, a recording), equal-gain
-    weights a sound that matches itself (a tone of whole cycles); the
-    correlation of the two ends chooses between them.
+    The end is first trimmed a little, so that the loop is a whole number
+    of MP3 frames long (see music.period_of).
     """
-    overlap = min(MAX_CROSSFADE, len(sound) // 4)
+    overlap = min(crossfade, len(sound) // 4)
     if overlap < 2:
         return sound
-    head, tail = sound[:overlap], sound[-overlap:]
-    norms = float(np.sqrt(np.sum(head**2) * np.sum(tail**2)))
-    correlation = float(np.sum(head * tail)) / norms if norms else 0.0
-    correlation = min(1.0, max(-0.5, correlation))
-    angle = np.linspace(0, np.pi / 2, overlap)
-    rising, falling = np.sin(angle), np.cos(angle)
-    power = np.sqrt(1 + 2 * correlation * rising * falling)
-    joined = sound[: len(sound) - overlap].copy()
-    joined[:overlap] = (head * rising + tail * falling) / power
+    period = period_of(sound, len(sound), overlap)
+    joined = sound[:period].copy()
+    joined[:overlap] = crossfaded(sound[period : period + overlap], sound[:overlap])
     return joined
 
 

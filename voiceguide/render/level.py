@@ -208,6 +208,10 @@ def level_key(pending: list[Layer], target_lufs: float, bitrate: int, bed: Bed |
         parts.append([background.name, str(background.path), stat and (stat.st_size, stat.st_mtime_ns),
                       background.level, background.fade, background.depth, background.attack, background.release,
                       bed.duration])
+        if background.files:
+            stats = [file.path.stat() for file in background.playlist if file.path]
+            parts.append([background.crossfade, [str(file.path) for file in background.playlist],
+                          [(stat.st_size, stat.st_mtime_ns) for stat in stats]])
     position = 0
     for layer in pending:
         gap = layer.start - position

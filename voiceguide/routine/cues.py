@@ -23,6 +23,7 @@ from voiceguide.routine.model import (
     DEFAULT_LEAD_IN_MS,
     DEFAULT_PHRASES,
     DUCK_KEYS,
+    MAX_CROSSFADE_MS,
     MAX_DUCK_DB,
     OFF,
     PHRASE_KEYS,
@@ -237,7 +238,8 @@ class CueChecker(Checker):
         return self.duration_value(value, raw, where, "at", allow_zero=True)
 
     def _background(self, data: YMap) -> Background | None:
-        """`background: rain`, or `{sound: rain.ogg, level: -20dB, fade: 5s, duck: {depth: 10dB, ...}}`."""
+        """`background: rain`, a sound file, a playlist `[a.mp3, b.ogg]`, or
+        `{sound: ..., level: -20dB, fade: 5s, crossfade: 3s, duck: {depth: 10dB, ...}}`."""
         value = data["background"]
         if value is False or value == "none":
             return None
@@ -247,8 +249,16 @@ class CueChecker(Checker):
             self.mapping(value, data.at("background"), "'background'", BACKGROUND_KEYS)
             settings = value
             if "sound" not in settings:
-                self.problem(data.at("background"), f"'background' needs a 'sound': {', '.join(BUILTIN_BEDS)}, or a sound file")
-        sound = self._sound(settings, "sound" if settings is not data else "background", BUILTIN_BEDS, "background")
+                self.problem(data.at("background"), f"'background' needs a 'sound': {', '.join(BUILTIN_BEDS)}, "
+                                                    "a sound file, or a list of sound files")
+        key = "sound" if settings is not data else "background"
+        playlist: tuple[Sound, ...] = ()
+        sound: tuple[str, Path | None] | None
+        if isinstance(settings.get(key), YList):
+            playlist = self._playlist(settings[key], settings.at(key))
+            sound = (", ".join(file.name for file in playlist), None) if playlist else None
+        else:
+            sound = self._sound(settings, key, BUILTIN_BEDS, "background")
         found: dict[str, Any] = {}
         if settings is not data:
             level = self._decibels(settings, "level", BED_LEVEL_RANGE)
@@ -257,9 +267,44 @@ class CueChecker(Checker):
             fade = self.duration(settings, "fade", allow_zero=True)
             if fade is not None:
                 found["fade"] = fade
+            crossfade = self._crossfade(settings, built_in=sound is not None and sound[0] in BUILTIN_BEDS)
+            if crossfade is not None:
+                found["crossfade"] = crossfade
             found.update(self._duck(settings))
-        where = settings.at("sound") if settings is not data and "sound" in settings else data.at("background")
-        return None if sound is None else Background(sound[0], where, sound[1], **found)
+        where = settings.at(key) if key in settings else data.at("background")
+        return None if sound is None else Background(sound[0], where, sound[1], playlist=playlist, **found)
+
+    def _playlist(self, items: YList, where: Location) -> tuple[Sound, ...]:
+        """Sound files to play one after another, each named relative to the routine; any problem is reported."""
+        if not items:
+            self.problem(where, "a playlist needs at least one sound file, got an empty list")
+        files = []
+        for item, at, raw in zip(items, items.item_at, items.raw):
+            name = raw if raw is not None and not isinstance(item, (YMap, YList)) else None
+            if not name or not name.strip():
+                self.problem(at, f"each file of a playlist must be a sound file's name, got {_kind(item)}")
+            elif name in BUILTIN_BEDS:
+                self.problem(at, f"a playlist plays sound files; '{name}' is built in: give it alone, "
+                                 f"as `background: {name}`")
+            else:
+                path = self._sound_file(name, at)
+                if path is not None:
+                    files.append(Sound(name, at, path))
+        return tuple(files) if len(files) == len(items) else ()
+
+    def _crossfade(self, settings: YMap, built_in: bool) -> int | None:
+        ms = self.duration(settings, "crossfade", allow_zero=False)
+        if ms is None:
+            return None
+        if ms > MAX_CROSSFADE_MS:
+            self.problem(settings.at("crossfade"), f"'crossfade' must be at most {MAX_CROSSFADE_MS // 1000}s, "
+                                                   f"got {settings.raw.get('crossfade', ms)}")
+            return None
+        if built_in:
+            self.problem(settings.at("crossfade"), f"'crossfade' joins sound files; {' and '.join(BUILTIN_BEDS)} "
+                                                   "loop without one")
+            return None
+        return ms
 
     def _duck(self, data: YMap) -> dict[str, Any]:
         """`duck: {depth: 10dB, attack: 300ms, release: 1s}`, or `duck: false` to keep the bed level."""
@@ -325,11 +370,16 @@ class CueChecker(Checker):
             hint = did_you_mean(name, builtin)
             self.problem(where, f"unknown {what} '{name}'{hint} (built-in: {', '.join(builtin)}; or a path to a sound file)")
             return None
+        path = self._sound_file(name, where)
+        return None if path is None else (name, path)
+
+    def _sound_file(self, name: str, where: Location) -> Path | None:
+        """The path of the sound file ``name``, relative to the routine; None, reported, if there is none."""
         path = (self.path.parent / name).resolve() if not Path(name).is_absolute() else Path(name)
         if not path.is_file():
             self.problem(where, f"sound file not found: {name} (looked for {path})")
             return None
-        return name, path
+        return path
 
     def _texts(self, data: YMap, key: str, scope: tuple[str, ...]) -> tuple[Text, ...]:
         if key not in data:

@@ -29,12 +29,15 @@ STEP_KEYS = ("title", "id", "say", "hold", "repeat", "between", "sides", "rest",
 GROUP_KEYS = ("title", "id", "say", "steps", "rounds", "rest", "sides", "chime", "voice") + CUE_KEYS
 VOICE_KEYS = ("engine", "voice", "rate", "volume")
 BUILTIN_BEDS = ("rain", "drone")
-BACKGROUND_KEYS = ("sound", "level", "fade", "duck")
+BACKGROUND_KEYS = ("sound", "level", "fade", "crossfade", "duck")
 DUCK_KEYS = ("depth", "attack", "release")
 # A bed this far under the speech is felt more than heard, and never competes with the words.
 DEFAULT_BED_LEVEL_DB = -20.0
 BED_LEVEL_RANGE = (-40.0, -6.0)
 DEFAULT_BED_FADE_MS = 5000
+# Where a sound file repeats, or one file of a playlist gives way to the next (at most a quarter of either).
+DEFAULT_CROSSFADE_MS = 3000
+MAX_CROSSFADE_MS = 10_000
 DEFAULT_DUCK_DB = 10.0
 MAX_DUCK_DB = 40.0
 DEFAULT_ATTACK_MS = 300
@@ -92,7 +95,7 @@ class Voice:
 
 @dataclass(frozen=True)
 class Sound:
-    """An end-of-hold signal: a built-in name, or a sound file."""
+    """A sound the routine names (an end-of-hold signal, a file of a playlist): a built-in name, or a sound file."""
 
     name: str
     where: Location
@@ -101,11 +104,13 @@ class Sound:
 
 @dataclass(frozen=True)
 class Background:
-    """A sound under the whole session: a built-in bed or a looped sound file, dipped under speech and cues.
+    """A sound under the whole session, dipped under speech and cues: a built-in bed, a looped sound file, or
+    a playlist of sound files played one after another, each whole, and again from the first.
 
     ``level`` is the bed's loudness relative to the speech in dB; while
     anything else sounds it is ``depth`` dB lower, reached over ``attack`` ms
-    before the sound starts and left over ``release`` ms after it ends.
+    before the sound starts and left over ``release`` ms after it ends. A
+    playlist's ``name`` is its files' names, as written, joined by commas.
     """
 
     name: str
@@ -116,6 +121,15 @@ class Background:
     depth: float = DEFAULT_DUCK_DB
     attack: int = DEFAULT_ATTACK_MS
     release: int = DEFAULT_RELEASE_MS
+    playlist: tuple[Sound, ...] = ()
+    crossfade: int = DEFAULT_CROSSFADE_MS
+
+    @property
+    def files(self) -> tuple[Sound, ...]:
+        """Every sound file the bed plays: a playlist's, or the one file; none for a built-in bed."""
+        if self.playlist or self.path is None:
+            return self.playlist
+        return (Sound(self.name, self.where, self.path),)
 
 
 @dataclass(frozen=True)
