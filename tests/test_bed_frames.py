@@ -8,6 +8,7 @@ one piece, heard by one LAME from start to end), and both with the PCM that was 
 from __future__ import annotations
 
 import shutil
+import wave
 from pathlib import Path
 
 import audio_probe
@@ -77,6 +78,13 @@ def _pair(sound: str, tmp_path: Path, cache: Path, monkeypatch: pytest.MonkeyPat
                                                                                              np.ndarray, list[Piece]]:
     """The session built whole and as frames: (whole, frames, mixed PCM) decoded, and the frames build's pieces."""
     routine = tmp_path / "rest.yaml"
+    if sound == "file":  # a recording of its own: pink-ish noise with a slow swell, 20 s
+        rng = np.random.default_rng(3)
+        noise = np.cumsum(rng.normal(size=20 * 44100)) * 0.02
+        noise -= np.convolve(noise, np.ones(441) / 441, mode="same")
+        swell = 1 + 0.3 * np.sin(np.linspace(0, 6 * np.pi, len(noise)))
+        _write_wav(tmp_path / "room.wav", noise * swell)
+        sound = "room.wav"
     routine.write_text(ROUTINE.format(sound=sound))
     spy = Spy(monkeypatch)
     with monkeypatch.context() as patch:
@@ -88,8 +96,16 @@ def _pair(sound: str, tmp_path: Path, cache: Path, monkeypatch: pytest.MonkeyPat
     return whole, ours, source, spy.pieces
 
 
+def _write_wav(path: Path, samples: np.ndarray) -> None:
+    with wave.open(str(path), "wb") as file:
+        file.setnchannels(1)
+        file.setsampwidth(2)
+        file.setframerate(44100)
+        file.writeframes(np.round(samples / np.max(np.abs(samples)) * 20000).astype("<i2").tobytes())
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("sound", ["rain", "drone"])
+@pytest.mark.parametrize("sound", ["rain", "drone", "file"])
 def test_frames_under_a_bed_decode_like_the_session_encoded_whole(sound: str, tmp_path: Path, cache: Path,
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     whole, ours, source, pieces = _pair(sound, tmp_path, cache, monkeypatch)

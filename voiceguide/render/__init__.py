@@ -41,6 +41,7 @@ PIECE_FORMAT = 3  # bumped whenever rendering or encoding changes, so stored fra
 # Under a bed, only what is not its steady loop is encoded; False encodes the whole session as one piece
 # (what the tests compare the frames copied from the loop with).
 FRAMES_UNDER_BED = True
+MAX_GROUND = 5 * 60 * SAMPLE_RATE
 # The bed is made this many samples at a time: a long hold is not held in memory whole.
 BED_BLOCK = SAMPLE_RATE * 2
 
@@ -228,8 +229,9 @@ def _overlapping(pending: list[Layer], start: int, end: int) -> list[Layer]:
 
 def ground_of(bed: Bed, level: Level, encoder: Encoder) -> Ground | None:
     """The bed's steady period at ``level``, as the mix makes it away from everything else; None when the
-    loop is not a whole number of MP3 frames (it cannot be copied frame by frame)."""
-    if len(bed.loop) % FRAME:
+    loop is not a whole number of MP3 frames (it cannot be copied frame by frame), is longer than MAX_GROUND
+    (a playlist), or longer than half the session (encoding it once would cost about what the session does)."""
+    if len(bed.loop) % FRAME or len(bed.loop) > MAX_GROUND or 2 * len(bed.loop) > bed.duration:
         return None
     loop = bed.loop
     identity = hashlib.sha256(np.ascontiguousarray(loop).data).hexdigest()
@@ -237,7 +239,8 @@ def ground_of(bed: Bed, level: Level, encoder: Encoder) -> Ground | None:
 
     def pcm() -> bytes:
         # As mix makes the bed where its gain is 1: the same float32 products, rounded the same way.
-        return np.round(np.clip(loop * level.bed_gain, -32768, 32767)).astype("<i2").tobytes()
+        steady = loop.astype(np.float32, copy=False) * level.bed_gain
+        return np.round(np.clip(steady, -32768, 32767)).astype("<i2").tobytes()
 
     return Ground(key.hexdigest(), len(loop), pcm)
 
