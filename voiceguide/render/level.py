@@ -1,5 +1,5 @@
 """The level of a session: the gains that bring its speech to the target loudness, as encoded, with its
-peaks under the limit, and a bed at its level under the speech."""
+peaks under the limit, and a bed at its level under the speech; and the levels found before, tried first."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import dataclasses
 import functools
 import hashlib
 import json
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -24,6 +25,7 @@ from voiceguide.render.bed import BED_LUFS, Bed
 from voiceguide.sounds import CHIME_LUFS
 
 if TYPE_CHECKING:
+    from voiceguide.cache import Cache
     from voiceguide.loudness import Analyses
     from voiceguide.render import Layer
 
@@ -41,6 +43,7 @@ ENCODER_LOSS_LU = 0.4
 # A chime or bell this far under the speech is heard clearly and never startles.
 SOUND_BELOW_SPEECH_LU = 8.0
 SOUND_MIN_BELOW_LU = 1.5  # where the speech can rise no further, sounds rise at most this close to it
+RECENT_LEVELS = 8  # levels found before, kept per target and bitrate, tried before a search
 
 
 @dataclass(frozen=True)
@@ -62,26 +65,48 @@ class Measured:
     whole: float
 
 
+@dataclass(frozen=True)
+class Known:
+    """A level a build found, before any bed, with what the encoder added to the forecast loudness there (LU) and
+    the sounds it was used for (short digests of their sources): what another session may try first."""
+
+    level: Level
+    encoding: float
+    sources: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class Leveled:
+    """The level of a session, how loud it came out, and what the next session may try first (None: nothing
+    worth keeping, a silent session or one whose peaks never came under the limit)."""
+
+    level: Level
+    measured: Measured
+    known: Known | None
 
 
 Measure = Callable[[Level, "Bed | None"], tuple[float, float]]
 
 
 def leveled(timeline: Timeline, pending: list[Layer], target_lufs: float, measure: Measure, analyses: Analyses,
-            bed: Bed | None = None) -> tuple[Level, Measured]:
-    """The level that brings the encoded speech to ``target_lufs`` with peaks under TRUE_PEAK_LIMIT_DBTP, and
-    how loud the session then is.
+            bed: Bed | None = None, known: Sequence[Known] = ()) -> Leveled:
+    """The level that brings the encoded speech to ``target_lufs`` with peaks under TRUE_PEAK_LIMIT_DBTP, how
+    loud the session then is, and what a later session may try first.
 
-    The speech alone is measured first, to set the balance: speech at the
-    target, sounds SOUND_BELOW_SPEECH_LU under it. Then both are moved
-    together until the whole session lands (``_searched``): the limiter
-    takes some loudness off the peaks that a gain raises, so the gain is
-    refined round by round. The search asks a Forecast, which costs a
-    millisecond a round; ``measure`` then writes the session at the level
-    found and measures it as encoded (the encoder takes a few tenths of a
-    LU off and adds to the peaks), and the search is run again for what
-    the encoder changed, until the encoded session lands: usually at once.
-    A bed is set last, its level under the speech as it is then heard (see ``_bed_level``).
+    A level found before (``known``) is tried first (see ``_reused``):
+    when one still fits, the session is written once, and every piece
+    whose sounds did not change keeps its stored frames.
+    Otherwise the level is searched. The speech alone is measured first,
+    to set the balance: speech at the target, sounds SOUND_BELOW_SPEECH_LU
+    under it. Then both are moved together until the whole session lands
+    (``_searched``): the limiter takes some loudness off the peaks that a
+    gain raises, so the gain is refined round by round. The search asks a
+    Forecast, which costs a millisecond a round; ``measure`` then writes
+    the session at the level found and measures it as encoded (the encoder
+    takes a few tenths of a LU off and adds to the peaks), and the search
+    is run again for what the encoder changed, until the encoded session
+    lands: usually at once. A bed is set last, its level under the speech
+    as it is then heard (see ``_bed_level``).
     """
     forecast = Forecast([(layer.start, layer.length, layer.source, layer.load) for layer in pending], analyses)
 
@@ -113,36 +138,72 @@ def leveled(timeline: Timeline, pending: list[Layer], target_lufs: float, measur
     encoding = -ENCODER_LOSS_LU  # what the encoder adds to the loudness of the forecast
     slope = 1.0
     level = at(shift, ceiling)
-    # (distance from the target, level, loudness as encoded, what the encoder added) of the best round within the peak
-    best: tuple[float, Level, float, float] | None = None
-    for _ in range(ENCODED_ROUNDS):
-        shift, mixed, slope = _searched(functools.partial(_at_ceiling, loudness, at, ceiling=ceiling),
-                                        target_lufs - encoding, shift, slope)
-        if at(shift, ceiling) == level and best is not None:
-            break  # every gain is at its most, as in the round before: nothing more to learn
-        level = at(shift, ceiling)
-        # Without the bed: it is set after, under the speech as the listener hears it.
-        measured, peak = measure(level, None)
-        if measured <= SILENCE_LUFS or mixed <= SILENCE_LUFS:
-            break
-        over = max(0.0, peak - TRUE_PEAK_LIMIT_DBTP)
-        if not over and (best is None or abs(target_lufs - measured) < best[0]):
-            best = (abs(target_lufs - measured), level, measured, measured - mixed)
-        encoding = measured - mixed
-        if abs(target_lufs - measured) < ENCODED_TOLERANCE and not over:
-            break
-        if over:
-            # A margin, so that the next round does not land on the limit again.
-            ceiling -= over + PEAK_MARGIN_DB
+    sources = frozenset(_digest(layer.source) for layer in pending)
+    # (distance from the target, level, loudness as encoded, what the encoder added) of the best round within the
+    # peak; a level found before, when it still fits, takes no search
+    best = _reused(known, sources, loudness, level.sound_gain, target_lufs, measure)
+    if best is None:
+        for _ in range(ENCODED_ROUNDS):
+            shift, mixed, slope = _searched(functools.partial(_at_ceiling, loudness, at, ceiling=ceiling),
+                                            target_lufs - encoding, shift, slope)
+            if at(shift, ceiling) == level and best is not None:
+                break  # every gain is at its most, as in the round before: nothing more to learn
+            level = at(shift, ceiling)
+            # Without the bed: it is set after, under the speech as the listener hears it.
+            measured, peak = measure(level, None)
+            if measured <= SILENCE_LUFS or mixed <= SILENCE_LUFS:
+                break
+            over = max(0.0, peak - TRUE_PEAK_LIMIT_DBTP)
+            if not over and (best is None or abs(target_lufs - measured) < best[0]):
+                best = (abs(target_lufs - measured), level, measured, measured - mixed)
+            encoding = measured - mixed
+            if abs(target_lufs - measured) < ENCODED_TOLERANCE and not over:
+                break
+            if over:
+                # A margin, so that the next round does not land on the limit again.
+                ceiling -= over + PEAK_MARGIN_DB
     whole = SILENCE_LUFS
+    found = None
     if best is not None:
         _, level, whole, encoding = best
+        found = Known(level, encoding, sources)
     # The speech alone, as encoded: the forecast of its own loudness, with what the encoder added to the whole.
     speech = loudness(level, sounds=False) + encoding if has_speech else SILENCE_LUFS
     if bed is None:
-        return level, Measured(speech, whole)
+        return Leveled(level, Measured(speech, whole), found)
     level, whole = _bed_level(measure, bed, level, speech if has_speech else target_lufs)
-    return level, Measured(speech, whole)
+    return Leveled(level, Measured(speech, whole), found)
+
+
+def _reused(known: Sequence[Known], sources: frozenset[str], loudness: Callable[[Level], float], sound_gain: float,
+            target_lufs: float, measure: Measure) -> tuple[float, Level, float, float] | None:
+    """A level found before that still brings this session to the target as encoded, as the search's best
+    round; None when none does.
+
+    Only a level found for a session that had most of these sounds is
+    tried (the same routine with a line or two said anew, as a changed
+    ``{hold}`` makes it), the one that served most of them first: their
+    pieces are stored at it. The forecast of this session at that level,
+    with what the encoder added there before, says whether it can land
+    within ENCODED_TOLERANCE; the first that can is written once and
+    measured, and taken if it lands with its peaks under the limit;
+    otherwise the search is cheaper than trying more. Only levels with the
+    sounds where a search puts them (``sound_gain``) are tried: a session
+    of few words may have raised its sounds, a balance that is its own.
+    """
+    for old in sorted(known, key=lambda old: -len(old.sources & sources)):
+        if 2 * len(old.sources & sources) <= len(sources):
+            break  # the rest share fewer still
+        if not math.isclose(old.level.sound_gain, sound_gain):
+            continue
+        mixed = loudness(old.level)
+        if mixed <= SILENCE_LUFS or abs(target_lufs - (mixed + old.encoding)) >= ENCODED_TOLERANCE:
+            continue
+        measured, peak = measure(old.level, None)
+        if abs(target_lufs - measured) < ENCODED_TOLERANCE and peak <= TRUE_PEAK_LIMIT_DBTP:
+            return abs(target_lufs - measured), old.level, measured, measured - mixed
+        return None
+    return None
 
 
 def _at_ceiling(loudness: Callable[[Level], float], at: Callable[[float, float], Level], shift: float,
@@ -220,3 +281,39 @@ def level_key(pending: list[Layer], target_lufs: float, bitrate: int, bed: Bed |
         parts.append((layer.source, layer.spoken, gap if bed is not None else condensed(gap) // GATE_STEP))
         position = max(position, layer.start)
     return hashlib.sha256(json.dumps(parts).encode()).hexdigest()
+
+
+def recent_levels(cache: Cache, target_lufs: float, bitrate: int) -> list[Known]:
+    """The levels found last for ``target_lufs`` and ``bitrate``, the latest first (see ``remember``)."""
+    stored = cache.json("levels", _recent_key(target_lufs, bitrate)) or {}
+    found = []
+    for entry in stored.get("recent", []):
+        try:
+            found.append(Known(Level(**entry["level"]), float(entry["encoding"]), frozenset(entry["sources"])))
+        except (TypeError, KeyError, ValueError):  # in another shape: passed over
+            continue
+    return found
+
+
+def remember(cache: Cache, target_lufs: float, bitrate: int, known: Known) -> None:
+    """Keep ``known`` first among the RECENT_LEVELS levels found for ``target_lufs`` and ``bitrate``.
+
+    They are kept together whatever the routine, its holds and its bed:
+    a level is tried only on a session that has most of the sounds it
+    was found for, and taken only as that session measures at it (see
+    ``_reused``); a bed is levelled under the speech afterwards.
+    """
+    kept = [old for old in recent_levels(cache, target_lufs, bitrate) if old.level != known.level]
+    entries = [{"level": dataclasses.asdict(each.level), "encoding": each.encoding, "sources": sorted(each.sources)}
+               for each in [known, *kept][:RECENT_LEVELS]]
+    cache.put_json("levels", _recent_key(target_lufs, bitrate), {"recent": entries})
+
+
+def _recent_key(target_lufs: float, bitrate: int) -> str:
+    parts = ["recent", LEVEL_FORMAT, target_lufs, bitrate, CEILING_DBFS, TRUE_PEAK_LIMIT_DBTP, SOUND_BELOW_SPEECH_LU]
+    return hashlib.sha256(json.dumps(parts).encode()).hexdigest()
+
+
+def _digest(source: str) -> str:
+    """A short name for a sound's source, as a known level keeps it."""
+    return hashlib.sha256(source.encode()).hexdigest()[:16]
