@@ -132,6 +132,34 @@ def test_frames_under_a_bed_decode_like_the_session_encoded_whole(sound: str, tm
 
 
 @pytest.mark.slow
+def test_under_a_bed_only_what_changes_is_encoded(tmp_path: Path, cache: Path, monkeypatch: pytest.MonkeyPatch,
+                                                  metered: list) -> None:
+    """The holds under the bed are copies of its loop; a rebuild after a new hold searches no level, is written
+    once, measured as written, and encodes nothing but what moved."""
+    routine = tmp_path / "rest.yaml"
+    routine.write_text(ROUTINE.format(sound="rain"))
+    spy = Spy(monkeypatch)
+    build(routine, tmp_path / "first.mp3", cache)
+    total = len(audio_probe.decode(tmp_path / "first.mp3"))
+    assert sum(piece.length for piece in spy.pieces) < total / 3
+    spy.encoded.clear()
+    measured = len(metered)
+    build(routine, tmp_path / "second.mp3", cache, "--hold", "shoulders=35s")
+    assert len(metered) == measured + 1
+    # Every piece after the changed hold now falls elsewhere in the rain, so it is encoded anew, and so is the
+    # instruction just before it (see test_frames); those before that not.
+    before_hold = [piece for piece in spy.pieces if piece.start < 60 * 44100]
+    assert len(before_hold) == 2
+    assert not {piece.key for piece in spy.encoded} & {piece.key for piece in before_hold}
+    assert spy.encoded and audio_probe.decode_errors(tmp_path / "second.mp3") == ""
+    # The same speech level, the bed at the same level under it: the holds before and after sound the same.
+    first, second = audio_probe.decode(tmp_path / "first.mp3"), audio_probe.decode(tmp_path / "second.mp3")
+    for at in (20, 60):
+        assert audio_probe.loudness(first[at * 44100 : (at + 8) * 44100]) == pytest.approx(
+            audio_probe.loudness(second[at * 44100 : (at + 8) * 44100]), abs=0.2)
+
+
+@pytest.mark.slow
 def test_a_long_hold_under_a_bed_stays_on_the_bitrate_schedule(tmp_path: Path, cache: Path) -> None:
     """Copies of the loop's frames keep every frame where the bitrate puts it (within a byte or two), so players
     seek by byte offset to the right time."""

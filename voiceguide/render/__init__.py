@@ -20,10 +20,11 @@ from typing import Protocol
 
 import numpy as np
 
-from voiceguide.loudness import LOOKAHEAD, Analyses, limit
+from voiceguide.cache import Cache
+from voiceguide.loudness import LOOKAHEAD, SILENCE_LUFS, Analyses, limit
 from voiceguide.plan.timeline import Timeline
 from voiceguide.render.bed import Bed, bed_of
-from voiceguide.render.level import Level, Measured, level_key, leveled, recent_levels, remember
+from voiceguide.render.level import Level, Measured, bed_level, level_key, leveled, recent_levels, remember
 from voiceguide.routine import Sound
 from voiceguide.sounds import Sounds
 from voiceguide.speech import Clip, Speech
@@ -265,6 +266,19 @@ class _Stream:
         self.written += count
 
 
+def _stored(cache: Cache, key: str) -> tuple[Level, Measured] | None:
+    """The level stored under ``key``, and how loud the session came out there; None if none is stored."""
+    stored = cache.json("levels", key)
+    try:
+        return Level(**stored["level"]), Measured(**stored["measured"])  # type: ignore[index]
+    except (TypeError, KeyError):  # none stored, or in another shape
+        return None
+
+
+def _store(cache: Cache, key: str, level: Level, measured: Measured) -> None:
+    cache.put_json("levels", key, {"level": dataclasses.asdict(level), "measured": dataclasses.asdict(measured)})
+
+
 def render(timeline: Timeline, speech: Speech, sounds: Sounds, path: Path, target_lufs: float, encoder: Encoder,
            analyses: Analyses, tools: Tools, head: bytes = b"") -> tuple[Level, Measured]:
     """Write the session as an MP3 file at ``path`` with ``encoder`` (after ``head``, its tags), at
@@ -300,18 +314,25 @@ def render(timeline: Timeline, speech: Speech, sounds: Sounds, path: Path, targe
         assert measured is not None
         return measured
 
-    key = level_key(pending, target_lufs, encoder.bitrate, bed)
-    stored = speech.cache.json("levels", key)
-    try:
-        level, measured = Level(**stored["level"]), Measured(**stored["measured"])  # type: ignore[index]
-    except (TypeError, KeyError):  # none stored, or in another shape
-        found = leveled(timeline, pending, target_lufs, measure, analyses, bed,
+    stored = _stored(speech.cache, level_key(pending, target_lufs, encoder.bitrate))
+    if stored is None:
+        found = leveled(timeline, pending, target_lufs, measure, analyses,
                         recent_levels(speech.cache, target_lufs, encoder.bitrate))
-        level, measured = found.level, found.measured
-        speech.cache.put_json("levels", key, {"level": dataclasses.asdict(level),
-                                              "measured": dataclasses.asdict(measured)})
+        stored = found.level, found.measured
+        _store(speech.cache, level_key(pending, target_lufs, encoder.bitrate), *stored)
         if found.known is not None:
             remember(speech.cache, target_lufs, encoder.bitrate, found.known)
+    level, measured = stored
+    if bed is not None:
+        # The bed sits under the speech as it is heard: its level follows, and the session is measured with it
+        # as it is written, once.
+        key = level_key(pending, target_lufs, encoder.bitrate, bed)
+        with_bed = _stored(speech.cache, key)
+        if with_bed is None:
+            level, whole = bed_level(measure, bed, level, measured.speech if measured.speech > SILENCE_LUFS else target_lufs)
+            with_bed = level, Measured(measured.speech, whole)
+            _store(speech.cache, key, *with_bed)
+        level, measured = with_bed
     if written[-1:] != [(level, bed)]:
         write(level, bed)
     return level, measured

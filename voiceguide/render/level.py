@@ -89,7 +89,7 @@ Measure = Callable[[Level, "Bed | None"], tuple[float, float]]
 
 
 def leveled(timeline: Timeline, pending: list[Layer], target_lufs: float, measure: Measure, analyses: Analyses,
-            bed: Bed | None = None, known: Sequence[Known] = ()) -> Leveled:
+            known: Sequence[Known] = ()) -> Leveled:
     """The level that brings the encoded speech to ``target_lufs`` with peaks under TRUE_PEAK_LIMIT_DBTP, how
     loud the session then is, and what a later session may try first.
 
@@ -105,8 +105,8 @@ def leveled(timeline: Timeline, pending: list[Layer], target_lufs: float, measur
     the session at the level found and measures it as encoded (the encoder
     takes a few tenths of a LU off and adds to the peaks), and the search
     is run again for what the encoder changed, until the encoded session
-    lands: usually at once. A bed is set last, its level under the speech
-    as it is then heard (see ``_bed_level``).
+    lands: usually at once. All without a bed: it is set afterwards, its
+    level under the speech as it is then heard (see ``bed_level``).
     """
     forecast = Forecast([(layer.start, layer.length, layer.source, layer.load) for layer in pending], analyses)
 
@@ -169,9 +169,6 @@ def leveled(timeline: Timeline, pending: list[Layer], target_lufs: float, measur
         found = Known(level, encoding, sources)
     # The speech alone, as encoded: the forecast of its own loudness, with what the encoder added to the whole.
     speech = loudness(level, sounds=False) + encoding if has_speech else SILENCE_LUFS
-    if bed is None:
-        return Leveled(level, Measured(speech, whole), found)
-    level, whole = _bed_level(measure, bed, level, speech if has_speech else target_lufs)
     return Leveled(level, Measured(speech, whole), found)
 
 
@@ -235,7 +232,7 @@ def _searched(loudness_at: Callable[[float], float], goal: float, shift: float,
     return shift, measured, slope
 
 
-def _bed_level(measure: Measure, bed: Bed, level: Level, speech_lufs: float) -> tuple[Level, float]:
+def bed_level(measure: Measure, bed: Bed, level: Level, speech_lufs: float) -> tuple[Level, float]:
     """``level`` with the bed at its level under the speech (``speech_lufs``, as encoded), and the loudness of
     the whole session then.
 
@@ -256,11 +253,14 @@ def _bed_level(measure: Measure, bed: Bed, level: Level, speech_lufs: float) -> 
 
 
 def level_key(pending: list[Layer], target_lufs: float, bitrate: int, bed: Bed | None = None) -> str:
-    """What the level depends on: the sounds and their spacing as the meter hears it, target and bitrate.
+    """What the level depends on: the sounds and their spacing as the meter hears it, target and bitrate;
+    with ``bed``, the level with the bed under the speech.
 
     Holds only add silence that the meter cuts short, so changing a hold
-    usually leaves this key, and the level, as it was. Under a bed nothing is
-    silent: every sample counts, and so does where each sound is.
+    usually leaves this key, and the speech's level, as it was. Under a bed
+    nothing is silent: the loudness of the whole depends on every sample, and
+    so does its key; the speech's level is found without the bed and kept
+    under the key without it, so a new hold under a bed searches nothing.
     """
     parts: list[object] = [LEVEL_FORMAT, target_lufs, bitrate, CEILING_DBFS, TRUE_PEAK_LIMIT_DBTP, SOUND_BELOW_SPEECH_LU]
     if bed is not None:
