@@ -23,7 +23,7 @@ from voiceguide import mp3
 from voiceguide.cache import Cache
 from voiceguide.cli import cli
 from voiceguide.environment import Environment
-from voiceguide.mp3 import Frames, _encoder, _silence, lame_command
+from voiceguide.mp3 import Frames, _encoder, _meter, _silence, lame_command
 from voiceguide.mp3._crc import CrcStep, Repeats, crc16, crc_after_zeros
 from voiceguide.mp3._frames import frame_bytes
 from voiceguide.units import DELAY, FRAME, MARGIN, Piece
@@ -306,3 +306,33 @@ def test_the_silent_frame_is_asked_of_ffmpeg_once(tmp_path: Path, monkeypatch: p
     _silence.silence_at(ffmpeg, 96, cache)
     assert asked == [64, 64, 96]
 
+
+
+@pytest.mark.slow
+def test_what_frames_measured_is_kept_and_measures_the_same(cache: Path, tmp_path: Path, metered: list,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """The meter keeps what each run of frames measured under a digest of its bytes: a build that writes the
+    same frames again decodes none of them, and measures, levels and writes exactly as the first."""
+    first = build(BOX, tmp_path / "a.mp3", cache, *SHORT)
+    measured = list(metered)
+    assert measured and list(cache.glob("arrays-*/measured/*/*"))
+    decoded: list[int] = []
+    real = _meter._decoder()
+    monkeypatch.setattr(_meter, "_decoder", lambda: lambda data: decoded.append(len(data)) or real(data))
+    # Nothing stored but the clips and what the meter kept: the level is searched again, the frames encoded again.
+    shutil.rmtree(cache / "levels")
+    shutil.rmtree(next(cache.glob("frames-*")))
+    metered.clear()
+    again = build(BOX, tmp_path / "b.mp3", cache, *SHORT)
+    assert metered == measured
+    assert decoded == []
+    assert again.read_bytes() == first.read_bytes()
+    # What was kept and is damaged is measured again, to the same figures.
+    for kept in cache.glob("arrays-*/measured/*/*"):
+        data = bytearray(kept.read_bytes())
+        data[-1] ^= 0xFF
+        kept.write_bytes(bytes(data))
+    shutil.rmtree(cache / "levels")
+    metered.clear()
+    build(BOX, tmp_path / "c.mp3", cache, *SHORT)
+    assert metered == measured and decoded

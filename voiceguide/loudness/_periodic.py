@@ -27,11 +27,18 @@ class Periodic:
         # Running sums per BIN, not per sample: a few minutes of music in a few MB, and exact enough for blocks
         # of 100 ms.
         bins = np.add.reduceat(np.square(weighted, dtype=np.float32), np.arange(0, len(weighted), BIN), dtype=np.float64)
-        self._sums = np.concatenate([[0.0], np.cumsum(bins)])
+        self.sums = np.concatenate([[0.0], np.cumsum(bins)])
+
+    @classmethod
+    def of_sums(cls, sums: np.ndarray, length: int) -> Periodic:
+        """The period whose running sums (``sums``, as kept from another) are known."""
+        period = cls.__new__(cls)
+        period.length, period.sums = length, sums
+        return period
 
     def blocks(self, offset: int, length: int) -> np.ndarray:
         """Energy per 100 ms (GATE_STEP samples, the last block partial) of ``length`` samples of the
         repetition, from ``offset`` within the period (to the nearest BIN)."""
         edges = offset + np.append(np.arange(0, length, GATE_STEP), length)
         turns, within = np.divmod(edges, self.length)
-        return np.diff(turns * self._sums[-1] + np.interp(within / BIN, np.arange(len(self._sums)), self._sums))
+        return np.diff(turns * self.sums[-1] + np.interp(within / BIN, np.arange(len(self.sums)), self.sums))

@@ -71,7 +71,7 @@ class Encoder:
         if not measure:
             self._write(path, total, pieces, fill, None, head, frames)
             return None
-        meter = Meter(total)
+        meter = Meter(total, self.cache)
         if frames:
             meter.ground(frames)
         try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 import math
 import queue
 import threading
@@ -10,6 +11,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from voiceguide.cache import Cache
 from voiceguide.errors import AudioError
 from voiceguide.loudness import BIN, Binned, Periodic, laid_out, true_peak
 from voiceguide.mp3._frames import Frames
@@ -25,12 +27,19 @@ class Meter:
     Each run is analysed as a Forecast analyses a sound and laid out where
     it sounds, long silences cut short, so its blocks and gates are those of
     the whole session; the true peak is found by oversampling (true_peak).
+    With a ``cache``, what a run of frames measures (its energy and its
+    true peak) is kept, under a digest of its bytes: a rebuild that copies
+    stored pieces decodes only the pieces it encoded.
     """
 
     WARM_FRAMES = 2  # decoded again before the next part of a run: the decoder's state reaches back one frame
 
-    def __init__(self, duration: int) -> None:
+    def __init__(self, duration: int, cache: Cache | None = None) -> None:
         self._duration = duration  # samples in the session: the filter rings no further
+        self._cache = cache
+        self._keys: dict[int, str] = {}  # runs decoded here, to be kept when whole: their digests
+        self._kept: set[int] = set()  # runs whose measure came from the cache
+        self._peaks: dict[int, float] = {}  # of each run
         self._runs: dict[bytes, int] = {}  # a run's frames: its index in _analyses
         # (session sample where its decoded sound starts, samples, run), in order of start
         self._placed: list[tuple[int, int, int]] = []
@@ -40,7 +49,7 @@ class Meter:
         self._last = b""  # the frames sent last
         # run, frames, warm; or run, None, 0 once the run is whole
         self._queue: queue.SimpleQueue[tuple[int, bytes | None, int] | None] = queue.SimpleQueue()
-        self._peak = 0.0
+        self._ground_peak = 0.0
         self._ground: list[bytes] = []  # the frames of a bed's steady period, if it has one
         self._ground_end = -1  # the frame after the last run of them
         self._failure: list[BaseException] = []
@@ -74,9 +83,7 @@ class Meter:
                 self._queue.put((self._open[0], None, 0))
             index = self._runs.get(data)
             if index is None:
-                index = self._runs[data] = len(self._analyses)
-                self._analyses.append(Binned())
-                self._queue.put((index, data, warm_count))
+                index = self._run(data, warm_count)
                 self._queue.put((index, None, 0))
             self._placed.append((first * FRAME - DELAY, count * FRAME, index))
             self._open = None
@@ -85,6 +92,11 @@ class Meter:
             index, _, whole = self._open
             if whole:  # its first part can no longer stand for the whole run
                 self._runs = {key: run for key, run in self._runs.items() if run != index}
+                self._keys.pop(index, None)
+                if index in self._kept:  # what was kept for the first part alone: decoded after all
+                    self._kept.discard(index)
+                    del self._energies[index]
+                    self._queue.put((index, self._last, 0))
             start, length, _ = self._placed[-1]
             self._placed[-1] = (start, length + count * FRAME, index)
             warm = Frames().feed(self._last)[-self.WARM_FRAMES :]
@@ -99,13 +111,29 @@ class Meter:
             self._placed.append((first * FRAME - DELAY, count * FRAME, self._runs[data]))
             self._open = None
             return
+        index = self._run(data, 0)
+        self._placed.append((first * FRAME - DELAY, count * FRAME, index))
+        self._open = (index, first + count, True)
+        self._last = data
+
+    def _run(self, data: bytes, warm: int) -> int:
+        """A new run of frames (the first ``warm`` of them only to warm the decoder up): its measure taken from
+        the cache, or its decoding queued."""
         index = len(self._analyses)
         self._runs[data] = index
         self._analyses.append(Binned())
-        self._placed.append((first * FRAME - DELAY, count * FRAME, index))
-        self._queue.put((index, data, 0))
-        self._open = (index, first + count, True)
-        self._last = data
+        key = hashlib.sha256(data).hexdigest() if self._cache else None
+        kept = self._cache.arrays(_KEPT, key) if self._cache and key else None
+        try:
+            assert kept is not None
+            self._energies[index] = ([kept["fine"]], kept["coarse"])
+            self._peaks[index] = float(kept["peak"][0])
+            self._kept.add(index)
+        except (AssertionError, KeyError, IndexError):  # none kept, or in another shape
+            self._queue.put((index, data, warm))
+            if key:
+                self._keys[index] = key
+        return index
 
     def _decode(self) -> None:
         try:
@@ -118,7 +146,10 @@ class Meter:
             index, data, warm = item
             try:
                 if data is None:
-                    self._energies[index] = self._analyses[index].energy()
+                    if index not in self._kept:
+                        self._energies[index] = self._analyses[index].energy()
+                        if index in self._keys:
+                            self._keep(index)
                     continue
                 frames = Frames().feed(data)
                 # A few seconds at a time: a bed comes in parts of a minute, too much to hold decoded at once.
@@ -128,11 +159,19 @@ class Meter:
                     decoded = decode(b"".join(frames[begin:end]))
                     decoded *= np.float32(32768)
                     # Its last frame is decoded again before the next stretch, with what follows it to look at.
-                    self._peak = true_peak(decoded if end == len(frames) else decoded[:-FRAME], self._peak)
+                    self._peaks[index] = true_peak(decoded if end == len(frames) else decoded[:-FRAME],
+                                                   self._peaks.get(index, 0.0))
                     # The frames decoded again to warm the decoder up were counted with the stretch before.
                     self._analyses[index].write(decoded[(start - begin) * FRAME :])
             except BaseException as error:
                 self._failure.append(error)
+
+    def _keep(self, index: int) -> None:
+        assert self._cache is not None
+        fine, coarse = self._energies[index]
+        self._cache.put_arrays(_KEPT, self._keys.pop(index), {
+            "fine": np.concatenate(fine) if fine else np.zeros(0, np.float32), "coarse": coarse,
+            "peak": np.array([self._peaks.get(index, 0.0)])})
 
     def result(self) -> tuple[float, float]:
         """Integrated loudness in LUFS (SILENCE_LUFS for a silent session) and true peak in dBTP."""
@@ -140,7 +179,12 @@ class Meter:
         self._decoder.join()
         if self._failure:
             raise AudioError(f"measuring loudness failed: {self._failure[0]}")
-        energies = [self._energies.get(index) or analysis.energy() for index, analysis in enumerate(self._analyses)]
+        for index, analysis in enumerate(self._analyses):
+            if index not in self._energies:  # the run sent last
+                self._energies[index] = analysis.energy()
+        energies = self._energies
+        for index in list(self._keys):
+            self._keep(index)
         period = self._period() if self._ground else None
         sounds: list[tuple[int, int, list[np.ndarray], np.ndarray]] = []
         for start, length, index in self._placed:
@@ -159,17 +203,27 @@ class Meter:
                     parts[0], left = parts[0][left:], 0
             sounds.append((start + skip * BIN, length - skip * BIN, parts, coarse))
         loudness = laid_out(sounds, self._duration)
-        peak = 20 * math.log10(self._peak / 32768) if self._peak else -math.inf
+        top = max([self._ground_peak, *(self._peaks.get(index, 0.0) for _, _, index in self._placed)])
+        peak = 20 * math.log10(top / 32768) if top else -math.inf
         return loudness, peak
 
     def _period(self) -> Periodic:
         """The bed's period as a player decodes it amid its repetitions; its peaks count with the session's."""
         frames, warm = self._ground, 2 * self.WARM_FRAMES
+        data = b"".join(frames)
+        key = hashlib.sha256(data).hexdigest()
+        kept = self._cache.arrays(_KEPT, key) if self._cache else None
+        if kept is not None and {"sums", "peak"} <= kept.keys() and len(kept["peak"]) == 1:
+            self._ground_peak = float(kept["peak"][0])
+            return Periodic.of_sums(kept["sums"], len(frames) * FRAME)
         around = [frames[index % len(frames)] for index in range(-warm, len(frames) + self.WARM_FRAMES)]
         decoded = _decoder()(b"".join(around)) * np.float32(32768)
         decoded = decoded[warm * FRAME : (warm + len(frames)) * FRAME]
-        self._peak = true_peak(decoded, self._peak)
-        return Periodic(decoded)
+        self._ground_peak = true_peak(decoded)
+        period = Periodic(decoded)
+        if self._cache:
+            self._cache.put_arrays(_KEPT, key, {"sums": period.sums, "peak": np.array([self._ground_peak])})
+        return period
 
     def abort(self) -> None:
         self._failure.append(AudioError("aborted"))
@@ -177,6 +231,7 @@ class Meter:
         self._decoder.join()
 
 
+_KEPT = "measured"  # what runs of frames measured, in the cache
 _GROUND = -1  # placed runs of the bed's period: measured from it (see _period)
 _DECODE_FRAMES = 256  # decoded at a time: 7 s, 1.2 MB of samples
 
