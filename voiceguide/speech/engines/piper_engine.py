@@ -18,11 +18,13 @@ import wave
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Any
 
+from voiceguide.cache import Cache
 from voiceguide.environment import Environment
 from voiceguide.errors import EngineError, EngineUnavailable, VoiceError
 from voiceguide.speech.engines import Engine, VoiceInfo
+from voiceguide.speech.engines._onnx import FormatError
+from voiceguide.speech.engines.piper_speaker import Speaker
 
 INSTALL = "pip install 'voiceguide[natural]'"
 # Import names of what the extra brings; checked without importing them, which takes time.
@@ -42,13 +44,13 @@ FIXED_SHARE = 0.27
 LENGTH_SCALE_RANGE = (0.3, 6.0)
 # Piper scales every sentence to full scale; resampling to 44.1 kHz would clip its peaks.
 HEADROOM = 0.9
-# Piper's model draws random noise (for the rhythm and the sound of each phoneme)
-# from a generator seeded when its session is made. A session of its own per
-# clip, made with this seed, speaks the same words the same way every time: a
-# plan made with an empty cache matches the clips of any other build.
+# Piper's model draws random noise (for the rhythm and the sound of each phoneme).
+# Each clip is given the noise that onnxruntime, seeded with this, draws for a
+# session of its own (see piper_speaker), so the same words sound the same every
+# time: a plan made with an empty cache matches the clips of any other build.
 SEED = 1
-# Bumped whenever clips are made differently (seed, session options), so cached clips are made again.
-FORMAT = 1
+# Bumped whenever clips are made differently (seed, session options, windows), so cached clips are made again.
+FORMAT = 2
 
 
 def length_scale(rate: int) -> float:
@@ -70,7 +72,7 @@ class Model:
 
 
 class PiperEngine(Engine):
-    """Piper voices: each model is read once, on first use; each clip is spoken by a session of its own."""
+    """Piper voices: each model is loaded once, on first use, and speaks every clip from then on (until close)."""
 
     name = "piper"
 
@@ -79,7 +81,7 @@ class PiperEngine(Engine):
         if any(importlib.util.find_spec(module) is None for module in NEEDS):
             raise EngineUnavailable(f"engine 'piper' needs the natural voice: {INSTALL}")
         self._models = {model.info.id: model for model in bundled_models()}
-        self._loaded: dict[str, tuple[bytes, Any]] = {}
+        self._loaded: dict[str, Speaker] = {}
         self._lock = threading.Lock()
 
     def version(self) -> str:
@@ -88,7 +90,7 @@ class PiperEngine(Engine):
 
     def voice_version(self, voice: str) -> str:
         model = self._model(voice)
-        return f"{_file_hash(model.path)} {_file_hash(model.config)}"
+        return f"{_file_hash(model.path, self.environment.cache)} {_file_hash(model.config, self.environment.cache)}"
 
     def voices(self) -> list[VoiceInfo]:
         return [model.info for model in self._models.values()]
@@ -123,7 +125,7 @@ class PiperEngine(Engine):
                 wav.setframerate(speaker.config.sample_rate)
                 # One run of the model per sentence, which cannot be interrupted; checking
                 # between sentences bounds a synthesis by the timeout and one sentence.
-                for chunk in speaker.synthesize(text, settings):
+                for chunk in speaker.for_clip().synthesize(text, settings):
                     wav.writeframes(chunk.audio_int16_bytes)
                     if time.monotonic() > deadline:
                         raise EngineError(f"Piper took more than {timeout:g} s")
@@ -138,35 +140,30 @@ class PiperEngine(Engine):
         except KeyError:
             raise EngineError(f"no Piper voice with id '{voice}'") from None
 
-    def _speaker(self, voice: str) -> Any:
-        """A Piper voice with a fresh session for one clip; the model is read once, on first use."""
-        import onnxruntime
-        from piper import PiperConfig, PiperVoice
+    def close(self) -> None:
+        """Let go of the loaded models (about 150 MB with one voice) once the lines are spoken."""
+        with self._lock:
+            for speaker in self._loaded.values():
+                speaker.close()
+            self._loaded.clear()
+
+    def _speaker(self, voice: str) -> Speaker:
+        """The voice's model, loaded on first use."""
+        from piper import PiperConfig
 
         model = self._model(voice)
         with self._lock:
-            try:
-                if voice not in self._loaded:
+            if voice not in self._loaded:
+                try:
                     config = PiperConfig.from_dict(json.loads(model.config.read_text(encoding="utf-8")))
-                    self._loaded[voice] = (model.path.read_bytes(), config)
-                weights, config = self._loaded[voice]
-                # The seed is read when the session is made, so both happen under the lock.
-                onnxruntime.set_seed(SEED)
-                session = onnxruntime.InferenceSession(weights, sess_options=_session_options(),
-                                                       providers=["CPUExecutionProvider"])
-            except Exception as error:  # noqa: BLE001 - a damaged model fails in onnxruntime's own ways
-                raise EngineError(f"cannot load the Piper voice {model.path}: {type(error).__name__}: {error}") from None
-        return PiperVoice(session=session, config=config)
+                    self._loaded[voice] = Speaker(model.path, config, SEED)
+                except Exception as error:  # noqa: BLE001 - a damaged model fails in onnxruntime's own ways
+                    raise EngineError(f"cannot load the Piper voice {model.path}: {_reason(error)}") from None
+            return self._loaded[voice]
 
 
-def _session_options() -> Any:
-    import onnxruntime
-
-    options = onnxruntime.SessionOptions()
-    # Optimizing the graph makes a session slower to make (0.4 s instead of 0.2) and a clip no faster.
-    # A change here changes the sound a little: bump FORMAT with it.
-    options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL
-    return options
+def _reason(error: Exception) -> str:
+    return str(error) if isinstance(error, FormatError) else f"{type(error).__name__}: {error}"
 
 
 def bundled_models() -> list[Model]:
@@ -209,20 +206,28 @@ def _package_version(name: str) -> str:
         return "unknown"
 
 
-def _file_hash(path: Path) -> str:
-    """The file's SHA-256, computed once per process for each size and modification time it has."""
+def _file_hash(path: Path, cache: Cache) -> str:
+    """The file's SHA-256, computed once for each size and modification time it has and kept in the cache:
+    hashing a model takes a twentieth of a second, which every build would pay."""
     try:
         stat = path.stat()
     except OSError as error:
         raise EngineError(f"cannot read the Piper voice {path}: {error.strerror or error}") from None
-    return _hash_of(str(path), stat.st_size, stat.st_mtime_ns)
+    return _hash_of(str(path), stat.st_size, stat.st_mtime_ns, cache)
 
 
 @functools.cache
-def _hash_of(path: str, size: int, mtime_ns: int) -> str:
-    # Size and time are not read here: as part of the cache key they make a changed file hashed anew.
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        while block := file.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
+def _hash_of(path: str, size: int, mtime_ns: int, cache: Cache) -> str:
+    def digest() -> str:
+        # Size and time are not read here: as part of the key they make a changed file hashed anew.
+        found = hashlib.sha256()
+        with open(path, "rb") as file:
+            while block := file.read(1 << 20):
+                found.update(block)
+        return found.hexdigest()
+
+    return cache.answer("piper-voice-hash", [path, size, mtime_ns], digest, _is_digest)
+
+
+def _is_digest(text: str) -> bool:
+    return len(text) == 64 and all(c in "0123456789abcdef" for c in text)
