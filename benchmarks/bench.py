@@ -1,6 +1,7 @@
 """Benchmark: build time and peak memory of voiceguide against the naive pydub approach.
 
-    python benchmarks/bench.py [--quick] [--runs N] [--pairs N] [--lengths 10,60,180] [--no-bed] [--no-sample]
+    python benchmarks/bench.py [--quick] [--runs N] [--pairs N] [--piper-pairs N] [--lengths 10,60,180]
+                               [--no-bed] [--no-sample] [--no-piper]
 
 Generates routines of 10, 60 and 180 minutes with the same spoken text (they
 differ only in hold lengths), then measures, each as a separate process
@@ -10,9 +11,12 @@ and `plan`; and the naive baseline (benchmarks/naive.py: pydub `+=` over every
 event, one export to MP3). The same routines under `background: rain` are
 built cold (paired with the plain cold builds), warm and rebuilt (paired with
 the plain rebuilds); the sample routine scripts/sciatica-self-massage.yaml,
-whose lines say `{hold}`, is rebuilt after a new hold, with pyttsx3 and Piper.
-Prints tables and the project's targets marked PASS/FAIL, and writes everything
-to benchmarks/results.json.
+whose lines say `{hold}`, is rebuilt after a new hold with pyttsx3. With
+`--engine piper` the sample routine is measured in benchmarks/piper.py's
+rounds: a replay of pure Piper (Piper's own API) paired with a cold build,
+then a warm build and the same `{hold}` rebuild. Prints tables and the
+project's targets marked PASS/FAIL, and writes everything to
+benchmarks/results.json.
 
 Peak memory is that of the whole process tree (voiceguide, its speech
 workers, ffmpeg): the sum of the RSS of every process in the tree, sampled
@@ -36,6 +40,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import piper as piper_bench  # benchmarks/piper.py: this folder comes first on sys.path, ahead of Piper itself
 from measuring import MB, measure, ratios, summary
 
 HERE = Path(__file__).resolve().parent
@@ -53,8 +58,7 @@ REBUILD_STEP = "step-4"
 BED = "rain"
 # A routine whose lines say {hold}: a new hold on its SAMPLE_STEP speaks new lines.
 SAMPLE = Path("scripts") / "sciatica-self-massage.yaml"
-SAMPLE_STEP = "tennis-balls"
-SAMPLE_ENGINES = ("pyttsx3", "piper")
+SAMPLE_STEP = piper_bench.REBUILD_STEP
 
 TARGETS = {
     "rebuild_vs_naive_60": 20.0,      # naive 60 min / rebuild 60 min, at least
@@ -67,6 +71,8 @@ TARGETS = {
     "bed_rebuild_over_plain_60": 3.0, # rebuild under the bed / without it, 60 min (paired), at most
     "hold_line_rebuild_s": 0.5,       # sample routine rebuilt after a hold its lines name, pyttsx3, at most
     "hold_line_rebuild_piper_s": 0.8, # the same with --engine piper, at most
+    "piper_cold_over_pure": piper_bench.TARGETS["cold_vs_pure"],  # first Piper build / pure Piper (paired), at most
+    "piper_build_peak_mb": piper_bench.TARGETS["peak_mb"],        # peak of any Piper build (whole tree), at most
 }
 
 
@@ -165,7 +171,9 @@ class Bench:
         return [sys.executable, "-m", "voiceguide", *args]
 
     def run(self, name: str, command: list[str]) -> dict:
-        result = measure(command, self.root, self.env, self.logs, name)
+        return self.report(name, measure(command, self.root, self.env, self.logs, name))
+
+    def report(self, name: str, result: dict) -> dict:
         self.others.append(result["others_cores"])
         print(f"  {name:<28} {result['wall_s']:8.2f} s {result['peak_mb']:8.1f} MB   "
               f"(cpu {result['cpu_s']:.2f} s; other processes: {result['others_cores']:.2f} cores)", flush=True)
@@ -291,42 +299,60 @@ class Bench:
 
     # -- the sample routine
 
-    def sample_runs(self, text: str) -> dict:
-        """The sample routine, whose lines say {hold}, with each engine (a cache of its own each): a first build,
-        warm builds, then rebuilds after `--hold SAMPLE_STEP=...`, a new hold each run, so each speaks new lines."""
-        routine = self.routines / SAMPLE.name
-        routine.write_text(text)
-        found: dict = {"routine": str(SAMPLE), "step": SAMPLE_STEP, "engines": {}}
-        base = None
-        for engine in SAMPLE_ENGINES:
-            cache = self.root / f"cache-sample-{engine}"
-            # pyttsx3 is the default: its builds are run as a user runs them, without --engine.
-            chosen = () if engine == "pyttsx3" else ("--engine", engine)
-            missing = self.missing_engine(engine, cache)
-            if missing:
-                self.notes.append(f"sample routine with {engine} not measured: {missing}")
-                found["engines"][engine] = None
-                continue
-            name = f"sample {engine}"
-            first = self.build(f"{name} first build", routine, *chosen, cache=cache, output=f"sample-{engine}")
-            if base is None:
-                timeline = self.plan_json(routine, cache=cache)
-                base = round(next(e["end"] - e["start"] for e in timeline["events"]
-                                  if e["kind"] == "hold" and e.get("step") == SAMPLE_STEP))
-            warm = [self.build(f"{name} warm build #{i + 1}", routine, *chosen, cache=cache, output=f"sample-{engine}")
-                    for i in range(self.runs)]
-            holds = [f"{SAMPLE_STEP}={base + 5 * (i + 1)}s" for i in range(self.runs)]
-            rebuild = [self.build(f"{name} rebuild #{i + 1}", routine, *chosen, "--hold", hold, cache=cache,
-                                  output=f"sample-{engine}") for i, hold in enumerate(holds)]
-            found["engines"][engine] = {"first": summary([first]), "warm": summary(warm),
-                                        "rebuild": summary(rebuild), "holds": holds}
-            if "new_lines" not in found:
-                # Planned with the first rebuild's hold, whose lines are in the cache by now.
-                spoken = [{e["text"] for e in self.plan_json(routine, *extra, cache=cache)["events"] if "text" in e}
-                          for extra in ((), ("--hold", holds[0]))]
-                found["new_lines"] = len(spoken[1] - spoken[0])
+    def sample_runs(self, routine: Path) -> dict:
+        """The sample routine, whose lines say {hold}, with pyttsx3, the default engine, run as a user runs it
+        (without --engine), in a cache of its own: a first build, warm builds, then rebuilds after
+        `--hold SAMPLE_STEP=...`, a new hold each run, so each speaks new lines. Piper's are in piper_runs."""
+        cache = self.root / "cache-sample-pyttsx3"
+        found: dict = {"routine": str(SAMPLE), "step": SAMPLE_STEP, "engines": {"pyttsx3": None}, "hold_s": None}
+        missing = self.missing_engine("pyttsx3", cache)
+        if missing:
+            self.notes.append(f"sample routine with pyttsx3 not measured: {missing}")
+            return found
+        first = self.build("sample pyttsx3 first build", routine, cache=cache, output="sample-pyttsx3")
+        timeline = self.plan_json(routine, cache=cache)
+        base = round(next(e["end"] - e["start"] for e in timeline["events"]
+                          if e["kind"] == "hold" and e.get("step") == SAMPLE_STEP))
+        warm = [self.build(f"sample pyttsx3 warm build #{i + 1}", routine, cache=cache, output="sample-pyttsx3")
+                for i in range(self.runs)]
+        holds = [f"{SAMPLE_STEP}={base + piper_bench.REBUILD_LONGER_S * (i + 1)}s" for i in range(self.runs)]
+        rebuild = [self.build(f"sample pyttsx3 rebuild #{i + 1}", routine, "--hold", hold, cache=cache,
+                              output="sample-pyttsx3") for i, hold in enumerate(holds)]
+        found["engines"]["pyttsx3"] = {"first": summary([first]), "warm": summary(warm),
+                                       "rebuild": summary(rebuild), "holds": holds}
+        # Planned with the first rebuild's hold, whose lines are in the cache by now.
+        spoken = [{e["text"] for e in self.plan_json(routine, *extra, cache=cache)["events"] if "text" in e}
+                  for extra in ((), ("--hold", holds[0]))]
+        found["new_lines"] = len(spoken[1] - spoken[0])
         found["hold_s"] = base
         return found
+
+    # -- Piper
+
+    def piper_runs(self, routine: Path, rounds: int, source: Path | None) -> dict | None:
+        """The sample routine with --engine piper, in piper.py's rounds, each in a cache of its own: pure Piper
+        (Piper's own API, the same lines) and a cold build, paired, which goes first alternating; then a warm
+        build and the {hold} rebuild (the routine's hold on SAMPLE_STEP made 5 s longer)."""
+        folder = self.root / "piper"
+        folder.mkdir()
+        missing = self.missing_engine("piper", folder / "cache-voices")
+        if missing:
+            self.notes.append(f"Piper rows not measured (they need the natural extra and its voice): {missing}")
+            return None
+        try:
+            piper = piper_bench.Bench(folder, source, routine)
+        except subprocess.CalledProcessError as error:
+            why = (error.stderr or "").strip().splitlines()[-1:] or [f"exit code {error.returncode}"]
+            self.notes.append(f"Piper rows not measured: the sample routine's lines could not be listed ({why[0]})")
+            return None
+        piper.warm_up()
+        found = []
+        for number in range(rounds):
+            found.append(piper.round(number))
+            for kind, result in found[-1].items():
+                self.report(f"piper {kind} #{number + 1}", result)
+        return {"routine": str(SAMPLE), "lines": piper.count, "rebuild_hold": piper.rebuild_hold,
+                "new_lines": piper.new_lines, "summary": piper_bench.summarise(found), "rounds": found}
 
     def missing_engine(self, engine: str, cache: Path) -> str | None:
         """Why ``engine`` cannot speak here (its extra not installed, no voice), or None when it can."""
@@ -556,15 +582,37 @@ def targets(results: dict, synthesis: dict | None) -> list[dict]:
         else:
             add(name, None, None, wanted, "not measured")
     sample = results.get("sample")
-    for engine, key in (("pyttsx3", "hold_line_rebuild_s"), ("piper", "hold_line_rebuild_piper_s")):
-        name, wanted = f"sample routine rebuilt after a new {{hold}} ({engine})", f"<= {TARGETS[key]:g} s"
-        measured = sample["engines"].get(engine) if sample else None
-        if measured:
-            value = measured["rebuild"]["wall_s"]
-            add(name, value, value <= TARGETS[key], wanted,
-                f"--hold {SAMPLE_STEP}=..., {sample['new_lines']} new lines; median of {measured['rebuild']['n']}")
-        else:
-            add(name, None, None, wanted, "not measured")
+    measured = sample["engines"]["pyttsx3"] if sample else None
+    name, wanted = "sample routine rebuilt after a new {hold} (pyttsx3)", f"<= {TARGETS['hold_line_rebuild_s']:g} s"
+    if measured:
+        value = measured["rebuild"]["wall_s"]
+        add(name, value, value <= TARGETS["hold_line_rebuild_s"], wanted,
+            f"--hold {SAMPLE_STEP}=..., {sample['new_lines']} new lines; median of {measured['rebuild']['n']}")
+    else:
+        add(name, None, None, wanted, "not measured")
+    piper = results.get("piper")
+    wanted = {"hold": f"<= {TARGETS['hold_line_rebuild_piper_s']:g} s",
+              "cold": f"<= {TARGETS['piper_cold_over_pure']:g}x",
+              "peak": f"<= {TARGETS['piper_build_peak_mb']:g} MB"}
+    names = {"hold": "sample routine rebuilt after a new {hold} (piper)",
+             "cold": "first build with --engine piper / pure Piper (paired)",
+             "peak": "peak memory of any Piper build (whole process tree)"}
+    if piper:
+        found_piper = piper["summary"]
+        n = len(piper["rounds"])
+        value = found_piper["rebuild"]["wall_s"]
+        add(names["hold"], value, value <= TARGETS["hold_line_rebuild_piper_s"], wanted["hold"],
+            f"--hold {piper['rebuild_hold']}, {piper['new_lines']} new lines; median of {n}")
+        ratio = found_piper["cold_vs_pure"]
+        add(names["cold"], ratio["ratio"], ratio["ratio"] <= TARGETS["piper_cold_over_pure"], wanted["cold"],
+            f"median over {n} pairs; medians {found_piper['cold']['wall_s']:.2f} s / "
+            f"{found_piper['pure']['wall_s']:.2f} s")
+        peak = found_piper["build_peak"]
+        add(names["peak"], peak["peak_mb"], peak["peak_mb"] <= TARGETS["piper_build_peak_mb"], wanted["peak"],
+            f"largest: {peak['where']}")
+    else:
+        for key, name in names.items():
+            add(name, None, None, wanted[key], "not measured")
     return found
 
 
@@ -614,6 +662,22 @@ def sample_table(sample: dict) -> str:
     return "\n".join(rows)
 
 
+def piper_table(piper: dict) -> str:
+    """Piper's rows: medians over the rounds; "/ pure Piper" is paired for the cold build (the median of each
+    round's ratio), the ratio of medians for the others."""
+    found = piper["summary"]
+    pure = found["pure"]["wall_s"]
+    rows = ["| Piper, sample routine | s | MB | / pure Piper |", "|---|---|---|---|"]
+    for label, kind, ratio in (
+            (f"pure Piper ({piper['lines']} lines, Piper's own API)", "pure", "1.00x"),
+            ("cold build", "cold", f"{found['cold_vs_pure']['ratio']:.2f}x (paired)"),
+            ("warm build", "warm", f"{found['warm']['wall_s'] / pure:.2f}x"),
+            (f"{{hold}} rebuild (--hold {piper['rebuild_hold']}, {piper['new_lines']} new lines)", "rebuild",
+             f"{found['rebuild']['wall_s'] / pure:.2f}x")):
+        rows.append(f"| {label} | {found[kind]['wall_s']:.2f} | {found[kind]['peak_mb']:.0f} | {ratio} |")
+    return "\n".join(rows)
+
+
 def sample_routine(commit: str | None) -> str | None:
     """The sample routine's text: at the revision benchmarked with --rev, else in the working tree."""
     if commit is None:
@@ -643,7 +707,11 @@ def main() -> int:
                                                    "--quick)")
     parser.add_argument("--lengths", default="10,60,180", help="session lengths in minutes (default 10,60,180)")
     parser.add_argument("--no-bed", action="store_true", help=f"skip the sessions under a bed ({BED})")
-    parser.add_argument("--no-sample", action="store_true", help=f"skip the {{hold}} rebuilds of {SAMPLE}")
+    parser.add_argument("--piper-pairs", type=int, help="rounds of Piper rows (pure Piper and a cold build, "
+                                                         "paired; a warm build; a {hold} rebuild) to take the "
+                                                         "median of (default 3; 1 with --quick)")
+    parser.add_argument("--no-sample", action="store_true", help=f"skip the pyttsx3 {{hold}} rebuilds of {SAMPLE}")
+    parser.add_argument("--no-piper", action="store_true", help=f"skip the Piper rows ({SAMPLE} with --engine piper)")
     which = parser.add_mutually_exclusive_group()
     which.add_argument("--rev", help="benchmark this git revision of voiceguide/ (exported with git archive) "
                                      "instead of the installed package, e.g. --rev HEAD")
@@ -654,6 +722,7 @@ def main() -> int:
     args = parser.parse_args()
     runs = args.runs or (1 if args.quick else 3)
     pairs = args.pairs or (1 if args.quick else 5)
+    piper_pairs = args.piper_pairs or (1 if args.quick else 3)
     lengths = [int(x) for x in args.lengths.split(",")]
     if sys.platform != "linux":
         parser.error("needs Linux (/proc)")
@@ -679,19 +748,26 @@ def main() -> int:
         print(f"temp folder: {root}\nroutines:")
         sessions = bench.make_routines()
         print("voiceguide:")
-        results: dict = {"machine": info, "runs": runs, "pairs": pairs, "quick": args.quick, "sessions": {}}
+        results: dict = {"machine": info, "runs": runs, "pairs": pairs, "piper_pairs": piper_pairs,
+                         "quick": args.quick, "sessions": {}}
         for minutes, session in sessions.items():
             entry = {k: session[k] for k in ("hold_s", "duration_s", "events", "distinct_texts")}
             entry.update(bench.voiceguide_runs(minutes, session))
             results["sessions"][str(minutes)] = entry
-        results["sample"] = None
-        if not args.no_sample:
+        results["sample"] = results["piper"] = None
+        if not (args.no_sample and args.no_piper):
             text = sample_routine(revision)
+            routine = bench.routines / SAMPLE.name
             if text is None:
                 bench.notes.append(f"{SAMPLE} not found: the sample routine was not measured")
             else:
+                routine.write_text(text)
+            if text is not None and not args.no_sample:
                 print(f"sample routine ({SAMPLE}, new holds on {SAMPLE_STEP}):")
-                results["sample"] = bench.sample_runs(text)
+                results["sample"] = bench.sample_runs(routine)
+            if text is not None and not args.no_piper:
+                print(f"Piper ({SAMPLE} with --engine piper; a warm-up of each first, not measured):")
+                results["piper"] = bench.piper_runs(routine, piper_pairs, source)
         first = next(iter(sessions.values()))
         timed = [s["pure_synthesis"]["runs"] for s in results["sessions"].values() if "pure_synthesis" in s]
         synthesis = ({"wall_s": round(statistics.median([t for runs in timed for t in runs]), 4),
@@ -730,6 +806,12 @@ def main() -> int:
         print(f"\nsample routine {sample['routine']}: rebuilt after --hold {sample['step']}=..., a new hold each run "
               f"({sample.get('new_lines', '?')} new lines spoken); first build: one run")
         print(sample_table(sample))
+    if results["piper"]:
+        rounds = len(results["piper"]["rounds"])
+        print(f"\n--engine piper: {'median of ' if rounds > 1 else ''}{rounds} round{'s' * (rounds > 1)}, each in a "
+              f"cache of its own: pure Piper and a cold build (paired, which goes first alternating), a warm build, "
+              f"a {{hold}} rebuild")
+        print(piper_table(results["piper"]))
     if synthesis:
         print(f"pure synthesis (speech workers only): {synthesis['wall_s']:.2f} s for {synthesis['lines']} lines; "
               f"naive pyttsx3 synthesis of the same lines in one process: "
