@@ -129,7 +129,7 @@ def plan_session(routine: Routine, voice: Voice | None = None, environment: Envi
         from voiceguide.render import analyse, analyse_sound
         from voiceguide.render import bed as beds
 
-        analyses = Analyses() if for_build else None
+        analyses = Analyses(environment.cache) if for_build else None
         used = sounds_of(sections)
         # A sound file that is not audio is reported before the build goes on (speech begun is dropped).
         for sound in used:
@@ -207,6 +207,7 @@ def build_session(session: Session, target: str | os.PathLike[str], bitrate: int
     encoder = Encoder(environment.tools.encoder, bitrate, environment.cache)
     with export.atomic(path) as temp:
         level, measured = render(session.timeline, session._speech, session._sounds, temp, loudness, encoder,
-                       session._analyses or Analyses(), environment.tools, export.tags(session.timeline, cover))
+                                 session._analyses or Analyses(environment.cache), environment.tools,
+                                 export.tags(session.timeline, cover))
     write_sidecars(session.timeline, path, list(sidecars))
     return Built(path, path.stat().st_size, level, measured, session.timeline, environment)

@@ -1,5 +1,6 @@
 """Every stored thing, under one root: spoken clips and made sounds (WAV), encoded pieces of sessions (MP3
-frames), levels found for sets of sounds, and answers about installed software.
+frames), numbers worked out from sounds (arrays), levels found for sets of sounds, and answers about installed
+software.
 
 Each file is written atomically (into a temporary file beside it, then moved
 into place), so a crash never leaves half a file; a file that cannot be read
@@ -16,7 +17,7 @@ import struct
 import tempfile
 import time
 import wave
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
@@ -30,6 +31,13 @@ if TYPE_CHECKING:
 FRAMES_FORMAT = 1
 FRAMES_MAGIC = b"VGF1"
 FRAMES_HEADER = "<4sIIH"
+# Arrays: a magic, the SHA-256 of the rest, the length of a JSON list of (name, dtype, shape), that list, then
+# each array's bytes; the list and each array start at a multiple of ARRAYS_ALIGN.
+ARRAYS_FORMAT = 1
+ARRAYS_MAGIC = b"VGA1"
+ARRAYS_ALIGN = 16
+ARRAYS_DTYPES = "biuf"  # numbers only: nothing read back can be an object
+_ARRAYS_HEAD = len(ARRAYS_MAGIC) + 32  # the magic and the digest
 ANSWERS = "answers"  # the folder of answers about installed software
 
 
@@ -116,6 +124,49 @@ class Cache:
     def _frames_path(self, key: str) -> Path:
         return self.root / f"frames-{FRAMES_FORMAT}" / key[:2] / f"{key}.mp3f"
 
+    # --- arrays -------------------------------------------------------------------------------------------------
+
+    def arrays(self, kind: str, key: str) -> dict[str, np.ndarray] | None:
+        """The arrays stored under ``kind`` and ``key``, exactly as stored; None when absent or damaged."""
+        path = self._arrays_path(kind, key)
+        try:
+            with path.open("rb") as file:
+                data = bytearray(os.fstat(file.fileno()).st_size)  # writable arrays, read without a copy
+                file.readinto(data)
+        except OSError:  # absent, or unreadable: worked out again, and stored in its place
+            return None
+        found = _unpacked(data)
+        if found is None:
+            path.unlink(missing_ok=True)
+        return found
+
+    def put_arrays(self, kind: str, key: str, arrays: Mapping[str, np.ndarray]) -> None:
+        """Store ``arrays`` (of numbers, any shape) under ``kind`` and ``key``."""
+        import numpy as np
+
+        parts = {name: np.ascontiguousarray(array) for name, array in arrays.items()}
+        if any(array.dtype.kind not in ARRAYS_DTYPES for array in parts.values()):
+            raise TypeError(f"only arrays of numbers are stored, not {[a.dtype.str for a in parts.values()]}")
+        listed = json.dumps([[name, array.dtype.str, array.shape] for name, array in parts.items()]).encode()
+        body: list[bytes | memoryview] = [struct.pack("<I", len(listed)), listed,
+                                          _padding(_ARRAYS_HEAD + 4 + len(listed))]
+        for array in parts.values():
+            body += [array.data, _padding(array.nbytes)]
+        digest = hashlib.sha256()
+        for part in body:
+            digest.update(part)
+
+        def fill(file: BinaryIO) -> None:
+            # Not synced: what a crash leaves half written fails its digest, and is worked out again.
+            file.write(ARRAYS_MAGIC + digest.digest())
+            for part in body:
+                file.write(part)
+
+        self._write(self._arrays_path(kind, key), fill, sync=False)
+
+    def _arrays_path(self, kind: str, key: str) -> Path:
+        return self.root / f"arrays-{ARRAYS_FORMAT}" / kind / key[:2] / f"{key}.arrays"
+
     # --- small results ------------------------------------------------------------------------------------------
 
     def json(self, kind: str, key: str) -> dict | None:
@@ -166,7 +217,7 @@ class Cache:
         """Delete everything stored; return how many spoken clips there were."""
         count, _ = self.info()
         for entry in self.root.glob("*") if self.root.is_dir() else ():
-            if entry.name.startswith(("clips-", "sounds-", "frames-")) or entry.name in ("levels", ANSWERS):
+            if entry.name.startswith(("clips-", "sounds-", "frames-", "arrays-")) or entry.name in ("levels", ANSWERS):
                 shutil.rmtree(entry, ignore_errors=True)
         return count
 
@@ -184,3 +235,36 @@ class Cache:
         except BaseException:
             Path(temp).unlink(missing_ok=True)
             raise
+
+
+def _padding(length: int) -> bytes:
+    """Zeros from ``length`` to the next multiple of ARRAYS_ALIGN."""
+    return bytes(-length % ARRAYS_ALIGN)
+
+
+def _unpacked(data: bytearray) -> dict[str, np.ndarray] | None:
+    """The arrays stored in ``data`` (see Cache.put_arrays), as views of it; None unless it is whole."""
+    import numpy as np
+
+    head, view = _ARRAYS_HEAD, memoryview(data)
+    digest = hashlib.sha256(view[head:]).digest()
+    if data[: len(ARRAYS_MAGIC)] != ARRAYS_MAGIC or data[len(ARRAYS_MAGIC) : head] != digest:
+        return None
+    try:
+        (length,) = struct.unpack_from("<I", data, head)
+        listed = json.loads(bytes(view[head + 4 : head + 4 + length]))
+        offset = head + 4 + length
+        offset += len(_padding(offset))
+        found = {}
+        for name, dtype, shape in listed:
+            kind = np.dtype(dtype)
+            if kind.kind not in ARRAYS_DTYPES or not all(isinstance(n, int) and n >= 0 for n in shape):
+                return None
+            size = int(np.prod(shape, dtype=np.int64)) * kind.itemsize
+            if offset + size > len(data):
+                return None
+            found[name] = np.frombuffer(view[offset : offset + size], kind).reshape(shape)
+            offset += size + len(_padding(size))
+    except (ValueError, TypeError, struct.error):  # written by something else under our name
+        return None
+    return found if offset == len(data) else None

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import threading
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -11,9 +14,14 @@ from voiceguide.loudness._energies import GATE_STEP, LOOKAHEAD, condensed, integ
 from voiceguide.loudness._filter import _CHUNK, _KWeighting
 from voiceguide.loudness._peaks import _centered_mean, _running_min
 
+if TYPE_CHECKING:
+    from voiceguide.cache import Cache
+
 BIN = 49  # samples: 900 to a second and 90 to a 100 ms sub-block, so a Forecast's bins make up sub-blocks
 _STEPS = GATE_STEP // BIN
 _FINE_BINS = 120 * 900  # two minutes in bins; a longer run (a bed) is kept per 100 ms beyond them
+ANALYSIS_FORMAT = 1  # bumped whenever _analysis_of changes, so stored analyses are not reused
+_STORED = "analyses"  # the cache's kind of stored analyses
 
 
 class Binned:
@@ -164,9 +172,15 @@ class _Analysis:
 
 class Analyses:
     """The analyses of one build's sounds for its Forecasts, each made once: a build makes them ahead, while
-    speech is still being synthesized, on cores that would otherwise wait, and its level search reads them."""
+    speech is still being synthesized, on cores that would otherwise wait, and its level search reads them.
 
-    def __init__(self) -> None:
+    With a ``cache``, each is kept there under its source, which names
+    everything that makes the sound (a clip's file name): a rebuild
+    analyses only the sounds that are new.
+    """
+
+    def __init__(self, cache: Cache | None = None) -> None:
+        self._cache = cache
         self._found: dict[str, _Analysis] = {}
         self._lock = threading.Lock()  # clips are analysed by the threads that made them
 
@@ -175,10 +189,31 @@ class Analyses:
         with self._lock:
             found = self._found.get(source)
         if found is None:
-            found = _analysis_of(load())
+            found = self._stored(source)
+            if found is None:
+                found = _analysis_of(load())
+                self._store(source, found)
             with self._lock:
                 self._found[source] = found
         return found
+
+    def _stored(self, source: str) -> _Analysis | None:
+        kept = self._cache.arrays(_STORED, _key(source)) if self._cache is not None else None
+        if kept is None or {"energy", "loudest", "peak"} - kept.keys():
+            return None
+        energy, loudest, peak = kept["energy"], kept["loudest"], kept["peak"]
+        if energy.ndim != 1 or loudest.shape != energy.shape or peak.shape != (1,):
+            return None  # kept in another shape: worked out again
+        return _Analysis(energy, loudest, float(peak[0]))
+
+    def _store(self, source: str, analysis: _Analysis) -> None:
+        if self._cache is not None:
+            self._cache.put_arrays(_STORED, _key(source), {"energy": analysis.energy, "loudest": analysis.loudest,
+                                                           "peak": np.array([analysis.peak])})
+
+
+def _key(source: str) -> str:
+    return hashlib.sha256(json.dumps([ANALYSIS_FORMAT, BIN, source]).encode()).hexdigest()
 
 
 def _analysis_of(samples: np.ndarray) -> _Analysis:

@@ -69,9 +69,10 @@ def source_of(clip: Clip) -> str:
     return clip.path.name
 
 
-def sound_source(chime: Sound) -> str:
-    """What a chime's layers name as their source."""
-    return f"{chime.name}:{chime.path}"
+def sound_source(sounds: Sounds, chime: Sound) -> str:
+    """What a chime's layers name as their source: its name, and a digest of what it is made from (a sound file
+    edited in place is another sound)."""
+    return f"{chime.name}:{sounds.key(chime)}"
 
 
 def analyse(analyses: Analyses, clip: Clip) -> None:
@@ -81,7 +82,7 @@ def analyse(analyses: Analyses, clip: Clip) -> None:
 
 def analyse_sound(analyses: Analyses, sounds: Sounds, sound: Sound) -> None:
     """Analyse a sound for the level search ahead of time."""
-    analyses.of(sound_source(sound), lambda: sounds.samples(sound))
+    analyses.of(sound_source(sounds, sound), lambda: sounds.samples(sound))
 
 
 class Encoder(Protocol):
@@ -113,7 +114,7 @@ def layers(timeline: Timeline, speech: Speech, sounds: Sounds) -> list[Layer]:
             chime = event.sound
             for start in event.strike_starts():
                 found.append(Layer(start, sounds.length(chime), functools.partial(sounds.samples, chime), spoken=False,
-                                   source=sound_source(chime)))
+                                   source=sound_source(sounds, chime)))
     return sorted(found, key=lambda layer: layer.start)
 
 

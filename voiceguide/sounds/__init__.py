@@ -35,6 +35,7 @@ class Sounds:
 
     def __init__(self, environment: Environment) -> None:
         self._samples: dict[tuple[str, str | None], np.ndarray] = {}
+        self._keys: dict[tuple[str, str | None], str] = {}
         self._environment = environment
 
     def samples(self, sound: Sound) -> np.ndarray:
@@ -43,12 +44,20 @@ class Sounds:
             self._samples[key] = self._made(sound)
         return self._samples[key]
 
+    def key(self, sound: Sound) -> str:
+        """What the sound is made from (for a sound file, its path, size and time), as a digest: another sound has
+        another key. Taken once a run, like its samples."""
+        name = (sound.name, str(sound.path) if sound.path else None)
+        if name not in self._keys:
+            stat = sound.path.stat() if sound.path else None
+            parts = [SOUND_FORMAT, CHIME_LUFS, CHIME_PEAK_DBFS, BAND_LIMIT_HZ, sound.name, str(sound.path),
+                     stat and (stat.st_size, stat.st_mtime_ns)]
+            self._keys[name] = hashlib.sha256(json.dumps(["sound", *parts]).encode()).hexdigest()
+        return self._keys[name]
+
     def _made(self, sound: Sound) -> np.ndarray:
         # Synthesizing, band-limiting and measuring a gong takes longer than reading it back.
-        stat = sound.path.stat() if sound.path else None
-        parts = [SOUND_FORMAT, CHIME_LUFS, CHIME_PEAK_DBFS, BAND_LIMIT_HZ, sound.name, str(sound.path),
-                 stat and (stat.st_size, stat.st_mtime_ns)]
-        key = hashlib.sha256(json.dumps(["sound", *parts]).encode()).hexdigest()
+        key = self.key(sound)
         stored = self._environment.cache.clip(SOUNDS, key)
         if stored is not None:
             return stored.samples()
