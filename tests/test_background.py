@@ -253,3 +253,19 @@ def test_a_long_session_under_a_bed_is_written_and_measured_in_parts(tmp_path: P
     integrated, peak = ebur128(output)
     assert metered[-1][0] == pytest.approx(integrated, abs=0.1)
     assert metered[-1][1] == pytest.approx(peak, abs=0.2)
+
+
+@pytest.mark.parametrize("name", ["rain", "drone"])
+def test_a_generated_bed_is_kept_and_read_back_as_made(name: str, environment: Environment, tmp_path: Path) -> None:
+    from voiceguide.cache import Cache
+
+    cache = Cache(tmp_path / "cache")
+    made = loop_of(Background(name, Location("test")), environment.tools)
+    kept = loop_of(Background(name, Location("test")), environment.tools, cache)
+    again = loop_of(Background(name, Location("test")), environment.tools, cache)
+    assert made.dtype == kept.dtype == again.dtype == np.float32
+    assert np.array_equal(made, kept) and np.array_equal(made, again)
+    # A damaged one is made again, not trusted.
+    for path in (tmp_path / "cache").glob("arrays-*/beds/*/*"):
+        path.write_bytes(path.read_bytes()[:-8])
+    assert np.array_equal(made, loop_of(Background(name, Location("test")), environment.tools, cache))

@@ -292,7 +292,7 @@ def render(timeline: Timeline, speech: Speech, sounds: Sounds, path: Path, targe
     """
     pending = layers(timeline, speech, sounds)
     bed = bed_of(timeline.background, timeline.duration, [(layer.start, layer.start + layer.length) for layer in pending],
-                 tools)
+                 tools, speech.cache)
     written: list[tuple[Level, Bed | None]] = []
 
     def write(level: Level, under: Bed | None, measuring: bool = False) -> tuple[float, float] | None:

@@ -13,10 +13,13 @@ does: the bed is already down when the word begins, and no level ever jumps.
 from __future__ import annotations
 
 import bisect
+import hashlib
+import json
 
 import numpy as np
 
 from voiceguide import audio
+from voiceguide.cache import Cache
 from voiceguide.errors import AudioError, InputError
 from voiceguide.loudness import loudness_of
 from voiceguide.render import music
@@ -35,17 +38,30 @@ BED_LUFS = -30.0
 # A playlist's files are played whole (music.MAX_PLAYLIST_SECONDS bounds them).
 MAX_FILE_SECONDS = 180
 _SEED = 20261125
+BEDS_FORMAT = 1  # bumped whenever a generated bed is made differently, so kept beds are not reused
 
 
-def loop_of(background: Background, tools: Tools) -> np.ndarray:
+def loop_of(background: Background, tools: Tools, cache: Cache | None = None) -> np.ndarray:
     """One period of the bed at BED_LUFS, a whole number of MP3 frames long, as float32 samples (a playlist's
-    as int16, in the same units); a sound file is read with ``tools``."""
+    as int16, in the same units); a sound file is read with ``tools``. A generated bed is kept in ``cache``:
+    making rain takes a sixth of a second, reading it a few milliseconds."""
     if background.playlist:
         return music.playlist_loop(background, tools, BED_LUFS)
     if background.path is None:
-        loop = BEDS[background.name](np.random.default_rng(_SEED))
-    else:
-        loop = _file_loop(background, tools)
+        identity = [BEDS_FORMAT, background.name, _SEED, LOOP_LENGTH, BED_LUFS, np.__version__]
+        key = hashlib.sha256(json.dumps(identity).encode()).hexdigest()
+        kept = cache.arrays("beds", key) if cache else None
+        if kept is not None and "loop" in kept and kept["loop"].shape == (LOOP_LENGTH,):
+            return kept["loop"]
+        made = _leveled(BEDS[background.name](np.random.default_rng(_SEED)))
+        if cache:
+            cache.put_arrays("beds", key, {"loop": made})
+        return made
+    return _leveled(_file_loop(background, tools))
+
+
+def _leveled(loop: np.ndarray) -> np.ndarray:
+    """``loop`` brought to BED_LUFS, as float32."""
     scale = 32767 * 0.5 / max(float(np.max(np.abs(loop))), 1e-12)
     measured = loudness_of(np.round(loop * scale).astype("<i2"))
     return (loop * scale * 10 ** ((BED_LUFS - measured) / 20)).astype(np.float32)
@@ -240,6 +256,7 @@ def _union(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
     return merged
 
 
-def bed_of(background: Background | None, duration: int, sounds: list[tuple[int, int]], tools: Tools) -> Bed | None:
-    return None if background is None else Bed(background, loop_of(background, tools), duration, sounds)
+def bed_of(background: Background | None, duration: int, sounds: list[tuple[int, int]], tools: Tools,
+           cache: Cache | None = None) -> Bed | None:
+    return None if background is None else Bed(background, loop_of(background, tools, cache), duration, sounds)
 
