@@ -212,9 +212,9 @@ class Bed:
         Most of a session under a bed is a hold, away from both ends and from
         any sound, where the gain is 1: it is not worked out there.
         """
-        t = np.arange(start, stop, dtype=np.float64)
         gain = np.ones(stop - start, dtype=np.float64)
         if self.fade and (start < self.fade or stop > self.duration - self.fade):
+            t = np.arange(start, stop, dtype=np.float64)
             gain *= _rise(np.minimum(t, self.duration - t) / self.fade)
         depth = self.background.depth
         first = bisect.bisect_right(self._ends, start)
@@ -223,10 +223,24 @@ class Bed:
             return gain.astype(np.float32)
         dip = np.zeros(stop - start)
         for begin, end in self.spans[first:last]:
-            before = _rise((t - (begin - self.attack)) / self.attack) if self.attack else (t >= begin).astype(float)
-            after = 1 - _rise((t - end) / self.release) if self.release else (t < end).astype(float)
-            dip = np.maximum(dip, np.minimum(before, after))
-        return (gain * 10 ** (-depth * dip / 20)).astype(np.float32)
+            # A dip is 0 outside its attack and release and 1 between them: only its ramps are worked out.
+            low, high = max(start, begin - self.attack), min(stop, end + self.release)
+            if low >= high:
+                continue
+            this = np.ones(high - low)
+            rising = slice(max(low, begin - self.attack), min(high, begin))
+            if rising.start < rising.stop:
+                t = np.arange(rising.start, rising.stop, dtype=np.float64)
+                this[rising.start - low : rising.stop - low] = _rise((t - (begin - self.attack)) / self.attack)
+            falling = slice(max(low, end), min(high, end + self.release))
+            if falling.start < falling.stop:
+                t = np.arange(falling.start, falling.stop, dtype=np.float64)
+                part = this[falling.start - low : falling.stop - low]
+                np.minimum(part, 1 - _rise((t - end) / self.release), out=part)
+            np.maximum(dip[low - start : high - start], this, out=dip[low - start : high - start])
+        dipped = dip > 0
+        gain[dipped] *= 10 ** (-depth * dip[dipped] / 20)
+        return gain.astype(np.float32)
 
 
     def unsteady(self) -> list[tuple[int, int]]:
