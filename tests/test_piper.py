@@ -484,8 +484,44 @@ def test_the_vocoder_on_windows_gives_what_it_gives_whole(joe: PiperEngine, monk
 
 @pytest.mark.slow
 def test_a_clip_longer_than_the_noise_drawn_draws_more(joe: PiperEngine, tmp_path: Path,
-                                                       monkeypatch: pytest.MonkeyPatch,
-                                                       environment: Environment) -> None:
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     usual = frames(spoken(joe, LINES[1], tmp_path))
     monkeypatch.setattr(piper_speaker, "FIRST_DRAW", 100)
+    environment = Environment(cache_dir=tmp_path / "cache")
     assert frames(spoken(PiperEngine(environment), LINES[1], tmp_path)) == usual
+    # The first values come from the cache now; the rest are drawn after them, as a new session draws them.
+    assert frames(spoken(PiperEngine(environment), LINES[1], tmp_path)) == usual
+
+
+def stored_parts(cache: Path) -> list[Path]:
+    return sorted(cache.glob(f"arrays-*/{piper_speaker.PARTS}/*/*.arrays"))
+
+
+@pytest.mark.slow
+def test_a_model_rewritten_once_is_taken_from_the_cache(joe: PiperEngine, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """A later build makes its sessions from the stored rewriting (and noise), and speaks the same clips; a
+    damaged one is not trusted but made again."""
+    usual = {text: frames(spoken(joe, text, tmp_path)) for text in LINES}
+    environment = Environment(cache_dir=tmp_path / "cache")
+    first = PiperEngine(environment)
+    assert frames(spoken(first, LINES[0], tmp_path)) == usual[LINES[0]]
+    (stored,) = stored_parts(tmp_path / "cache")
+    made = stored.read_bytes()
+    rewritten = piper_speaker._rewritten
+
+    def not_again(model: Path, seed: int) -> object:
+        raise AssertionError("the model was read again")
+
+    monkeypatch.setattr(piper_speaker, "_rewritten", not_again)
+    again = PiperEngine(environment)
+    assert {text: frames(spoken(again, text, tmp_path)) for text in LINES} == usual
+    # Damaged: one byte of a stored graph changed. It is read no more, but made again and stored in its place.
+    damaged = bytearray(made)
+    damaged[len(made) // 3] ^= 0x40
+    stored.write_bytes(bytes(damaged))
+    calls = []
+    monkeypatch.setattr(piper_speaker, "_rewritten", lambda model, seed: calls.append(model) or rewritten(model, seed))
+    remade = PiperEngine(environment)
+    assert {text: frames(spoken(remade, text, tmp_path)) for text in LINES} == usual
+    assert len(calls) == 1 and stored.read_bytes() == made

@@ -10,7 +10,7 @@ as ONNX's external data, and onnxruntime reads them from there.
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -62,7 +62,7 @@ class Graph:
     inputs: dict[str, bytes] = field(default_factory=dict)  # ValueInfoProto as read
     outputs: dict[str, bytes] = field(default_factory=dict)
 
-    def model(self, nodes: list[Node | bytes], inputs: list[bytes], outputs: list[bytes],
+    def model(self, nodes: Sequence[Node | bytes], inputs: list[bytes], outputs: list[bytes],
               constants: tuple[bytes, ...] = ()) -> bytes:
         """A model of this one's version with these nodes (read or made with ``node``), inputs and outputs
         (``tensor_info``); the tensors they use come along, weights named in the model's file. A session of it

@@ -16,9 +16,9 @@ import threading
 import time
 import wave
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 
+from voiceguide import tools
 from voiceguide.cache import Cache
 from voiceguide.environment import Environment
 from voiceguide.errors import EngineError, EngineUnavailable, VoiceError
@@ -83,10 +83,16 @@ class PiperEngine(Engine):
         self._models = {model.info.id: model for model in bundled_models()}
         self._loaded: dict[str, Speaker] = {}
         self._lock = threading.Lock()
+        self._version = ""
 
     def version(self) -> str:
-        return (f"piper-tts {_package_version('piper-tts')}, onnxruntime {_package_version('onnxruntime')}, "
-                f"seed {SEED}, format {FORMAT}")
+        # Part of every clip's key: the packages' versions are kept in the cache until a package changes, as
+        # importing importlib.metadata (and asking it for each line) would hold up the lines to speak.
+        if not self._version:
+            packages = self.environment.cache.answer("piper-versions", tools.installed(), _package_versions,
+                                                     lambda text: text.startswith("piper-tts "))
+            self._version = f"{packages}, seed {SEED}, format {FORMAT}"
+        return self._version
 
     def voice_version(self, voice: str) -> str:
         model = self._model(voice)
@@ -156,7 +162,9 @@ class PiperEngine(Engine):
             if voice not in self._loaded:
                 try:
                     config = PiperConfig.from_dict(json.loads(model.config.read_text(encoding="utf-8")))
-                    self._loaded[voice] = Speaker(model.path, config, SEED)
+                    # Kept under the model's hash and the engine's version: a stored rewriting fits only them.
+                    identity = f"{self.voice_version(voice)} {self.version()}"
+                    self._loaded[voice] = Speaker(model.path, config, SEED, self.environment.cache, identity)
                 except Exception as error:  # noqa: BLE001 - a damaged model fails in onnxruntime's own ways
                     raise EngineError(f"cannot load the Piper voice {model.path}: {_reason(error)}") from None
             return self._loaded[voice]
@@ -199,11 +207,16 @@ def read_model(path: Path, bundled: bool = False) -> Model:
     return Model(path, config, VoiceInfo(voice_id, name, languages))
 
 
-def _package_version(name: str) -> str:
-    try:
-        return metadata.version(name)
-    except metadata.PackageNotFoundError:
-        return "unknown"
+def _package_versions() -> str:
+    from importlib import metadata
+
+    def version(name: str) -> str:
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            return "unknown"
+
+    return f"piper-tts {version('piper-tts')}, onnxruntime {version('onnxruntime')}"
 
 
 def _file_hash(path: Path, cache: Cache) -> str:

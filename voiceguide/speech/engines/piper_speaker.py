@@ -21,9 +21,13 @@ What follows its last convolution (tanh) runs on the whole sentence.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import mmap
+import os
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -33,6 +37,8 @@ from voiceguide.speech.engines._onnx import FLOAT, INT64, Node
 
 if TYPE_CHECKING:
     import numpy as np
+
+    from voiceguide.cache import Cache
 
 # Frames (of 256 samples or so) of the vocoder's input per window at most, overlaps aside: for the low-rate
 # start, and for the rest, whose memory is about 200 kB a frame (two windows at once on two cores). Changing
@@ -53,6 +59,8 @@ Settings = dict[str, int | float]  # a noise node's attributes
 # The arena the sessions share is registered once a process (onnxruntime's environment keeps it).
 _ARENA = threading.Lock()
 _arena: list[bool] = []
+# The cache's kind for what a model is rewritten into; bumped whenever the rewriting changes.
+PARTS = "piper-parts-1"
 
 
 @dataclass(frozen=True)
@@ -65,50 +73,80 @@ class Stretch:
     rate: int
     window: int
     overlap: int
-    nodes: tuple[Node, ...]
+
+
+@dataclass(frozen=True)
+class _Parts:
+    """What a model is rewritten into, as it is stored: the names that tie the sessions together (``layout``),
+    each session's graph (front, stretch0…, tail, shrink, noise0…), and the first values each noise stream
+    draws (empty until drawn)."""
+
+    layout: dict[str, Any]
+    models: dict[str, bytes]
+    noise: list[np.ndarray]
+
+    def packed(self, noise: list[np.ndarray]) -> dict[str, np.ndarray]:
+        import numpy as np
+
+        arrays = {"layout": np.frombuffer(json.dumps(self.layout).encode(), np.uint8)}
+        arrays.update({f"model/{name}": np.frombuffer(model, np.uint8) for name, model in self.models.items()})
+        arrays.update({f"noise/{index}": values for index, values in enumerate(noise)})
+        return arrays
+
+    @classmethod
+    def unpacked(cls, arrays: dict[str, np.ndarray] | None) -> _Parts | None:
+        """The parts stored as ``arrays`` (see packed); None for none, or for arrays that are not such parts."""
+        if arrays is None or "layout" not in arrays:
+            return None
+        try:
+            layout = json.loads(arrays["layout"].tobytes())
+            models = {name.removeprefix("model/"): array.tobytes() for name, array in arrays.items()
+                      if name.startswith("model/")}
+            noise = [arrays[f"noise/{index}"] for index in range(len(layout["counts"]))]
+            if not {"front", "shrink"} <= set(models) or any(values.dtype.str != "<f4" for values in noise):
+                return None
+        except (ValueError, KeyError, TypeError):
+            return None
+        return cls(layout, models, noise)
 
 
 class Speaker:
-    """A model with its noise as an input and its vocoder apart; ``for_clip`` gives a PiperVoice for one clip."""
+    """A model with its noise as an input and its vocoder apart; ``for_clip`` gives a PiperVoice for one clip.
 
-    def __init__(self, model: Path, config: Any, seed: int) -> None:
-        if model.stat().st_size == 0:
-            raise _onnx.FormatError("the file is empty")
-        # Mapped, not read: only the graph's structure is read, its weights are left in the file for onnxruntime.
-        with open(model, "rb") as file, mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as data:
-            graph = _onnx.read(data, model.name)
-        nodes, noises = _noise_as_input(graph, seed)
+    What reading and rewriting the model makes (its sessions' graphs, and the first noise of each stream) is
+    kept in ``cache`` when one is given, under ``identity`` (the model file's hash, the engine's version):
+    a later build makes its sessions from there, without reading the model's graph or drawing noise.
+    """
+
+    def __init__(self, model: Path, config: Any, seed: int, cache: Cache | None = None, identity: str = "") -> None:
+        key = _parts_key(identity, seed) if cache is not None and identity else None
+        stored = _Parts.unpacked(cache.arrays(PARTS, key)) if cache is not None and key else None
+        parts = stored or _rewritten(model, seed)
         self.config = config
-        self._graph = graph
         self._folder = model.parent
-        self._outputs = list(graph.outputs)
-        self._noise = _Noise(graph, noises)
-        self._counts = [f"{name}/used" for name, _ in noises]
-        inputs = list(graph.inputs.values()) + [_onnx.tensor_info(name, FLOAT, ["n"]) for name, _ in noises]
-        counts = [_onnx.tensor_info(name, INT64, []) for name in self._counts]
-        constants = (_onnx.int64_tensor("voiceguide/zero", [0]), _onnx.int64_tensor("voiceguide/one", [1]))
-        # A model this does not know how to cut runs whole.
-        front, self.stretches, tail = _cut(graph, nodes) or (nodes, [], [])
-        start = [self.stretches[0].start] if self.stretches else []
-        # The front gives the vocoder's input, and any of the model's outputs made before it.
-        self._front_outputs = start + [name for name in self._outputs if name in _made(front)]
-        front_infos = [_onnx.tensor_info(name, FLOAT) for name in start] + [
-            graph.outputs[name] for name in self._front_outputs[len(start):]]
-        self._front = self._session(front, inputs, front_infos + counts, constants)
-        self._windowed = [self._session(list(stretch.nodes), [_onnx.tensor_info(stretch.start, FLOAT)],
-                                     [_onnx.tensor_info(stretch.end, FLOAT)]) for stretch in self.stretches]
-        self._tail_outputs = [name for name in self._outputs if name in _made(tail)]
-        self._tail = self._session(tail, [_onnx.tensor_info(self.stretches[-1].end, FLOAT)],
-                                   [graph.outputs[name] for name in self._tail_outputs]) if tail else None
-        self._shrink = self._session([_onnx.node("Identity", ["in"], ["out"], "voiceguide/shrink")],
-                                     [_onnx.tensor_info("in", FLOAT, [1])], [_onnx.tensor_info("out", FLOAT, [1])])
-        del self._graph
+        layout = parts.layout
+        self._outputs, self._front_outputs = layout["outputs"], layout["front_outputs"]
+        self._counts, self._tail_outputs = layout["counts"], layout["tail_outputs"]
+        self.stretches = [Stretch(*stretch) for stretch in layout["stretches"]]
+        self._front = self._session(parts.models["front"])
+        self._windowed = [self._session(parts.models[f"stretch{i}"]) for i in range(len(self.stretches))]
+        self._tail = self._session(parts.models["tail"]) if "tail" in parts.models else None
+        self._shrink = self._session(parts.models["shrink"])
+        self._noise = _Noise([parts.models[f"noise{i}"] for i in range(len(self._counts))], parts.noise)
+        # Windows of one sentence run at once on the cores that no other clip keeps busy.
+        self._windows = ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="piper-window")
+        if cache is not None and key and stored is None:
+            try:
+                cache.put_arrays(PARTS, key, parts.packed(self._noise.first()))
+            except OSError:
+                pass  # a cache that cannot be written costs the next build the rewriting
 
     def close(self) -> None:
         """Hand the shared arena's memory back to the system: all of it is free once no clip is being spoken."""
         import numpy as np
         import onnxruntime
 
+        self._windows.shutdown()
         options = onnxruntime.RunOptions()
         options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
         self._shrink.run(["out"], {"in": np.zeros(1, dtype=np.float32)}, options)
@@ -141,16 +179,16 @@ class Speaker:
         if self.stretches:
             samples = found[self.stretches[0].start]
             for stretch, session in zip(self.stretches, self._windowed):
-                samples = _in_windows(stretch, session, samples)
+                samples = _in_windows(stretch, session, samples, self._windows)
             found[self.stretches[-1].end] = samples
             if self._tail is not None:
                 tail = self._tail.run(self._tail_outputs, {self.stretches[-1].end: samples})
                 found.update(zip(self._tail_outputs, tail))
         return [found[name] for name in self._outputs]
 
-    def _session(self, nodes: list, inputs: list[bytes], outputs: list[bytes],
-                 constants: tuple[bytes, ...] = ()) -> Any:
-        """An onnxruntime session of a graph of these nodes; it reads the weights they use from the model's file."""
+    def _session(self, model: bytes) -> Any:
+        """An onnxruntime session of one of the graphs the model was rewritten into; it reads the weights the
+        graph uses from the model's file."""
         import onnxruntime
 
         options = onnxruntime.SessionOptions()
@@ -166,8 +204,56 @@ class Speaker:
         options.add_session_config_entry("session.use_env_allocators", "1")
         # Where the model's file is, from which the session reads the weights its graph uses.
         options.add_session_config_entry("session.model_external_initializers_file_folder_path", str(self._folder))
-        model = self._graph.model(nodes, inputs, outputs, constants)
         return onnxruntime.InferenceSession(model, sess_options=options, providers=["CPUExecutionProvider"])
+
+
+def _rewritten(model: Path, seed: int) -> _Parts:
+    """Read the model's graph and rewrite it into the graphs of a Speaker's sessions (see the module's doc)."""
+    if model.stat().st_size == 0:
+        raise _onnx.FormatError("the file is empty")
+    # Mapped, not read: only the graph's structure is read, its weights are left in the file for onnxruntime.
+    with open(model, "rb") as file, mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        graph = _onnx.read(data, model.name)
+    nodes, noises = _noise_as_input(graph, seed)
+    outputs = list(graph.outputs)
+    counts = [f"{name}/used" for name, _ in noises]
+    inputs = list(graph.inputs.values()) + [_onnx.tensor_info(name, FLOAT, ["n"]) for name, _ in noises]
+    count_infos = [_onnx.tensor_info(name, INT64, []) for name in counts]
+    constants = (_onnx.int64_tensor("voiceguide/zero", [0]), _onnx.int64_tensor("voiceguide/one", [1]))
+    # A model this does not know how to cut runs whole.
+    front, stretches, tail = _cut(graph, nodes) or (nodes, [], [])
+    start = [stretches[0][0].start] if stretches else []
+    # The front gives the vocoder's input, and any of the model's outputs made before it.
+    front_outputs = start + [name for name in outputs if name in _made(front)]
+    front_infos = [_onnx.tensor_info(name, FLOAT) for name in start] + [
+        graph.outputs[name] for name in front_outputs[len(start):]]
+    models = {"front": graph.model(front, inputs, front_infos + count_infos, constants)}
+    for index, (stretch, body) in enumerate(stretches):
+        models[f"stretch{index}"] = graph.model(body, [_onnx.tensor_info(stretch.start, FLOAT)],
+                                                [_onnx.tensor_info(stretch.end, FLOAT)])
+    tail_outputs = [name for name in outputs if name in _made(tail)]
+    if tail:
+        models["tail"] = graph.model(tail, [_onnx.tensor_info(stretches[-1][0].end, FLOAT)],
+                                     [graph.outputs[name] for name in tail_outputs])
+    models["shrink"] = graph.model([_onnx.node("Identity", ["in"], ["out"], "voiceguide/shrink")],
+                                   [_onnx.tensor_info("in", FLOAT, [1])], [_onnx.tensor_info("out", FLOAT, [1])])
+    for index, (name, settings) in enumerate(noises):
+        models[f"noise{index}"] = graph.model(
+            [_onnx.node(NOISE, ["shape"], ["noise"], name, **settings)],
+            [_onnx.tensor_info("shape", FLOAT, ["n"])], [_onnx.tensor_info("noise", FLOAT, ["n"])])
+    layout = {"outputs": outputs, "front_outputs": front_outputs, "counts": counts, "tail_outputs": tail_outputs,
+              "stretches": [[s.start, s.end, s.rate, s.window, s.overlap] for s, _ in stretches]}
+    return _Parts(layout, models, [])
+
+
+def _parts_key(identity: str, seed: int) -> str:
+    """The cache key of what a model is rewritten into: the model and engine (``identity``), the seed, and every
+    setting the rewriting follows."""
+    import onnxruntime  # whose generators draw the noise stored
+
+    settings = [identity, seed, onnxruntime.__version__, START_FRAMES, WINDOW_FRAMES, REST_REACH, FIRST_DRAW,
+                VOCODER_PREFIX]
+    return hashlib.sha256(json.dumps(settings).encode()).hexdigest()
 
 
 def _share_arena() -> None:
@@ -182,22 +268,26 @@ def _share_arena() -> None:
             _arena.append(True)
 
 
-def _in_windows(stretch: Stretch, session: Any, samples: np.ndarray) -> np.ndarray:
-    """What ``session`` (``stretch``) makes of ``samples`` (1 × channels × length), run on overlapping windows."""
+def _in_windows(stretch: Stretch, session: Any, samples: np.ndarray, pool: ThreadPoolExecutor) -> np.ndarray:
+    """What ``session`` (``stretch``) makes of ``samples`` (1 × channels × length), run on overlapping windows
+    (on ``pool``'s threads when there are several: each window is computed as it would be alone)."""
     import numpy as np
 
     total = samples.shape[-1]
     count = max(1, math.ceil(total / stretch.window))
     # Windows of equal length: a short last one would be computed a little differently.
     bounds = [round(i * total / count) for i in range(count + 1)]
-    found = []
-    for first, last in zip(bounds, bounds[1:]):
+
+    def window(first: int, last: int) -> np.ndarray:
         low, high = max(0, first - stretch.overlap), min(total, last + stretch.overlap)
         made = session.run([stretch.end], {stretch.start: np.ascontiguousarray(samples[..., low:high])})[0]
         if made.shape[-1] != (high - low) * stretch.rate:
             raise ValueError(f"the vocoder made {made.shape[-1]} samples of {high - low}, not {stretch.rate} of each")
-        found.append(made[..., (first - low) * stretch.rate:(last - low) * stretch.rate])
-    return np.concatenate(found, axis=-1) if len(found) > 1 else found[0]
+        return made[..., (first - low) * stretch.rate:(last - low) * stretch.rate]
+
+    if count == 1:
+        return window(0, total)
+    return np.concatenate(list(pool.map(window, bounds[:-1], bounds[1:])), axis=-1)
 
 
 class _Clip:
@@ -220,32 +310,34 @@ class _Noise:
     onnxruntime.set_seed(seed) before making a session of the model did.
     """
 
-    def __init__(self, graph: _onnx.Graph, noises: list[tuple[str, Settings]]) -> None:
+    def __init__(self, models: list[bytes], first: list[np.ndarray]) -> None:
+        """``models``: each stream's model; ``first``: the values each one draws first, when they were kept."""
         import numpy as np
-        import onnxruntime
 
-        self.names = [name for name, _ in noises]
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = options.inter_op_num_threads = 1
-        self._sessions = []
-        for name, settings in noises:
-            model = graph.model([_onnx.node(NOISE, ["shape"], ["noise"], name, **settings)],
-                                [_onnx.tensor_info("shape", FLOAT, ["n"])], [_onnx.tensor_info("noise", FLOAT, ["n"])])
-            self._sessions.append(onnxruntime.InferenceSession(model, sess_options=options,
-                                                               providers=["CPUExecutionProvider"]))
-        self._values = [np.zeros(0, dtype=np.float32) for _ in noises]
+        self._models = models
+        self._sessions: list[Any] = [None] * len(models)
+        self._drawn = [0] * len(models)  # values each session has drawn
+        self._values = list(first) or [np.zeros(0, dtype=np.float32) for _ in models]
         self._lock = threading.Lock()
-        for index in range(len(noises)):
-            self.draw(index, FIRST_DRAW)
+        if not first:
+            for index in range(len(models)):
+                self.draw(index, FIRST_DRAW)
+
+    def first(self) -> list[np.ndarray]:
+        """What each stream has drawn so far."""
+        with self._lock:
+            return list(self._values)
 
     def after(self, taken: list[int]) -> list[tuple[str, np.ndarray]]:
-        """Each stream's values from ``taken`` on (views: nothing is copied)."""
+        """Each stream's values from ``taken`` on (views: nothing is copied), by the name of its input."""
         with self._lock:
-            return [(name, values[start:]) for name, values, start in zip(self.names, self._values, taken)]
+            return [(f"voiceguide/noise{index}", values[start:])
+                    for index, (values, start) in enumerate(zip(self._values, taken))]
 
     def draw(self, index: int, end: int) -> None:
         """Draw stream ``index`` on to ``end`` values at least, twice what it had at least."""
         import numpy as np
+        import onnxruntime
 
         with self._lock:
             values = self._values[index]
@@ -253,8 +345,16 @@ class _Noise:
             more += more % 2  # in pairs, as the generator draws them: the next draw goes on where this one ends
             if more <= 0:
                 return
-            drawn = self._sessions[index].run(["noise"], {"shape": np.zeros(more, dtype=np.float32)})[0]
-            self._values[index] = np.concatenate([values, drawn])
+            if self._sessions[index] is None:
+                options = onnxruntime.SessionOptions()
+                options.intra_op_num_threads = options.inter_op_num_threads = 1
+                self._sessions[index] = onnxruntime.InferenceSession(
+                    self._models[index], sess_options=options, providers=["CPUExecutionProvider"])
+            # A session made for values taken from the cache draws them again, from its start, before the new ones.
+            wanted = len(values) + more - self._drawn[index]
+            drawn = self._sessions[index].run(["noise"], {"shape": np.zeros(wanted, dtype=np.float32)})[0]
+            self._drawn[index] += wanted
+            self._values[index] = np.concatenate([values, drawn[wanted - more:]])
 
 
 def _noise_as_input(graph: _onnx.Graph, seed: int) -> tuple[list[Node | bytes], list[tuple[str, Settings]]]:
@@ -293,9 +393,10 @@ def _noise_as_input(graph: _onnx.Graph, seed: int) -> tuple[list[Node | bytes], 
     return nodes, noises
 
 
-def _cut(graph: _onnx.Graph, nodes: list[Node | bytes]) -> tuple[list[Node | bytes], list[Stretch], list[Node]] | None:
-    """The nodes before the vocoder, the vocoder's stretches up to its last convolution, and the nodes after;
-    None for a model whose vocoder is not where Piper's are or is not only convolutions."""
+def _cut(graph: _onnx.Graph, nodes: list[Node | bytes]
+         ) -> tuple[list[Node | bytes], list[tuple[Stretch, list[Node]]], list[Node]] | None:
+    """The nodes before the vocoder, the vocoder's stretches up to its last convolution (each with its nodes),
+    and the nodes after; None for a model whose vocoder is not where Piper's are or is not only convolutions."""
     first = next((node for node in nodes if isinstance(node, Node) and node.name.startswith(VOCODER_PREFIX)), None)
     if first is None or not first.inputs:
         return None
@@ -315,15 +416,15 @@ def _cut(graph: _onnx.Graph, nodes: list[Node | bytes]) -> tuple[list[Node | byt
     whole = _reach(body, start, end)
     if whole is None:
         return None
-    stretches = [Stretch(start, end, whole[0], WINDOW_FRAMES, math.ceil(whole[1]) + 2, tuple(body))]
+    stretches = [(Stretch(start, end, whole[0], WINDOW_FRAMES, math.ceil(whole[1]) + 2), body)]
     # The low-rate start: up to the first tensor that is all the rest needs and from which it reaches little.
     for at, name in _joints(body, start):
         rest = _reach(body[at + 1:], name, end)
         early = _reach(body[:at + 1], start, name)
         if rest is not None and early is not None and rest[1] / early[0] <= REST_REACH:
-            stretches = [Stretch(start, name, early[0], START_FRAMES, math.ceil(early[1]) + 2, tuple(body[:at + 1])),
-                         Stretch(name, end, rest[0], WINDOW_FRAMES * early[0], math.ceil(rest[1]) + 2,
-                                 tuple(body[at + 1:]))]
+            stretches = [(Stretch(start, name, early[0], START_FRAMES, math.ceil(early[1]) + 2), body[:at + 1]),
+                         (Stretch(name, end, rest[0], WINDOW_FRAMES * early[0], math.ceil(rest[1]) + 2),
+                          body[at + 1:])]
             break
     inside = {id(node) for node in vocoder}
     return [node for node in nodes if id(node) not in inside], stretches, tail
