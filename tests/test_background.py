@@ -231,12 +231,14 @@ def test_a_loud_bed_stays_where_asked_under_the_peak_limit(tmp_path: Path, speec
 @pytest.mark.slow
 def test_a_long_session_under_a_bed_is_written_and_measured_in_parts(tmp_path: Path, metered: list,
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    """A bed makes the whole session one piece of sound. It is handed from the encoder to the file and to the
-    meter in parts, so that an hour of it is never held at once: the parts join without a gap, and what
+    """A bed that is not copied as frames (see test_bed_frames) makes the whole session one piece of sound. It
+    is handed from the encoder to the file and to the meter in parts, so that an hour of it is never held at once: the parts join without a gap, and what
     the build measured is what the file holds."""
+    from voiceguide import render
     from voiceguide.mp3 import _encoder
 
     monkeypatch.setattr(_encoder, "_PART_FRAMES", 300)  # about 8 s: this session comes in about ten parts
+    monkeypatch.setattr(render, "FRAMES_UNDER_BED", False)  # the session whole, as a bed too long to copy is
     routine = tmp_path / "long.yaml"
     routine.write_text(ROUTINE.format(sound="rain", level="-20dB", duck="{depth: 10dB, attack: 300ms, release: 1s}")
                        .replace("hold: 6s", "hold: 40s"))

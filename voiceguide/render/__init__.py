@@ -315,23 +315,33 @@ def render(timeline: Timeline, speech: Speech, sounds: Sounds, path: Path, targe
         assert measured is not None
         return measured
 
-    stored = _stored(speech.cache, level_key(pending, target_lufs, encoder.bitrate))
-    if stored is None:
-        found = leveled(timeline, pending, target_lufs, measure, analyses,
-                        recent_levels(speech.cache, target_lufs, encoder.bitrate))
-        stored = found.level, found.measured
-        _store(speech.cache, level_key(pending, target_lufs, encoder.bitrate), *stored)
-        if found.known is not None:
-            remember(speech.cache, target_lufs, encoder.bitrate, found.known)
-    level, measured = stored
-    if bed is not None:
-        # The bed sits under the speech as it is heard: its level follows, and the session is measured with it
-        # as it is written, once.
+    if bed is None:
+        stored = _stored(speech.cache, level_key(pending, target_lufs, encoder.bitrate))
+        if stored is None:
+            found = leveled(timeline, pending, target_lufs, measure, analyses,
+                            recent_levels(speech.cache, target_lufs, encoder.bitrate))
+            stored = found.level, found.measured
+            _store(speech.cache, level_key(pending, target_lufs, encoder.bitrate), *stored)
+            if found.known is not None:
+                remember(speech.cache, target_lufs, encoder.bitrate, found.known)
+        level, measured = stored
+    else:
+        # The speech's level from the forecast, the bed's under it as the speech is heard; the session is then
+        # written once, with its bed, and measured as written.
         key = level_key(pending, target_lufs, encoder.bitrate, bed)
         with_bed = _stored(speech.cache, key)
         if with_bed is None:
-            level, whole = bed_level(measure, bed, level, measured.speech if measured.speech > SILENCE_LUFS else target_lufs)
-            with_bed = level, Measured(measured.speech, whole)
+            # Kept apart from the level found as encoded without a bed, but like it keyed by the sounds and the
+            # silences as the meter hears them: a new hold keeps it, and so every piece that did not move.
+            forecast_key = level_key(pending, target_lufs, encoder.bitrate) + "-forecast"
+            stored = _stored(speech.cache, forecast_key)
+            if stored is None:
+                found = leveled(timeline, pending, target_lufs, None, analyses)
+                stored = found.level, found.measured
+                _store(speech.cache, forecast_key, *stored)
+            speech_lufs = stored[1].speech
+            level, whole = bed_level(measure, bed, stored[0], speech_lufs if speech_lufs > SILENCE_LUFS else target_lufs)
+            with_bed = level, Measured(speech_lufs, whole)
             _store(speech.cache, key, *with_bed)
         level, measured = with_bed
     if written[-1:] != [(level, bed)]:

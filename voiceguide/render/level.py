@@ -88,8 +88,8 @@ class Leveled:
 Measure = Callable[[Level, "Bed | None"], tuple[float, float]]
 
 
-def leveled(timeline: Timeline, pending: list[Layer], target_lufs: float, measure: Measure, analyses: Analyses,
-            known: Sequence[Known] = ()) -> Leveled:
+def leveled(timeline: Timeline, pending: list[Layer], target_lufs: float, measure: Measure | None,
+            analyses: Analyses, known: Sequence[Known] = ()) -> Leveled:
     """The level that brings the encoded speech to ``target_lufs`` with peaks under TRUE_PEAK_LIMIT_DBTP, how
     loud the session then is, and what a later session may try first.
 
@@ -107,6 +107,11 @@ def leveled(timeline: Timeline, pending: list[Layer], target_lufs: float, measur
     is run again for what the encoder changed, until the encoded session
     lands: usually at once. All without a bed: it is set afterwards, its
     level under the speech as it is then heard (see ``bed_level``).
+
+    Without ``measure`` (a session under a bed, written once with its bed
+    and measured then) the level is the forecast's, with what the encoder
+    usually takes off (ENCODER_LOSS_LU): encoding the speech alone first
+    would cost as much again as the session itself.
     """
     forecast = Forecast([(layer.start, layer.length, layer.source, layer.load) for layer in pending], analyses)
 
@@ -141,6 +146,12 @@ def leveled(timeline: Timeline, pending: list[Layer], target_lufs: float, measur
     sources = frozenset(_digest(layer.source) for layer in pending)
     # (distance from the target, level, loudness as encoded, what the encoder added) of the best round within the
     # peak; a level found before, when it still fits, takes no search
+    if measure is None:
+        shift, mixed, _ = _searched(functools.partial(_at_ceiling, loudness, at, ceiling=ceiling),
+                                    target_lufs - encoding, shift, slope)
+        level = at(shift, ceiling)
+        speech = loudness(level, sounds=False) + encoding if has_speech else SILENCE_LUFS
+        return Leveled(level, Measured(speech, mixed + encoding if mixed > SILENCE_LUFS else SILENCE_LUFS), None)
     best = _reused(known, sources, loudness, level.sound_gain, target_lufs, measure)
     if best is None:
         for _ in range(ENCODED_ROUNDS):
@@ -257,10 +268,10 @@ def level_key(pending: list[Layer], target_lufs: float, bitrate: int, bed: Bed |
     with ``bed``, the level with the bed under the speech.
 
     Holds only add silence that the meter cuts short, so changing a hold
-    usually leaves this key, and the speech's level, as it was. Under a bed
-    nothing is silent: the loudness of the whole depends on every sample, and
-    so does its key; the speech's level is found without the bed and kept
-    under the key without it, so a new hold under a bed searches nothing.
+    usually leaves this key, and the level, as it was. Under a bed nothing
+    is silent: the loudness of the whole depends on every sample, and so
+    does its key; the speech's level there comes from the forecast, which
+    costs milliseconds, so a new hold under a bed searches nothing either.
     """
     parts: list[object] = [LEVEL_FORMAT, target_lufs, bitrate, CEILING_DBFS, TRUE_PEAK_LIMIT_DBTP, SOUND_BELOW_SPEECH_LU]
     if bed is not None:
