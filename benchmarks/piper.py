@@ -12,9 +12,9 @@ Measures in one run, each as a process of its own, round after round:
 - cold: `voiceguide build scripts/sciatica-self-massage.yaml --engine piper`
   with an empty cache folder of its own;
 - warm: the same build again, every clip cached;
-- rebuild: the same build with `--hold tennis-balls=...`, 5 s longer than
-  the routine's hold, which changes two spoken lines (the step's say and its
-  between, which both say {hold}): the {hold} rebuild of bench.py.
+- rebuild: the same build with `--hold knuckles=...`, 5 s longer than the
+  routine's hold, which changes one spoken line (the step's last, which says
+  {hold}): the {hold} rebuild of bench.py.
 
 Pure Piper and the cold build are paired: each round runs both, alternating
 which goes first, and the cold/pure ratio is the median of the rounds' ratios.
@@ -53,7 +53,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "scripts" / "sciatica-self-massage.yaml"
 # The rebuild: a new hold on a step whose lines say {hold}, so those lines are spoken anew; the same step and
 # the same first new hold as bench.py's sample routine rebuilds, so that the two measure one thing.
-REBUILD_STEP = "tennis-balls"
+REBUILD_STEP = "knuckles"
 REBUILD_LONGER_S = 5
 TARGETS = {"cold_vs_pure": 1.25, "peak_mb": 300.0}
 
