@@ -183,13 +183,8 @@ def pieces_of(pending: list[Layer], total: int, bed: Bed | None, level: Level, e
         return [Piece(0, total, None)] if total else []
     if bed is not None and ground is not None:
         return _under(pending, bed, level, encoder, ground)
-    pieces = []
-    for start, end in _grouped([(layer.start, layer.start + layer.length) for layer in pending], PIECE_GAP):
-        parts: list[object] = [PIECE_FORMAT, encoder.bitrate, dataclasses.astuple(level), start % FRAME,
-                               end - start, encoder.identity]
-        parts.extend((layer.source, layer.spoken, layer.start - start) for layer in _overlapping(pending, start, end))
-        pieces.append(Piece(start, end - start, hashlib.sha256(json.dumps(parts).encode()).hexdigest()))
-    return pieces
+    spans = _grouped([(layer.start, layer.start + layer.length) for layer in pending], PIECE_GAP)
+    return [_piece(pending, start, end, level, encoder) for start, end in spans]
 
 
 def _under(pending: list[Layer], bed: Bed, level: Level, encoder: Encoder, ground: Ground) -> list[Piece]:
@@ -201,16 +196,21 @@ def _under(pending: list[Layer], bed: Bed, level: Level, encoder: Encoder, groun
     a piece's key say how near.
     """
     spans = bed.unsteady() + [(layer.start, layer.start + layer.length) for layer in pending]
-    pieces = []
-    for start, end in _grouped(sorted(spans), BED_PIECE_GAP):
-        background = bed.background
-        parts: list[object] = [PIECE_FORMAT, encoder.bitrate, dataclasses.astuple(level), start % FRAME, end - start,
-                               encoder.identity, ground.key, start % ground.length, min(start, BED_PIECE_GAP),
-                               min(bed.duration - end, BED_PIECE_GAP),
-                               [background.fade, background.depth, background.attack, background.release]]
-        parts.extend((layer.source, layer.spoken, layer.start - start) for layer in _overlapping(pending, start, end))
-        pieces.append(Piece(start, end - start, hashlib.sha256(json.dumps(parts).encode()).hexdigest()))
-    return pieces
+    background = bed.background
+    return [_piece(pending, start, end, level, encoder,
+                   [ground.key, start % ground.length, min(start, BED_PIECE_GAP), min(bed.duration - end, BED_PIECE_GAP),
+                    [background.fade, background.depth, background.attack, background.release]])
+            for start, end in _grouped(sorted(spans), BED_PIECE_GAP)]
+
+
+def _piece(pending: list[Layer], start: int, end: int, level: Level, encoder: Encoder,
+           around: list[object] | None = None) -> Piece:
+    """The piece from ``start`` to ``end``, keyed by what its frames depend on; ``around``: what sounds around it
+    (a bed), when something does."""
+    parts: list[object] = [PIECE_FORMAT, encoder.bitrate, dataclasses.astuple(level), start % FRAME, end - start,
+                           encoder.identity, *(around or [])]
+    parts.extend((layer.source, layer.spoken, layer.start - start) for layer in _overlapping(pending, start, end))
+    return Piece(start, end - start, hashlib.sha256(json.dumps(parts).encode()).hexdigest())
 
 
 def _grouped(spans: list[tuple[int, int]], gap: int) -> list[tuple[int, int]]:
@@ -316,12 +316,13 @@ def render(timeline: Timeline, speech: Speech, sounds: Sounds, path: Path, targe
         return measured
 
     if bed is None:
-        stored = _stored(speech.cache, level_key(pending, target_lufs, encoder.bitrate))
+        key = level_key(pending, target_lufs, encoder.bitrate)
+        stored = _stored(speech.cache, key)
         if stored is None:
             found = leveled(timeline, pending, target_lufs, measure, analyses,
                             recent_levels(speech.cache, target_lufs, encoder.bitrate))
             stored = found.level, found.measured
-            _store(speech.cache, level_key(pending, target_lufs, encoder.bitrate), *stored)
+            _store(speech.cache, key, *stored)
             if found.known is not None:
                 remember(speech.cache, target_lufs, encoder.bitrate, found.known)
         level, measured = stored
