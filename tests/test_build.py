@@ -604,7 +604,7 @@ def test_misspelt_voice_suggests_the_language_meant(speech_cache: Path) -> None:
 def test_hung_synthesis_times_out_naming_the_text(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(WORKER, fake_worker("import time; time.sleep(120)"))
     # cli builds Speech() without a timeout, which then falls back to this module constant.
-    monkeypatch.setattr("voiceguide.speech.SYNTHESIS_TIMEOUT", 0.5)
+    monkeypatch.setattr("voiceguide.speech.clips.SYNTHESIS_TIMEOUT", 0.5)
     routine = tiny_routine(tmp_path, "Curl your toes and hold them tight.")
     began = time.monotonic()
     result = invoke("build", routine, "-o", tmp_path / "x.mp3", "--quiet", "--cache-dir", tmp_path / "cache")

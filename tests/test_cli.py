@@ -102,7 +102,7 @@ def test_what_starts_the_speech_engines_loads_without_the_sound_libraries() -> N
     """A build starts its speech engines before it loads numpy and the other sound libraries, which take a
     fifth of a second and load while the engines speak (see api.plan_session): the modules on the way
     to the first engine must not import them."""
-    code = ("import sys, voiceguide.cli, voiceguide.api, voiceguide.speech, voiceguide.sounds, "
+    code = ("import sys, voiceguide.cli, voiceguide.api, voiceguide.speech.clips, voiceguide.sounds, "
             "voiceguide.plan.planner, voiceguide.speech.engines.pyttsx3_engine; "
             "print(' '.join(m for m in ('numpy', 'mutagen', 'PIL', 'miniaudio', 'pydub') if m in sys.modules))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

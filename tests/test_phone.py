@@ -205,7 +205,7 @@ def test_forecast_predicts_the_mix(script: str, environment: Environment) -> Non
     from voiceguide import api, render
     from voiceguide.loudness import Analyses, Forecast, Loudness
     from voiceguide.sounds import Sounds
-    from voiceguide.speech import Speech
+    from voiceguide.speech.clips import Speech
 
     routine = api.load(ROOT / "scripts" / f"{script}.yaml", environment)
     timeline = api.plan_session(routine, environment=environment, for_build=False).timeline
@@ -325,3 +325,31 @@ def test_limiter_holds_the_ceiling_without_jumps() -> None:
     # Under the ceiling nothing changes but the gain.
     quiet = np.round(source * 0.1).astype("<i2")
     assert np.array_equal(limit(quiet, 1.0, -3.0), quiet)
+
+
+def test_a_drawn_cover_is_kept_and_a_damaged_one_drawn_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A build draws the cover once: later builds take its bytes from the cache (drawing takes as long as the rest
+    of a build whose clips are all cached). What the cache gives back is what was drawn, or it is drawn again."""
+    from voiceguide.cache import Cache
+    from voiceguide.export import cover
+
+    cache = Cache(tmp_path / "cache")
+    drawn = cover.generated("Hamstring stretch", cache)
+    assert Image.open(io.BytesIO(drawn)).size == (600, 600)
+    (stored,) = (tmp_path / "cache").rglob("*.arrays")
+    assert cover.COVERS in stored.parts
+
+    def draw(title: str) -> bytes:
+        raise AssertionError(f"drawn again: {title}")
+
+    monkeypatch.setattr(cover, "_drawn", draw)
+    assert cover.generated("Hamstring stretch", cache) == drawn
+    # Another title is another cover.
+    with pytest.raises(AssertionError, match="drawn again: Hips"):
+        cover.generated("Hips", cache)
+    # A stored cover with a byte changed is not given back: it is drawn again.
+    monkeypatch.undo()
+    data = bytearray(stored.read_bytes())
+    data[-100] ^= 0x55
+    stored.write_bytes(data)
+    assert cover.generated("Hamstring stretch", cache) == drawn

@@ -23,10 +23,10 @@ import numpy as np
 import pytest
 from click.testing import CliRunner, Result
 
-from voiceguide import speech as speech_module
 from voiceguide.cli import cli
 from voiceguide.environment import Environment
 from voiceguide.errors import EngineError, EngineUnavailable, VoiceError
+from voiceguide.speech import clips as speech_module
 from voiceguide.speech.engines import _onnx, piper_engine, piper_speaker
 from voiceguide.speech.engines._onnx import FLOAT, FormatError, Node
 from voiceguide.speech.engines.piper_engine import (
@@ -455,6 +455,25 @@ def test_the_same_line_sounds_the_same_whatever_was_spoken_before_and_however_ma
     # Let go of the model (as a build does once the lines are spoken) and load it again.
     at_once.close()
     assert frames(spoken(at_once, LINES[0], tmp_path)) == first[LINES[0]]
+
+
+@pytest.mark.slow
+def test_the_samples_are_the_same_on_any_number_of_threads(joe: PiperEngine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The front of the model runs on as many threads as there are cores: a clip sounds the same on a machine
+    with one core, two or three, sample for sample."""
+    from piper import SynthesisConfig
+
+    path, config = joe_model()
+    settings = SynthesisConfig(length_scale=1.0)
+    spoken_on = {}
+    for cores in (1, 2, 3):
+        monkeypatch.setattr(piper_speaker.os, "cpu_count", lambda cores=cores: cores)
+        speaker = piper_speaker.Speaker(path, config, SEED)
+        assert speaker._front.get_session_options().intra_op_num_threads == cores
+        spoken_on[cores] = [b"".join(c.audio_int16_bytes for c in speaker.for_clip().synthesize(text, settings))
+                            for text in LINES]
+        speaker.close()
+    assert spoken_on[1] == spoken_on[2] == spoken_on[3]
 
 
 @pytest.mark.slow

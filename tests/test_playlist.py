@@ -22,7 +22,7 @@ from voiceguide.plan.timeline import Timeline
 from voiceguide.render import music
 from voiceguide.render.bed import BED_LUFS, loop_of, looped
 from voiceguide.routine import Background, load_routine
-from voiceguide.speech import Speech
+from voiceguide.speech.clips import Speech
 from voiceguide.units import FRAME, SAMPLE_RATE
 
 ENGINES = ["pyttsx3", "piper"]

@@ -29,7 +29,7 @@ from voiceguide.overrides import load_profile as _load_profile
 from voiceguide.plan.planner import expand, lines_of, place, sounds_of
 from voiceguide.plan.timeline import Timeline
 from voiceguide.routine import RATE_RANGE, Routine, Voice, load_routine
-from voiceguide.speech import DEFAULT_VOICE, Progress, Speech
+from voiceguide.speech.clips import DEFAULT_VOICE, Progress, Speech
 from voiceguide.speech.engines import VoiceInfo, create_engine, engine_names
 
 if TYPE_CHECKING:
@@ -146,7 +146,7 @@ def plan_session(routine: Routine, voice: Voice | None = None, environment: Envi
                 if analyses is not None:
                     analyse_sound(analyses, sounds, sound)
             if analyses is not None and routine.cover is None:
-                covers.generated(routine.title)
+                covers.generated(routine.title, environment.cache)
 
         with ThreadPoolExecutor(max_workers=1) as helper:
             made = helper.submit(while_speaking)
@@ -203,7 +203,7 @@ def build_session(session: Session, target: str | os.PathLike[str], bitrate: int
     if routine.cover is not None:  # a file that is not an image is reported before any sound is made
         cover = covers.from_file(routine.cover, routine.cover_at or Location(str(routine.path)))
     else:  # drawn while the engine spoke
-        cover = covers.generated(routine.title)
+        cover = covers.generated(routine.title, environment.cache)
     encoder = Encoder(environment.tools.encoder, bitrate, environment.cache)
     with export.atomic(path) as temp:
         level, measured = render(session.timeline, session._speech, session._sounds, temp, loudness, encoder,

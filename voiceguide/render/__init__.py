@@ -27,7 +27,7 @@ from voiceguide.render.bed import Bed, bed_of
 from voiceguide.render.level import Level, Measured, bed_level, level_key, leveled, recent_levels, remember
 from voiceguide.routine import Sound
 from voiceguide.sounds import Sounds
-from voiceguide.speech import Clip, Speech
+from voiceguide.speech.clips import Clip, Speech
 from voiceguide.tools import Tools
 from voiceguide.units import FRAME, MARGIN, SAMPLE_RATE, WARM, Ground, Piece
 

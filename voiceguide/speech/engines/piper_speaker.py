@@ -128,13 +128,23 @@ class Speaker:
         self._outputs, self._front_outputs = layout["outputs"], layout["front_outputs"]
         self._counts, self._tail_outputs = layout["counts"], layout["tail_outputs"]
         self.stretches = [Stretch(*stretch) for stretch in layout["stretches"]]
-        self._front = self._session(parts.models["front"])
-        self._windowed = [self._session(parts.models[f"stretch{i}"]) for i in range(len(self.stretches))]
-        self._tail = self._session(parts.models["tail"]) if "tail" in parts.models else None
-        self._shrink = self._session(parts.models["shrink"])
-        self._noise = _Noise([parts.models[f"noise{i}"] for i in range(len(self._counts))], parts.noise)
         # Windows of one sentence run at once on the cores that no other clip keeps busy.
         self._windows = ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="piper-window")
+        # The front is the largest graph by far (a tenth of a second to make); the others are made beside it,
+        # as onnxruntime lets go of Python while it makes a session.
+        names = [f"stretch{i}" for i in range(len(self.stretches))] + ["tail", "shrink"]
+        others = {name: self._windows.submit(self._session, parts.models[name]) for name in names
+                  if name in parts.models}
+        try:
+            self._front = self._session(parts.models["front"], threads=os.cpu_count() or 1)
+            made = {name: future.result() for name, future in others.items()}
+        except BaseException:
+            self._windows.shutdown(cancel_futures=True)
+            raise
+        self._windowed = [made[f"stretch{i}"] for i in range(len(self.stretches))]
+        self._tail = made.get("tail")
+        self._shrink = made["shrink"]
+        self._noise = _Noise([parts.models[f"noise{i}"] for i in range(len(self._counts))], parts.noise)
         if cache is not None and key and stored is None:
             try:
                 cache.put_arrays(PARTS, key, parts.packed(self._noise.first()))
@@ -186,15 +196,19 @@ class Speaker:
                 found.update(zip(self._tail_outputs, tail))
         return [found[name] for name in self._outputs]
 
-    def _session(self, model: bytes) -> Any:
-        """An onnxruntime session of one of the graphs the model was rewritten into; it reads the weights the
-        graph uses from the model's file."""
+    def _session(self, model: bytes, threads: int = 1) -> Any:
+        """An onnxruntime session of one of the graphs the model was rewritten into, on ``threads`` at most; it
+        reads the weights the graph uses from the model's file."""
         import onnxruntime
 
         options = onnxruntime.SessionOptions()
-        # One thread a run: the speech layer runs as many clips at once as there are cores, which keeps
-        # them busier than threads inside a run, and a clip's samples do not depend on how many there are.
-        options.intra_op_num_threads = options.inter_op_num_threads = 1
+        # The vocoder's windows run on threads of their own (see _in_windows), one thread each. The front's
+        # convolutions are shared out over the cores: a clip spoken alone (a rebuild's new line) is spoken in
+        # two thirds of the time on two, and when every core has a clip, a run's threads wait their turn
+        # without spinning. The samples are the same on any number of threads (tested).
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         # Optimizing the graph changes the sound a little and speaks no faster. A change here: bump FORMAT.
         options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL
         # A memory pattern is planned for each length of input, and every sentence has its own.

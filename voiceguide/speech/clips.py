@@ -1,0 +1,260 @@
+"""Spoken clips: synthesize each distinct line once, check it, trim it, cache it.
+
+A clip is stored as 44.1 kHz mono 16-bit WAV, trimmed to its audible speech,
+keyed by everything that changes how it sounds. The timeline is planned from
+the lengths of these clips and the renderer plays exactly them.
+
+numpy and the audio modules are imported only once a clip comes back: a build
+starts its engines first and loads them while the engines speak (see
+api.plan_session).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import threading
+import wave
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from voiceguide.cache import Clip
+from voiceguide.environment import Environment
+from voiceguide.errors import EngineError, InputError, Location, VoiceError
+from voiceguide.plan.timeline import Line
+from voiceguide.routine import Voice
+from voiceguide.speech.engines import Engine, create_engine
+from voiceguide.units import SAMPLE_RATE
+
+if TYPE_CHECKING:
+    import numpy as np
+
+DEFAULT_VOICE = Voice(engine="pyttsx3", rate=160, volume=1.0)
+# Bumped whenever clip processing changes, so old clips are not reused.
+CLIP_FORMAT = 4
+CLIPS = f"clips-{CLIP_FORMAT}"  # the cache's folder of spoken clips
+# Speech quieter than this, relative to the clip's peak, counts as the gap around it.
+TRIM_BELOW_PEAK_DB = 40.0
+EDGE_FADE_MS = 4
+# Seconds one clip may take before its synthesis counts as hung; a long
+# paragraph on a slow machine takes a few seconds, a hung one forever.
+SYNTHESIS_TIMEOUT = 60.0
+
+Progress = Callable[[int, int], None]
+
+
+class Speech:
+    """The speech layer: engines, voice lookup, synthesis with checks, and the cache."""
+
+    def __init__(self, environment: Environment, jobs: int | None = None, timeout: float | None = None):
+        self.environment = environment
+        self.cache = environment.cache
+        self.jobs = max(1, jobs or os.cpu_count() or 1)
+        self.timeout = timeout or SYNTHESIS_TIMEOUT
+        self.synthesized = 0
+        self._engines: dict[str, Engine] = {}
+        self._voices: dict[tuple[str, str | None, Path | None], str] = {}
+        self._clips: dict[Line, Clip] = {}
+        self._speaking = threading.BoundedSemaphore(self.jobs)  # engines at work at once
+        # What start began: the threads, the folder the engines write to, and each clip's future and key.
+        self._pool: ThreadPoolExecutor | None = None
+        self._folder: tempfile.TemporaryDirectory | None = None
+        self._futures: dict[Future, str] = {}
+
+    def engine(self, name: str, where: Location | None = None) -> Engine:
+        if name not in self._engines:
+            try:
+                self._engines[name] = create_engine(name, self.environment)
+            except InputError as error:
+                raise InputError(f"{where}: {error}" if where else str(error)) from None
+        return self._engines[name]
+
+    def voice_id(self, voice: Voice) -> str:
+        # A voice may be a model file named relative to the routine or profile that names it.
+        base = Path(voice.voice_at.path).parent if voice.voice_at else None
+        key = (voice.engine or "", voice.voice, base)
+        if key not in self._voices:
+            engine = self.engine(voice.engine or "", voice.engine_at)
+            try:
+                self._voices[key] = engine.resolve_voice(voice.voice, base)
+            except VoiceError as error:
+                raise VoiceError(f"{voice.voice_at}: {error}" if voice.voice_at else str(error)) from None
+        return self._voices[key]
+
+    def key(self, line: Line) -> str:
+        voice = line.voice
+        engine = self.engine(voice.engine or "", voice.engine_at)
+        voice_id = self.voice_id(voice)
+        parts = [CLIP_FORMAT, engine.name, engine.version(), voice_id, engine.voice_version(voice_id),
+                 voice.rate, voice.volume, line.text]
+        return hashlib.sha256(json.dumps(parts).encode()).hexdigest()
+
+    def start(self, lines: list[Line]) -> None:
+        """Begin speaking, in the background, the lines that have no clip yet; prepare takes the clips.
+
+        A build starts its engines this way before it loads what the rest of
+        it needs; stop ends what start began, whatever happens in between.
+        """
+        missing: dict[str, Line] = {}
+        for line in lines:
+            if line in self._clips:
+                continue
+            key = self.key(line)
+            if key in self._futures.values():
+                continue  # on its way
+            clip = self.cache.clip(CLIPS, key)
+            if clip is None:
+                missing.setdefault(key, line)
+            else:
+                self._clips[line] = clip
+        if not missing:
+            return
+        if self._pool is None or self._folder is None:
+            # One folder for what the engines write: each file goes as soon as its clip is read.
+            self._folder = tempfile.TemporaryDirectory(prefix="voiceguide-")
+            # One thread more than engines at once (see _speaking): while a thread checks and trims the clip
+            # it got, the next line is already being spoken, where its core would otherwise wait for that.
+            self._pool = ThreadPoolExecutor(max_workers=min(self.jobs + 1, len(missing)))
+        folder = Path(self._folder.name)
+        # The longest lines first, so that the last to be spoken are short and the cores finish together.
+        for key in sorted(missing, key=lambda key: -len(missing[key].text)):
+            self._futures[self._pool.submit(self._synthesize, missing[key], folder / f"{key}.wav")] = key
+
+    def prepare(self, lines: list[Line], progress: Progress | None = None,
+                made: Callable[[Clip], None] | None = None) -> None:
+        """Make sure every line has a clip: from the cache, or synthesized in parallel (see start).
+
+        ``made`` is given each new clip as it is stored, while the next ones are still being spoken.
+        """
+        self.start(lines)
+        if self._futures:
+            try:
+                done, total = 0, len(self._futures)
+                if progress:
+                    progress(done, total)
+                # Each clip is taken as soon as it is ready.
+                for future in as_completed(self._futures):
+                    clip = self.cache.put_clip(CLIPS, self._futures[future], future.result())
+                    if made:
+                        made(clip)
+                    self.synthesized += 1
+                    done += 1
+                    if progress:
+                        progress(done, total)
+            finally:
+                self.stop()
+        for line in lines:
+            if line not in self._clips:
+                self._clips[line] = self._stored(line)
+
+    def stop(self) -> None:
+        """End what start began: lines not yet begun are dropped, those being spoken are waited for."""
+        if self._pool is None:
+            return
+        for future in self._futures:
+            future.cancel()
+        self._pool.shutdown(wait=True)
+        for engine in self._engines.values():
+            engine.close()
+        if self._folder is not None:
+            self._folder.cleanup()
+        self._pool, self._folder = None, None
+        self._futures = {}
+
+    def _stored(self, line: Line) -> Clip:
+        clip = self.cache.clip(CLIPS, self.key(line))
+        if clip is None:  # deleted from the cache since it was made: made again
+            self.prepare([line])
+            return self._clips[line]
+        return clip
+
+    def clip(self, line: Line) -> Clip:
+        if line not in self._clips:
+            self.prepare([line])
+        return self._clips[line]
+
+    def length(self, line: Line) -> int:
+        return self.clip(line).length
+
+    def _synthesize(self, line: Line, path: Path) -> np.ndarray:
+        """One clip, written by the engine to ``path`` and checked; one retry, then an error that names the text."""
+        voice = line.voice
+        engine = self.engine(voice.engine or "")
+        voice_id = self.voice_id(voice)
+        error: EngineError | None = None
+        for _ in range(2):
+            try:
+                with self._speaking:
+                    engine.synthesize(line.text, voice_id, voice.rate or 0, voice.volume or 1.0, path, self.timeout)
+                return _checked(line, path, self.environment)
+            except EngineError as failure:
+                error = failure
+            finally:
+                path.unlink(missing_ok=True)
+        raise EngineError(f'could not speak "{_short(line.text)}": {error or "unknown failure"}')
+
+
+def _checked(line: Line, path: Path, environment: Environment) -> np.ndarray:
+    """The clip as 44.1 kHz mono, trimmed; refuses empty or implausibly short or long audio."""
+    from voiceguide import audio
+
+    if not path.is_file() or path.stat().st_size <= 44:
+        raise EngineError("the engine wrote no audio")
+    if _truncated_wav(path):
+        raise EngineError("the engine wrote a truncated WAV file")
+    try:
+        samples = audio.decode(path, environment.tools)
+    except Exception as error:
+        raise EngineError(f"the engine wrote unreadable audio ({error})") from None
+    samples = trim(samples)
+    seconds = len(samples) / SAMPLE_RATE
+    words = max(1, len(line.text.split()))
+    rate = line.voice.rate or DEFAULT_VOICE.rate or 160
+    expected = words * 60 / rate
+    # Generous bounds: voices differ, but a fraction of this or many times it means a broken clip.
+    if seconds < min(0.15, expected / 2) or seconds < expected / 8 or seconds > expected * 6 + 3:
+        raise EngineError(f"the engine wrote {seconds:.2f} s of audio for {words} words at {rate} words per minute")
+    return samples
+
+
+def _truncated_wav(path: Path) -> bool:
+    """A WAV whose data stops before its header says: a write cut short, never to be cached."""
+    try:
+        with wave.open(str(path), "rb") as clip:
+            frames = clip.getnframes()
+            return len(clip.readframes(frames)) < frames * clip.getsampwidth() * clip.getnchannels()
+    except (wave.Error, EOFError):
+        return False  # not a plain PCM WAV (AIFF, float): decode() judges it
+
+
+def trim(samples: np.ndarray) -> np.ndarray:
+    """Cut the silence engines leave around speech (espeak-ng adds about 0.2 s at the end).
+
+    Without this a "60 s" hold would be heard as 60.2 s and speech would not sit
+    where the timeline says. Short fades keep the cut edges free of clicks.
+    """
+    import numpy as np
+
+    if not len(samples):
+        return samples
+    level = np.abs(samples.astype(np.int32))
+    peak = int(level.max())
+    if peak == 0:
+        return samples[:0]
+    threshold = peak * 10 ** (-TRIM_BELOW_PEAK_DB / 20)
+    loud = np.flatnonzero(level > threshold)
+    clip = samples[loud[0] : loud[-1] + 1].astype("<i2")
+    fade = min(len(clip) // 2, SAMPLE_RATE * EDGE_FADE_MS // 1000)
+    if fade:
+        ramp = np.linspace(0.0, 1.0, fade, endpoint=False)
+        clip[:fade] = np.round(clip[:fade] * ramp)
+        clip[-fade:] = np.round(clip[-fade:] * ramp[::-1])
+    return clip
+
+
+def _short(text: str, limit: int = 60) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
