@@ -93,12 +93,19 @@ class Encoder:
         # Pieces are stored by a thread of their own: each is synced to disk, milliseconds the writing need not wait.
         saver = ThreadPoolExecutor(max_workers=1) if store and missing else None
         saved: list[Future] = []
-        with open(path, "wb") as file:
-            file.write(head)
-            writer = Writer(file, silence_at(self.ffmpeg, self.bitrate, self.cache), frames_total,
-                            meter.frames if meter else None, ground, meter.steady if meter else None)
-            encoder = _Encoder(missing, self.ffmpeg, self.bitrate, fill, around=ground is not None) if missing else None
+        # The encoder starts first: its pieces are made while the file and the writer are set up.
+        encoder = _Encoder(missing, self.ffmpeg, self.bitrate, fill, around=ground is not None) if missing else None
+        try:
+            file = open(path, "wb")
+        except BaseException:
+            if encoder:
+                encoder.close()
+            raise
+        with file:
             try:
+                file.write(head)
+                writer = Writer(file, silence_at(self.ffmpeg, self.bitrate, self.cache), frames_total,
+                                meter.frames if meter else None, ground, meter.steady if meter else None)
                 encoded = encoder.encoded() if encoder else iter(())
                 for piece in pieces:
                     first, last = frame_span(piece)

@@ -13,7 +13,7 @@ from voiceguide.mp3._frames import Frames, bytes_after, frame_bytes, info_frame,
 from voiceguide.mp3._silence import Silence
 
 _CYCLES_PER_WRITE = 64
-_WRITE_BACK = 4 << 20  # bytes of silence in one stretch past which it is sent to the disk at once
+_WRITE_BACK = 4 << 20  # bytes of copies in one stretch past which they are sent to the disk at once
 
 Tap = Callable[[int, bytes, int], None]
 GroundTap = Callable[[int, int], None]
@@ -42,6 +42,7 @@ class Writer:
         self.frames = 0  # audio frames written
         self.size = int(self.average)  # bytes written, the Info frame included
         self.crc = 0
+        self._copied = 0  # bytes of copies written since the last were sent to the disk (see _write_back)
 
     def piece(self, first: int, encoded: Encoded) -> None:
         """The frames of a piece, the first of them frame ``first`` of the session."""
@@ -79,6 +80,7 @@ class Writer:
         assert self.ground is not None
         period = len(self.ground)
         end = self.frames + count
+        size_before = self.size
         while self.frames < end:
             at = self.frames % period
             take = min(period - at, end - self.frames)
@@ -102,6 +104,7 @@ class Writer:
             self.frames += take
             self.size += size
             self.crc = crc_after_zeros(self.crc, size) ^ crc
+        self._write_back(self.size - size_before)
 
     def silent(self, count: int) -> None:
         """``count`` copies of the silent frame, padded where the bitrate puts a padded frame.
@@ -124,16 +127,22 @@ class Writer:
         many = memoryview(block * min(_CYCLES_PER_WRITE, whole))  # made once: each new one is page faults
         for start in range(0, whole, _CYCLES_PER_WRITE):
             self.file.write(many[: min(_CYCLES_PER_WRITE, whole - start) * len(block)])
-        if whole * len(block) > _WRITE_BACK and hasattr(os, "posix_fadvise"):
-            # A long silence goes to the disk now, not all at the sync at the end (Linux starts writing the
-            # pages out, and lets them go: nothing reads them again).
-            self.file.flush()
-            os.posix_fadvise(self.file.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
+        self._write_back(whole * len(block))
         self.crc = step.apply(self.crc)
         self.frames += whole * self.silence.cycle
         self.size += whole * len(block)
         for which in self.silence.pattern(self.frames)[:rest]:
             self._silent_frame(which)
+
+    def _write_back(self, size: int) -> None:
+        """After copies of ``size`` bytes: once there are _WRITE_BACK bytes of them, they go to the disk now, not
+        all at the sync at the end (Linux starts writing the pages out, and lets them go: nothing reads them
+        again)."""
+        self._copied += size
+        if self._copied > _WRITE_BACK and hasattr(os, "posix_fadvise"):
+            self.file.flush()
+            os.posix_fadvise(self.file.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
+            self._copied = 0
 
     def _silent_frame(self, which: int) -> None:
         frame = self.silence.frames[which]

@@ -15,6 +15,7 @@ from __future__ import annotations
 import bisect
 import hashlib
 import json
+import math
 
 import numpy as np
 
@@ -202,17 +203,18 @@ class Bed:
         offset = start % len(self.loop)
         if offset + stop - start <= len(self.loop):  # most stretches lie within one turn of the loop
             looped = self.loop[offset : offset + stop - start]
-        else:
-            looped = np.take(self.loop, np.arange(start, stop), mode="wrap")
+        else:  # the loop's turns laid end to end: copies, where an index array would be gathered from
+            turns = -(-(offset + stop - start) // len(self.loop))
+            looped = np.tile(self.loop, turns)[offset : offset + stop - start]
         return looped * self.gain(start, stop)
 
     def gain(self, start: int, stop: int) -> np.ndarray:
-        """The bed's gain from ``start`` to ``stop``: the fades at both ends times the dip under sounds.
+        """The bed's gain from ``start`` to ``stop``, as float32: the fades at both ends times the dip under sounds.
 
         Most of a session under a bed is a hold, away from both ends and from
         any sound, where the gain is 1: it is not worked out there.
         """
-        gain = np.ones(stop - start, dtype=np.float64)
+        gain = np.ones(stop - start, dtype=np.float32)
         if self.fade and (start < self.fade or stop > self.duration - self.fade):
             t = np.arange(start, stop, dtype=np.float64)
             gain *= _rise(np.minimum(t, self.duration - t) / self.fade)
@@ -220,28 +222,29 @@ class Bed:
         first = bisect.bisect_right(self._ends, start)
         last = bisect.bisect_left(self._starts, stop)
         if depth <= 0 or first >= last:
-            return gain.astype(np.float32)
-        dip = np.zeros(stop - start)
+            return gain
+        # How far the bed is dipped, 0 to 1, from where the first dip in the stretch begins to where the last ends.
+        low = max(start, self.spans[first][0] - self.attack)
+        high = min(stop, self.spans[last - 1][1] + self.release)
+        dip = np.zeros(high - low, dtype=np.float32)
         for begin, end in self.spans[first:last]:
-            # A dip is 0 outside its attack and release and 1 between them: only its ramps are worked out.
-            low, high = max(start, begin - self.attack), min(stop, end + self.release)
-            if low >= high:
-                continue
-            this = np.ones(high - low)
-            rising = slice(max(low, begin - self.attack), min(high, begin))
-            if rising.start < rising.stop:
-                t = np.arange(rising.start, rising.stop, dtype=np.float64)
-                this[rising.start - low : rising.stop - low] = _rise((t - (begin - self.attack)) / self.attack)
-            falling = slice(max(low, end), min(high, end + self.release))
-            if falling.start < falling.stop:
-                t = np.arange(falling.start, falling.stop, dtype=np.float64)
-                part = this[falling.start - low : falling.stop - low]
-                np.minimum(part, 1 - _rise((t - end) / self.release), out=part)
-            np.maximum(dip[low - start : high - start], this, out=dip[low - start : high - start])
-        dipped = dip > 0
-        gain[dipped] *= 10 ** (-depth * dip[dipped] / 20)
-        return gain.astype(np.float32)
-
+            # 1 under the sound, a raised cosine on the attack before it and the release after it, 0 elsewhere;
+            # where the release of one meets the attack of the next, the deeper of the two.
+            under = slice(max(begin, low) - low, min(end, high) - low)
+            if under.start < under.stop:
+                dip[under] = 1.0
+            for ramp, rising in ((slice(max(low, begin - self.attack), min(high, begin)), True),
+                                 (slice(max(low, end), min(high, end + self.release)), False)):
+                if ramp.start >= ramp.stop:
+                    continue
+                t = np.arange(ramp.start, ramp.stop, dtype=np.float64)
+                shape = _rise((t - (begin - self.attack)) / self.attack) if rising else 1 - _rise((t - end) / self.release)
+                part = dip[ramp.start - low : ramp.stop - low]
+                np.maximum(part, shape.astype(np.float32), out=part)
+        # -depth dB at a dip of 1, in proportion between: 10 ** (-depth * dip / 20), in single precision.
+        dip *= np.float32(-depth * math.log(10) / 20)
+        gain[low - start : high - start] *= np.exp(dip, out=dip)
+        return gain
 
     def unsteady(self) -> list[tuple[int, int]]:
         """Where the bed's gain is not 1, as (start, end) in samples: the fades at both ends of the session
