@@ -19,9 +19,31 @@ def _order(problem: Problem) -> tuple[int, int]:
     return (problem.where.line, problem.where.column)
 
 
-def did_you_mean(word: str, choices: list[str] | tuple[str, ...]) -> str:
+# What people write for a key, by what they mean, most likely first: spelling alone would suggest 'rest'
+# for `reps`. A synonym is suggested only where its meaning is a valid key.
+SYNONYMS = {
+    "reps": ("repeat",), "repeats": ("repeat",), "repetitions": ("repeat",), "times": ("repeat",),
+    "sets": ("repeat", "rounds"), "cycles": ("rounds",), "loops": ("rounds",),
+    "duration": ("hold", "time"), "time": ("hold",), "length": ("hold", "time"), "seconds": ("hold", "time"),
+    "text": ("say",), "speak": ("say",), "instruction": ("say",), "instructions": ("say",), "words": ("say",),
+    "name": ("title",), "label": ("title",), "desc": ("description",), "summary": ("description",),
+    "break": ("rest",), "pause": ("rest",), "wait": ("rest",),
+    "sound": ("chime",), "speed": ("rate",), "wpm": ("rate",), "substeps": ("steps",), "children": ("steps",),
+}
+
+
+def closest(word: str, choices: list[str] | tuple[str, ...]) -> str | None:
+    """The choice ``word`` most likely meant: a synonym, else the nearest spelling; None if nothing is near."""
+    for meant in SYNONYMS.get(word.casefold(), ()):
+        if meant in choices:
+            return meant
     close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
-    return f"; did you mean '{close[0]}'?" if close else ""
+    return close[0] if close else None
+
+
+def did_you_mean(word: str, choices: list[str] | tuple[str, ...]) -> str:
+    meant = closest(word, choices)
+    return f"; did you mean '{meant}'?" if meant else ""
 
 
 def slug(title: str) -> str:
