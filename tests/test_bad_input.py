@@ -235,8 +235,11 @@ def test_hold_on_routine_without_holds(tmp_path: Path) -> None:
 
 
 def test_command_line_hold_wins_over_profile(tmp_path: Path) -> None:
-    # The profile's 'neck' is replaced by --hold neck, so it is reported once, as the option.
-    assert_bad_input(plan(tmp_path, "--hold", "neck=30s", "--profile", str(BAD_PROFILES / "holds-unknown-id.yaml")),
+    # The profile's 'neck' (skipped with a note on its own) is replaced by --hold neck, which is meant for this
+    # routine: refused, once, as the option.
+    profile = tmp_path / "me.yaml"
+    profile.write_text("holds:\n  left: 30s\n  neck: 30s\n")
+    assert_bad_input(plan(tmp_path, "--hold", "neck=30s", "--profile", str(profile)),
                      "--hold neck: no step with id 'neck' has a hold (valid ids: left, right)\n")
 
 

@@ -3,12 +3,43 @@ voices by language name, help examples, counts, time formats, what the cache cle
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
-from test_bad_input import assert_bad_input, run
+from test_bad_input import assert_bad_input, plan, run
+from test_build import PIRIFORMIS
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+# --- a profile is shared between routines ---------------------------------------------------------
+
+def test_a_profile_s_holds_for_steps_a_routine_lacks_are_skipped_with_a_note(tmp_path: Path) -> None:
+    profile = tmp_path / "me.yaml"
+    profile.write_text("holds:\n  tennis-balls: 90s\n  side-rest: 8m\n  figure-four: 40s\n")
+    result = plan(tmp_path, "--profile", str(profile), "--json", routine=PIRIFORMIS)
+    assert result.exit_code == 0, result.output
+    assert result.stderr == (f"{profile}:2:3: note: no step with id 'tennis-balls' or 'side-rest' has a hold in this "
+                             "routine; skipped\n")
+    held = {round(e["end"] - e["start"], 3) for e in json.loads(result.stdout)["events"]
+            if e["kind"] == "hold" and e["step"] == "figure-four"}
+    assert held == {40.0}
+
+
+def test_the_note_suggests_the_id_meant(tmp_path: Path) -> None:
+    profile = tmp_path / "me.yaml"
+    profile.write_text("holds:\n  lefft: 30s\n  shrug: 10s\n  neck: 5s\n")
+    result = plan(tmp_path, "--profile", str(profile))
+    assert result.exit_code == 0, result.output
+    assert result.stderr == (f"{profile}:2:3: note: no step with id 'lefft' (did you mean 'left'?), 'shrug' or 'neck' "
+                             "has a hold in this routine; skipped\n")
+
+
+def test_a_hold_on_the_command_line_stays_strict(tmp_path: Path) -> None:
+    assert_bad_input(plan(tmp_path, "--hold", "tennis-balls=90s", routine=PIRIFORMIS),
+                     "--hold tennis-balls: no step with id 'tennis-balls' has a hold "
+                     "(valid ids: figure-four, knee-to-chest)\n")
 
 
 # --- what people write for a key ------------------------------------------------------------------

@@ -15,22 +15,34 @@ fifth of a second to import): they load while the engines speak.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+import string
+from collections.abc import Callable, Collection, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from voiceguide.durations import DurationError, parse_duration
+from voiceguide.durations import DurationError, format_clock, parse_duration
 from voiceguide.environment import Environment
 from voiceguide.errors import InputError
-from voiceguide.overrides import HoldSetting, Overrides, apply_overrides, check_scale, parse_hold_option
+from voiceguide.overrides import (
+    Fit,
+    HoldSetting,
+    Overrides,
+    apply_overrides,
+    check_scale,
+    parse_fit,
+    parse_hold_option,
+    set_holds,
+    skipped_holds,
+)
 from voiceguide.overrides import load_profile as _load_profile
 from voiceguide.plan.planner import expand, lines_of, place, sounds_of
 from voiceguide.plan.timeline import Timeline
-from voiceguide.routine import RATE_RANGE, Routine, Voice, load_routine
+from voiceguide.routine import RATE_RANGE, Routine, Step, Voice, load_routine
 from voiceguide.speech.clips import DEFAULT_VOICE, Progress, Speech
 from voiceguide.speech.engines import VoiceInfo, create_engine, engine_names
+from voiceguide.units import FRAME, SAMPLE_RATE, milliseconds, samples
 
 if TYPE_CHECKING:
     from pydub import AudioSegment
@@ -40,13 +52,16 @@ if TYPE_CHECKING:
     from voiceguide.sounds import Sounds
 
 __all__ = [
-    "DEFAULT_BITRATE", "DEFAULT_LOUDNESS", "RATE_RANGE", "Built", "HoldSetting", "Overrides", "Session", "Voice",
-    "adjust", "build_session", "check_scale", "load", "load_profile", "parse_hold_option", "plan_session",
-    "sidecar_kinds", "voices",
+    "DEFAULT_BITRATE", "DEFAULT_LOUDNESS", "RATE_RANGE", "Built", "Fit", "HoldSetting", "Overrides", "Session", "Voice",
+    "adjust", "build_session", "check_scale", "load", "load_profile", "parse_fit", "parse_hold_option", "plan_session",
+    "sidecar_kinds", "skipped_holds", "voices",
 ]
 
 DEFAULT_LOUDNESS = -16.0  # LUFS, integrated: the norm for spoken word
 DEFAULT_BITRATE = 64  # kbps, constant: clear speech in mono, about 29 MB an hour (see voiceguide.mp3.BITRATES)
+# Times the holds are scaled together to fit a session's length before one hold is tuned to the millisecond:
+# each scaling changes what `{hold}` lines say, so lengths settle over a few plans.
+FIT_SCALINGS = 6
 
 
 def load(path: str | os.PathLike[str], environment: Environment | None = None) -> Routine:
@@ -67,14 +82,15 @@ def sidecar_kinds() -> tuple[str, ...]:
 
 
 def load_profile(path: str | os.PathLike[str], environment: Environment | None = None) -> Overrides:
-    """Read a profile file of standing preferences (holds, hold-scale, voice)."""
+    """Read a profile file of standing preferences (holds, hold-scale or fit, voice)."""
     return _load_profile(path, engine_names(environment or Environment.from_os()))
 
 
 def adjust(routine: Routine, holds: Mapping[str, str | int] | None = None, hold_scale: float | None = None,
            profile: Overrides | None = None) -> Routine:
     """The routine with holds set by step id (``{"tennis-balls": "90s"}``, or milliseconds) and the others
-    multiplied by ``hold_scale``; ``profile`` (see load_profile) gives what these leave unset."""
+    multiplied by ``hold_scale``; ``profile`` (see load_profile) gives what these leave unset, and its holds
+    for steps the routine does not have are skipped (skipped_holds says which)."""
     settings: dict[str, HoldSetting] = {}
     for step_id, hold in (holds or {}).items():
         try:
@@ -106,21 +122,31 @@ class Session:
 
 
 def plan_session(routine: Routine, voice: Voice | None = None, environment: Environment | None = None,
-         jobs: int | None = None, progress: Progress | None = None, for_build: bool = True) -> Session:
+         jobs: int | None = None, progress: Progress | None = None, for_build: bool = True,
+         fit: Fit | str | int | None = None, keep: Collection[str] = ()) -> Session:
     """Plan the session exactly as build will render it: clips are made (or taken from the cache) here.
 
     ``voice`` wins over every voice the routine sets (the command line's
     --engine, --voice and --rate). ``jobs``: lines spoken at once (default:
     every core). ``progress`` is told (done, total) as lines are spoken.
     ``for_build``: each new clip is analysed for the level search as it
-    arrives, on a core that would otherwise wait.
+    arrives, on a core that would otherwise wait. ``fit`` (``"20m"``, or
+    milliseconds): the session is made to last that long, to within an MP3
+    frame, by scaling its holds but those of the steps in ``keep`` (the holds
+    set with adjust); the session's Routine has the holds it got.
     """
     environment = environment or Environment.from_os()
+    if fit is not None and not isinstance(fit, Fit):
+        try:
+            fit = parse_fit(str(fit), f"fit {fit}") if isinstance(fit, str) else Fit(fit, f"fit {fit} ms")
+        except ValueError as error:
+            raise InputError(f"fit {fit}: {error}") from None
     from voiceguide.sounds import Sounds
 
     speech = Speech(environment, jobs=jobs)
     sounds = Sounds(environment)
-    sections = expand(routine, voice or Voice(), DEFAULT_VOICE)
+    chosen = voice or Voice()
+    sections = expand(routine, chosen, DEFAULT_VOICE)
     lines = lines_of(sections)
     speech.start(lines)
     try:
@@ -155,7 +181,119 @@ def plan_session(routine: Routine, voice: Voice | None = None, environment: Envi
     finally:
         speech.stop()
     timeline = place(routine, sections, speech.length, sounds.length)
+    if fit is not None:
+
+        def replan(changed: Routine) -> Timeline:
+            # Lines that say {hold} change with it: spoken anew, and kept in the cache like every clip.
+            parts = expand(changed, chosen, DEFAULT_VOICE)
+            speech.prepare(lines_of(parts))
+            return place(changed, parts, speech.length, sounds.length)
+
+        routine, timeline = _fit(routine, timeline, fit, set(keep), replan)
     return Session(routine, timeline, environment, speech, sounds, analyses)
+
+
+def _fit(routine: Routine, timeline: Timeline, fit: Fit, keep: set[str],
+         replan: Callable[[Routine], Timeline]) -> tuple[Routine, Timeline]:
+    """The routine with the holds not in ``keep`` scaled so that its session lasts ``fit``, and its timeline.
+
+    A session is a whole number of MP3 frames (the planner puts every hold's
+    end on the frame grid), so it lasts the frame count nearest the length
+    asked: within half a frame, 13 ms. The holds are scaled together until
+    the session is that close or stops coming closer, then the one hold whose
+    change moves the least else is tuned to the millisecond.
+    """
+    scaled = [step_id for step_id in routine.hold_ids() if step_id not in keep]
+    if not routine.hold_ids():
+        raise InputError(f"{fit.source}: this routine has no holds, and fitting changes only the holds")
+    if not scaled:
+        raise InputError(f"{fit.source}: every hold of this routine is set with --hold or in the profile, "
+                         "and those keep their length; fitting changes only the others")
+    target = samples(fit.ms)
+    goal = round(target / FRAME) * FRAME
+    held = _held(timeline, scaled)
+    fixed = timeline.duration - held
+    if fixed + FRAME >= target:
+        what = ("speech, rests, pauses and the holds you set" if keep & set(routine.hold_ids())
+                else "speech, rests and pauses")
+        raise InputError(f"{fit.source}: the session cannot last {format_clock(fit.ms)}: its {what} alone "
+                         f"take {format_clock(milliseconds(fixed))}")
+    steps = {step.id: step for step in routine.all_steps() if step.id in scaled}
+    factor = 1.0
+    for _ in range(FIT_SCALINGS):
+        if timeline.duration == goal:
+            return routine, timeline
+        held = _held(timeline, scaled)
+        factor *= max(target - (timeline.duration - held), FRAME) / held
+        holds = {step_id: max(1, round((steps[step_id].hold or 0) * factor)) for step_id in scaled}
+        changed = set_holds(routine, holds)
+        if changed == routine:
+            break
+        routine, timeline = changed, replan(changed)
+    if timeline.duration == goal:
+        return routine, timeline
+    # Tune one hold: preferably one no line speaks (its change says nothing anew), held fewest times.
+    counts = {step_id: sum(1 for e in timeline.events if e.kind == "hold" and e.step == step_id) for step_id in scaled}
+    now = {step.id: step for step in routine.all_steps()}
+    order = sorted(scaled, key=lambda step_id: (_speaks_hold(now[step_id]), counts[step_id], -(now[step_id].hold or 0)))
+    best = routine, timeline
+    for step_id in order:
+        found = _tune(routine, timeline, step_id, goal, target, replan)
+        if abs(found[1].duration - target) < abs(best[1].duration - target):
+            best = found
+        if best[1].duration == goal:
+            break
+    if abs(best[1].duration - target) > FRAME:
+        raise InputError(f"{fit.source}: could not fit the session to {format_clock(fit.ms)}: the closest "
+                         f"it came is {format_clock(milliseconds(best[1].duration))}")
+    return best
+
+
+def _held(timeline: Timeline, step_ids: list[str]) -> int:
+    """Samples spent in the holds of these steps."""
+    return sum(event.length for event in timeline.events if event.kind == "hold" and event.step in step_ids)
+
+
+def _speaks_hold(step: Step) -> bool:
+    """Whether a line of the step says its hold (``{hold}``), which then changes with it."""
+    return any(name == "hold" for text in step.say + step.between
+               for _, name, _, _ in string.Formatter().parse(text.template))
+
+
+def _tune(routine: Routine, timeline: Timeline, step_id: str, goal: int, target: int,
+          replan: Callable[[Routine], Timeline]) -> tuple[Routine, Timeline]:
+    """The routine with one step's hold the shortest for which the session lasts at least ``goal`` samples,
+    found by bisection (the length only grows with a hold), or a millisecond shorter if that comes closer to
+    ``target``; with the timeline of each."""
+    plans: dict[int, tuple[Routine, Timeline]] = {}
+
+    def at(ms: int) -> tuple[Routine, Timeline]:
+        if ms not in plans:
+            changed = set_holds(routine, {step_id: ms})
+            plans[ms] = changed, replan(changed)
+        return plans[ms]
+
+    start = next(step.hold for step in routine.all_steps() if step.id == step_id) or 1
+    plans[start] = routine, timeline
+    count = sum(1 for e in timeline.events if e.kind == "hold" and e.step == step_id)
+    step = max(1, abs(round((goal - timeline.duration) * 1000 / SAMPLE_RATE / count)))
+    if timeline.duration < goal:
+        low, high = start, start + step
+        while at(high)[1].duration < goal:
+            low, high, step = high, high + step, step * 2
+    else:
+        low, high = max(1, start - step), start
+        while low > 1 and at(low)[1].duration >= goal:
+            low, high, step = max(1, low - step), low, step * 2
+        if at(low)[1].duration >= goal:
+            return at(low)
+    while high - low > 1:
+        middle = (low + high) // 2
+        if at(middle)[1].duration >= goal:
+            high = middle
+        else:
+            low = middle
+    return min(at(high), at(low), key=lambda found: abs(found[1].duration - target))
 
 
 @dataclass(frozen=True)
@@ -175,12 +313,10 @@ class Built:
         import miniaudio
         from pydub import AudioSegment
 
-        from voiceguide.units import SAMPLE_RATE
-
         decoded = miniaudio.decode_file(str(self.path), output_format=miniaudio.SampleFormat.SIGNED16,
                                         nchannels=1, sample_rate=SAMPLE_RATE)
-        samples = decoded.samples[: self.timeline.duration]
-        return AudioSegment(data=samples.tobytes(), sample_width=2, frame_rate=SAMPLE_RATE, channels=1)
+        decoded_samples = decoded.samples[: self.timeline.duration]
+        return AudioSegment(data=decoded_samples.tobytes(), sample_width=2, frame_rate=SAMPLE_RATE, channels=1)
 
 
 def build_session(session: Session, target: str | os.PathLike[str], bitrate: int = DEFAULT_BITRATE,

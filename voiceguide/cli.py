@@ -19,7 +19,7 @@ from typing import Any
 import click
 
 from voiceguide import __version__, api
-from voiceguide.api import RATE_RANGE, HoldSetting, Overrides, Voice, check_scale, parse_hold_option
+from voiceguide.api import RATE_RANGE, Fit, HoldSetting, Overrides, Voice, check_scale, parse_fit, parse_hold_option
 from voiceguide.durations import format_clock
 from voiceguide.environment import Environment
 from voiceguide.errors import InputError, RoutineError, VoiceguideError
@@ -62,6 +62,20 @@ class ScaleType(click.ParamType):
         except ValueError as error:
             message = str(error) if "must be" in str(error) else f"expected a number such as 1.5, got {value!r}"
             self.fail(message, param, ctx)
+
+
+class FitType(click.ParamType):
+    """A session length for --fit, e.g. ``20m``, checked where it is typed."""
+
+    name = "DURATION"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Fit:
+        if isinstance(value, Fit):
+            return value
+        try:
+            return parse_fit(str(value), f"--fit {value}")
+        except ValueError as error:
+            self.fail(str(error), param, ctx)
 
 
 class SidecarType(click.ParamType):
@@ -147,8 +161,10 @@ def session_options(command: Callable) -> Callable:
         click.option("--hold", "holds", multiple=True, type=HoldType(),
                      help="Set one step's hold, e.g. --hold tennis-balls=90s (repeatable)."),
         click.option("--hold-scale", type=ScaleType(), help="Multiply every hold not set explicitly, e.g. 1.5."),
+        click.option("--fit", type=FitType(),
+                     help="Make the session last this long, e.g. 20m, by scaling every hold not set explicitly."),
         click.option("--profile", type=click.Path(dir_okay=False, path_type=Path),
-                     help="YAML file of standing preferences: holds, hold-scale, voice."),
+                     help="YAML file of standing preferences: holds, hold-scale or fit, voice."),
         click.option("--engine", help="Speech engine: pyttsx3 (the default), piper, or a plugin's."),
         click.option("--voice", help="Voice id, name or language, e.g. en-us (see `voiceguide voices`)."),
         click.option("--voice-model", type=click.Path(dir_okay=False, path_type=Path), callback=_check_voice_model,
@@ -163,8 +179,10 @@ def session_options(command: Callable) -> Callable:
 
 
 def _overrides(environment: Environment, holds: tuple[tuple[str, int], ...], hold_scale: float | None,
-               profile: Path | None, engine: str | None, voice: str | None, rate: int | None,
+               fit: Fit | None, profile: Path | None, engine: str | None, voice: str | None, rate: int | None,
                voice_model: Path | None) -> Overrides:
+    if fit is not None and hold_scale is not None:
+        raise InputError("--fit and --hold-scale both say how long the holds are; give one of them")
     if voice_model is not None:
         if voice is not None:
             raise click.UsageError("--voice and --voice-model both choose the voice; give one of them")
@@ -174,17 +192,24 @@ def _overrides(environment: Environment, holds: tuple[tuple[str, int], ...], hol
         holds={step_id: HoldSetting(ms, f"--hold {step_id}") for step_id, ms in holds},
         hold_scale=hold_scale,
         voice=Voice(engine=engine, voice=voice, rate=rate, engine_at=None, voice_at=None),
+        fit=fit,
     )
     return command_line.over(api.load_profile(profile, environment)) if profile else command_line
 
 
 def _plan(routine: Path, options: dict[str, Any], building: bool = False) -> api.Session:
     environment = _environment(options["cache_dir"])
-    overrides = _overrides(environment, options["holds"], options["hold_scale"], options["profile"],
+    overrides = _overrides(environment, options["holds"], options["hold_scale"], options["fit"], options["profile"],
                            options["engine"], options["voice"], options["rate"], options["voice_model"])
-    loaded = api.adjust(api.load(routine, environment), profile=overrides)
+    original = api.load(routine, environment)
+    loaded = api.adjust(original, profile=overrides)
+    # A profile is shared between routines: its holds for steps this one lacks are only noted.
+    skipped = api.skipped_holds(original, overrides)
+    if skipped is not None:
+        click.echo(str(skipped), err=True)
     with _Progress(options["quiet"] or not environment.is_terminal) as progress:
-        session = api.plan_session(loaded, overrides.voice, environment, options["jobs"], progress, for_build=building)
+        session = api.plan_session(loaded, overrides.voice, environment, options["jobs"], progress, for_build=building,
+                                   fit=overrides.fit, keep=tuple(overrides.holds))
     warnings = list(session.timeline.warnings)
     if warnings and options["strict"]:
         raise RoutineError(warnings)
