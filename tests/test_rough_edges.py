@@ -62,3 +62,70 @@ def test_a_routine_s_name_suggests_its_title(tmp_path: Path) -> None:
     result = run("check", str(routine))
     assert f"{routine}:1:1: unknown key 'name' in a routine; did you mean 'title'?\n" in result.stderr
 
+
+
+# --- voices by a language's name ------------------------------------------------------------------
+
+ESPEAK = [("gmw/en-029", "English (Caribbean)", ("en-029",)), ("gmw/en", "English (Great Britain)", ("en-gb",)),
+          ("gmw/en-gb-scotland", "English (Scotland)", ("en-gb-scotland",)), ("gmw/en-us", "English (America)", ("en-us",)),
+          ("roa/fr-be", "French (Belgium)", ("fr-be",)), ("roa/fr", "French (France)", ("fr-fr",)),
+          ("roa/pt", "Portuguese (Portugal)", ("pt",)), ("roa/pt-br", "Portuguese (Brazil)", ("pt-br",)),
+          ("gmw/de", "German", ("de",)), ("sit/cmn-latn-pinyin", "Chinese (Mandarin, latin as Pinyin)", ("cmn-latn-pinyin",)),
+          ("sit/yue", "Chinese (Cantonese)", ("yue",)), ("sit/cmn", "Chinese (Mandarin, latin as English)", ("cmn",)),
+          ("art/lfn", "Lingua Franca Nova", ("lfn",))]
+# As macOS lists its voices: people's names, languages as en_US.
+SYSTEM = [("com.apple.voice.Daniel", "Daniel", ("en_GB",)), ("com.apple.voice.Karen", "Karen", ("en_AU",)),
+          ("com.apple.voice.Samantha", "Samantha", ("en_US",)), ("com.apple.voice.Amelie", "Amélie", ("fr_CA",)),
+          ("com.apple.voice.Thomas", "Thomas", ("fr_FR",))]
+
+
+def listing(voices: list[tuple[str, str, tuple[str, ...]]]):
+    from voiceguide.speech.engines import Engine, VoiceInfo
+
+    class Listed(Engine):
+        name = "listed"
+
+        def version(self) -> str:
+            return "1"
+
+        def voices(self) -> list[VoiceInfo]:
+            return [VoiceInfo(*voice) for voice in voices]
+
+        def default_voice(self) -> str:
+            return voices[0][0]
+
+        def synthesize(self, text, voice, rate, volume, path, timeout) -> None:
+            raise AssertionError("not spoken here")
+
+    return Listed(None)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("voices, wanted, found", [
+    (ESPEAK, "English", "gmw/en-us"), (ESPEAK, "english", "gmw/en-us"), (ESPEAK, "FRENCH", "roa/fr"),
+    (ESPEAK, "portuguese", "roa/pt"), (ESPEAK, "German", "gmw/de"), (ESPEAK, "Chinese", "sit/cmn"),
+    (ESPEAK, "Cantonese", "sit/yue"), (ESPEAK, "lingua franca nova", "art/lfn"),
+    (ESPEAK, "en", "gmw/en"), (ESPEAK, "fr-be", "roa/fr-be"),  # codes and ids as before
+    (ESPEAK[:2], "English", "gmw/en"),  # no American voice: the British one before the Caribbean
+    (SYSTEM, "English", "com.apple.voice.Samantha"), (SYSTEM, "French", "com.apple.voice.Thomas"),
+    (SYSTEM[:2] + SYSTEM[3:4], "french", "com.apple.voice.Amelie"),
+])
+def test_a_language_s_name_finds_its_main_country_s_voice(voices, wanted: str, found: str) -> None:
+    assert listing(voices).resolve_voice(wanted) == found
+
+
+def test_a_language_no_voice_speaks_is_refused() -> None:
+    from voiceguide.errors import VoiceError
+
+    with pytest.raises(VoiceError, match="unknown voice 'Klingon' for engine listed"):
+        listing(SYSTEM).resolve_voice("Klingon")
+
+
+@pytest.mark.parametrize("wanted, language", [("English", "en-us"), ("french", "fr-fr")])
+def test_pyttsx3_finds_voices_by_language_name(environment, wanted: str, language: str) -> None:
+    from voiceguide.speech.engines import create_engine
+
+    engine = create_engine("pyttsx3", environment)
+    voices = {voice.id: voice for voice in engine.voices()}
+    if not any(language in v.languages for v in voices.values()):
+        pytest.skip(f"this pyttsx3 has no {language} voice")
+    assert language in voices[engine.resolve_voice(wanted)].languages

@@ -20,6 +20,7 @@ from voiceguide import tools
 from voiceguide.cache import Cache
 from voiceguide.environment import Environment
 from voiceguide.errors import EngineError, InputError, VoiceError
+from voiceguide.speech.engines import languages
 
 ENTRY_POINT_GROUP = "voiceguide.engines"  # the plugins' entry-point group, a public name
 # The engine `voiceguide voices` lists when asked for none.
@@ -76,7 +77,8 @@ class Engine(ABC):
         return ""
 
     def resolve_voice(self, wanted: str | None, base: Path | None = None) -> str:
-        """The voice id for ``wanted``: an id, the last part of an id, a language or a name.
+        """The voice id for ``wanted``: an id, the last part of an id, a language (its code, or its name in
+        English: the main country's voice first), or a voice's name.
 
         ``base`` is the folder of the file that asked for the voice, for engines
         whose voices may be files named relative to it.
@@ -94,6 +96,11 @@ class Engine(ABC):
             found = [v for v in voices if match(v)]
             if found:
                 return found[0].id
+        # A language's name in English ("French"): its voices, the main country's first.
+        spoken = [(rank, index, v) for index, v in enumerate(voices)
+                  if (rank := languages.speaks(wanted, v.name, v.languages)) is not None]
+        if spoken:
+            return min(spoken, key=lambda found: found[:2])[2].id
         # Compare folded words, names without their "(region)", so "englsh" finds the English voices.
         candidates: dict[str, VoiceInfo] = {}
         for v in voices:
