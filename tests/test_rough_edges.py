@@ -4,6 +4,7 @@ voices by language name, help examples, counts, time formats, what the cache cle
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -129,3 +130,25 @@ def test_pyttsx3_finds_voices_by_language_name(environment, wanted: str, languag
     if not any(language in v.languages for v in voices.values()):
         pytest.skip(f"this pyttsx3 has no {language} voice")
     assert language in voices[engine.resolve_voice(wanted)].languages
+
+
+# --- examples in the help name files that exist ---------------------------------------------------
+
+def test_every_example_names_a_routine_that_exists_with_the_ids_it_sets() -> None:
+    from click.testing import CliRunner
+    from test_cli import COMMANDS
+
+    from voiceguide.cli import cli
+    from voiceguide.routine import load_routine
+
+    named = 0
+    for path in COMMANDS:
+        shown = CliRunner().invoke(cli, [*path, "--help"]).stdout
+        for line in shown.splitlines():
+            for routine in re.findall(r"scripts/[\w.*-]+", line):
+                found = sorted(ROOT.glob(routine))
+                assert found, f"`voiceguide {' '.join(path)} --help` names {routine}, which does not exist"
+                named += 1
+                for step_id in re.findall(r"--hold ([\w-]+)=", line):
+                    assert all(step_id in load_routine(file, ["pyttsx3", "piper"]).hold_ids() for file in found), line
+    assert named >= 6

@@ -280,7 +280,8 @@ def plan(routine: Path, as_json: bool, **options: Any) -> None:
     \b
     Example:
       voiceguide plan scripts/sciatica-self-massage.yaml --hold-scale 1.5
-      voiceguide plan scripts/stretch.yaml --json
+      voiceguide plan scripts/box-breathing.yaml --json
+      voiceguide plan scripts/meditation.yaml --fit 20m
     """
     session = _plan(routine, options)
     if as_json:
@@ -308,7 +309,7 @@ def build(routine: Path, output: Path | None, bitrate: str, loudness: float, sid
     \b
     Example:
       voiceguide build scripts/sciatica-self-massage.yaml
-      voiceguide build scripts/stretch.yaml --hold hamstring=45s -o ~/stretch.mp3
+      voiceguide build scripts/piriformis-stretch.yaml --hold figure-four=45s -o ~/stretch.mp3
     """
     session = _plan(routine, options, building=True)
     target = output or session.environment.output_dir / f"{routine.stem}.mp3"
