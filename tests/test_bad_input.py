@@ -109,7 +109,7 @@ def test_check_reports_every_file_and_exits_2_if_any_is_bad() -> None:
     good = ROOT / "scripts" / "box-breathing.yaml"
     result = run("check", str(BAD / "hold-zero.yaml"), str(good), str(BAD / "missing-title.yaml"))
     assert result.exit_code == 2
-    assert result.stdout == f"{good}: ok (Box breathing: 5 steps)\n"
+    assert result.stdout == f"{good}: ok (Box breathing: 4 steps)\n"
     assert result.stderr == expected_for(BAD / "hold-zero.yaml") + expected_for(BAD / "missing-title.yaml")
 
 

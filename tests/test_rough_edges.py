@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from test_bad_input import assert_bad_input, plan, run
-from test_build import PIRIFORMIS
+from test_build import PIRIFORMIS, plan_json
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -152,3 +152,25 @@ def test_every_example_names_a_routine_that_exists_with_the_ids_it_sets() -> Non
                 for step_id in re.findall(r"--hold ([\w-]+)=", line):
                     assert all(step_id in load_routine(file, ["pyttsx3", "piper"]).hold_ids() for file in found), line
     assert named >= 6
+
+
+# --- one count of steps, one format of times ------------------------------------------------------
+
+@pytest.mark.parametrize("routine", sorted((ROOT / "scripts").glob("*.yaml")), ids=lambda p: p.stem)
+def test_check_and_plan_count_the_same_steps_and_plan_writes_times_alike(routine: Path, speech_cache: Path) -> None:
+    checked = run("check", str(routine))
+    assert checked.exit_code == 0, checked.output
+    said = re.fullmatch(rf"{re.escape(str(routine))}: ok \(.+: (\d+) steps?\)\n", checked.stdout)
+    assert said, checked.stdout
+    planned = run("plan", str(routine), "--quiet", "--cache-dir", str(speech_cache))
+    assert planned.exit_code == 0, planned.output
+    lines = planned.stdout.splitlines()
+    total = re.fullmatch(r"total (\S+) \((\d+) steps?, \d+ holds?(, \d+ cues?)?\)", lines[-1])
+    assert total, lines[-1]
+    assert said[1] == total[2]
+    steps = {step["id"] for step in plan_json(routine, speech_cache)["steps"]}
+    assert int(said[1]) == len(steps)
+    clock = r"(\d+:)?\d+:\d\d\.\d"
+    starts = [line.split()[0] for line in lines[2:-1]]
+    assert starts and all(re.fullmatch(clock, start) for start in starts), starts
+    assert re.fullmatch(clock, total[1])

@@ -54,7 +54,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_BITRATE", "DEFAULT_LOUDNESS", "RATE_RANGE", "Built", "Fit", "HoldSetting", "Overrides", "Session", "Voice",
     "adjust", "build_session", "check_scale", "load", "load_profile", "parse_fit", "parse_hold_option", "plan_session",
-    "sidecar_kinds", "skipped_holds", "voices",
+    "sidecar_kinds", "skipped_holds", "step_ids", "voices",
 ]
 
 DEFAULT_LOUDNESS = -16.0  # LUFS, integrated: the norm for spoken word
@@ -67,6 +67,12 @@ FIT_SCALINGS = 6
 def load(path: str | os.PathLike[str], environment: Environment | None = None) -> Routine:
     """Read and check a routine file; raise RoutineError listing every problem in it as FILE:LINE:COL."""
     return load_routine(path, engine_names(environment or Environment.from_os()))
+
+
+def step_ids(routine: Routine) -> list[str]:
+    """The ids of the session's steps in order, as `plan` counts them: the intro, the lead-in, each top-level
+    step (a group is one) and the outro, those the routine has. Nothing is spoken to know them."""
+    return [section.id for section in expand(routine, Voice(), DEFAULT_VOICE)]
 
 
 def voices(engine: str, environment: Environment | None = None) -> list[VoiceInfo]:

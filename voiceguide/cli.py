@@ -264,8 +264,9 @@ def check(routines: tuple[Path, ...], cache_dir: Path | None) -> None:
                 click.echo(line, err=True)
             failed = True
             continue
-        steps = sum(1 for _ in routine.all_steps())
-        click.echo(f"{path}: ok ({routine.title}: {steps} steps)")
+        # Counted as `plan` counts them, so both commands say the same number.
+        steps = len(api.step_ids(routine))
+        click.echo(f"{path}: ok ({routine.title}: {steps} step{'' if steps == 1 else 's'})")
     if failed:
         raise click.exceptions.Exit(Exit.BAD_INPUT)
 

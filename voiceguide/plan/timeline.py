@@ -158,17 +158,31 @@ class Timeline:
         return found
 
     def table(self) -> str:
-        """A readable plan: one row per event (pauses folded away), then the total."""
+        """A readable plan: one row per event (pauses folded away), then the total.
+
+        Times are all written alike, to the tenth (2:49.0 above 2:50.8), so
+        the column reads at a glance. The steps counted are the session's:
+        intro, lead-in, each top-level step, outro, as `check` counts them.
+        """
+
+        def clock(count: int) -> str:
+            text = format_clock(milliseconds(count))
+            return text if "." in text else f"{text}.0"
+
+        def counted(count: int, word: str) -> str:
+            return f"{count} {word}{'' if count == 1 else 's'}"
+
         rows = [("start", "step", "what happens", "length")]
         for event in self.events:
             if event.kind == "pause":
                 continue
-            rows.append((format_clock(milliseconds(event.start)), event.step, event.describe(), _length(event.length)))
+            rows.append((clock(event.start), event.step, event.describe(), _length(event.length)))
         widths = [max(len(row[i]) for row in rows) for i in range(3)]
         lines = [f"{r[0]:>{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]:<{widths[2]}}  {r[3]}".rstrip() for r in rows]
         cues = sum(1 for e in self.events if e.kind == "cue")
-        lines.append(f"total {format_clock(milliseconds(self.duration))} ({len(self.steps)} steps, "
-                     f"{sum(1 for e in self.events if e.kind == 'hold')} holds" + (f", {cues} cues)" if cues else ")"))
+        steps = len({span.id for span in self.steps})  # a group with a chapter for each round is one step
+        counts = [counted(steps, "step"), counted(sum(1 for e in self.events if e.kind == "hold"), "hold")]
+        lines.append(f"total {clock(self.duration)} ({', '.join(counts + ([counted(cues, 'cue')] if cues else []))})")
         if self.background:
             bed = self.background
             ducked = f", another {bed.depth:g} dB lower while anything else sounds" if bed.depth else ""
