@@ -99,6 +99,10 @@ def clips(cache: Path) -> dict[str, tuple[int, int]]:
     return {str(p.relative_to(cache)): (p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(cache.glob("clips-*/*/*.wav"))}
 
 
+def clips_files(cache: Path) -> list[Path]:
+    return sorted(cache.glob("clips-*/*/*.wav"))
+
+
 def distinct_lines(plan: dict) -> int:
     """How many different clips the plan speaks: speech and spoken cues, by text and voice."""
     return len({(e["text"], json.dumps(e["voice"], sort_keys=True)) for e in plan["events"] if "text" in e})
@@ -433,15 +437,20 @@ def test_cache_info_counts_and_clear_empties(tmp_path: Path) -> None:
     plan = plan_json(BOX, cache, *SHORT)
     count = len(clips(cache))
     assert count == distinct_lines(plan) > 5
-    size = sum(path.stat().st_size for path in cache.rglob("*") if path.is_file())  # everything stored
+    files = [path for path in cache.rglob("*") if path.is_file()]  # everything stored
     result = invoke("cache", "info", "--cache-dir", cache)
     assert result.exit_code == 0
-    assert result.stdout == f"{cache}\n{count} clips, {size / 1_000_000:.1f} MB\n"
+    lines = result.stdout.splitlines()
+    assert lines[0] == str(cache)
+    assert lines[1].split() == [str(count), "spoken", "clips", f"{sum(p.stat().st_size for p in clips_files(cache)) / 1e6:.1f}", "MB"]
+    assert lines[-1].split() == [str(len(files)), "files", "in", "all",
+                                 f"{sum(p.stat().st_size for p in files) / 1e6:.1f}", "MB"]
     result = invoke("cache", "clear", "--cache-dir", cache)
     assert result.exit_code == 0
-    assert result.stdout == f"removed {count} clips from {cache}\n"
+    assert result.stdout == f"removed from {cache}:\n" + "\n".join(lines[1:]) + "\n"
     assert clips(cache) == {}
-    assert invoke("cache", "info", "--cache-dir", cache).stdout.splitlines()[1].startswith("0 clips")
+    assert not [path for path in cache.rglob("*") if path.is_file()]
+    assert invoke("cache", "info", "--cache-dir", cache).stdout == f"{cache}\nnothing stored\n"
     # And the next run speaks them again.
     assert plan_json(BOX, cache, *SHORT) == plan
     assert len(clips(cache)) == count

@@ -174,3 +174,45 @@ def test_check_and_plan_count_the_same_steps_and_plan_writes_times_alike(routine
     starts = [line.split()[0] for line in lines[2:-1]]
     assert starts and all(re.fullmatch(clock, start) for start in starts), starts
     assert re.fullmatch(clock, total[1])
+
+
+# --- what the cache holds, and what clearing it removed -------------------------------------------
+
+def test_cache_info_and_clear_say_what_kind_by_kind_and_leave_foreign_files(tmp_path: Path) -> None:
+    import numpy as np
+
+    from voiceguide.cache import Cache, Encoded
+
+    root = tmp_path / "cache"
+    cache = Cache(root)
+    for key in ("aa01", "ab02", "ac03"):
+        cache.put_clip("clips-4", key, np.ones(44100, dtype="<i2"))
+    cache.put_clip("sounds-3", "bell", np.ones(100, dtype="<i2"))
+    cache.put_frames("ff01", Encoded(b"\xff" * 2000, 10, 0))
+    for kind in ("measured", "analyses", "beds", "covers-1", "piper-parts-1", "someday"):
+        cache.put_arrays(kind, "aa01", {"x": np.zeros(10)})
+    cache.put_json("levels", "recent", {"level": 1})
+    cache.answer("ffmpeg", "x", lambda: "/usr/bin/ffmpeg", bool)
+    (root / "mine").mkdir()
+    (root / "mine" / "notes.txt").write_text("my own file")
+    (root / "readme.txt").write_text("mine too")
+
+    info = run("cache", "info", "--cache-dir", str(root))
+    assert info.exit_code == 0, info.output
+    lines = info.stdout.splitlines()
+    assert lines[0] == str(root)
+    rows = [re.fullmatch(r" *(\d+)  (.+?) +(\d+(\.\d)?) (kB|MB)", line) for line in lines[1:]]
+    assert all(rows), lines
+    found = {row[2]: int(row[1]) for row in rows if row}
+    assert found == {"spoken clips": 3, "sounds": 1, "encoded pieces": 1, "measurements of encoded pieces": 1,
+                     "analyses of sounds": 1, "levels": 1, "background loops": 1, "covers": 1,
+                     "parts of Piper models": 1, "answers about installed software": 1, "other numbers": 1,
+                     "files in all": 13}
+    assert lines[1].endswith("265 kB") and lines[-1].endswith("kB")  # three seconds of clips, and the whole
+
+    cleared = run("cache", "clear", "--cache-dir", str(root))
+    assert cleared.exit_code == 0, cleared.output
+    assert cleared.stdout == f"removed from {root}:\n" + "\n".join(lines[1:]) + "\n"
+    assert sorted(path.relative_to(root).as_posix() for path in root.rglob("*")) == ["mine", "mine/notes.txt", "readme.txt"]
+    assert run("cache", "info", "--cache-dir", str(root)).stdout == f"{root}\nnothing stored\n"
+    assert run("cache", "clear", "--cache-dir", str(root)).stdout == f"nothing to remove in {root}\n"

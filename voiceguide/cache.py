@@ -39,6 +39,16 @@ ARRAYS_ALIGN = 16
 ARRAYS_DTYPES = "biuf"  # numbers only: nothing read back can be an object
 _ARRAYS_HEAD = len(ARRAYS_MAGIC) + 32  # the magic and the digest
 ANSWERS = "answers"  # the folder of answers about installed software
+# What each folder under the root holds, by the start of its name; a folder named otherwise is not ours, and
+# is left alone. Arrays are told apart by the folder of their kind, inside arrays-N.
+FOLDERS = (("clips-", "spoken clips"), ("sounds-", "sounds"), ("frames-", "encoded pieces"), ("levels", "levels"),
+           (ANSWERS, "answers about installed software"))
+ARRAY_KINDS = (("measured", "measurements of encoded pieces"), ("analyses", "analyses of sounds"),
+               ("beds", "background loops"), ("covers-", "covers"), ("piper-parts-", "parts of Piper models"))
+OTHER_ARRAYS = "other numbers"
+# The order `voiceguide cache info` lists them in.
+KINDS = ("spoken clips", "sounds", "encoded pieces", "measurements of encoded pieces", "analyses of sounds", "levels",
+         "background loops", "covers", "parts of Piper models", "answers about installed software", OTHER_ARRAYS)
 
 
 @dataclass(frozen=True)
@@ -62,6 +72,15 @@ class Encoded:
     data: bytes
     count: int
     crc: int
+
+
+@dataclass(frozen=True)
+class Stored:
+    """What the cache holds of one kind: how many files, how many bytes."""
+
+    kind: str  # in words, from KINDS
+    count: int
+    size: int
 
 
 class Cache:
@@ -203,23 +222,37 @@ class Cache:
 
     # --- the whole ----------------------------------------------------------------------------------------------
 
-    def info(self) -> tuple[int, int]:
-        """Number of spoken clips, and the size in bytes of everything stored."""
-        count = size = 0
-        if self.root.is_dir():
-            for path in self.root.rglob("*"):
+    def contents(self) -> list[Stored]:
+        """What is stored, kind by kind in the order of KINDS, the kinds with nothing stored left out."""
+        found: dict[str, list[int]] = {}
+        for top, kind in self._kinds():
+            for path in top.rglob("*"):
                 if path.is_file():
-                    size += path.stat().st_size
-                    count += path.suffix == ".wav" and path.parent.parent.name.startswith("clips-")
-        return count, size
+                    tally = found.setdefault(kind, [0, 0])
+                    tally[0] += 1
+                    tally[1] += path.stat().st_size
+        return [Stored(kind, *found[kind]) for kind in sorted(found, key=KINDS.index)]
 
-    def clear(self) -> int:
-        """Delete everything stored; return how many spoken clips there were."""
-        count, _ = self.info()
-        for entry in self.root.glob("*") if self.root.is_dir() else ():
-            if entry.name.startswith(("clips-", "sounds-", "frames-", "arrays-")) or entry.name in ("levels", ANSWERS):
-                shutil.rmtree(entry, ignore_errors=True)
-        return count
+    def clear(self) -> list[Stored]:
+        """Delete everything voiceguide stored (other files under the root stay); return what there was."""
+        there = self.contents()
+        for folder, _ in self._kinds():
+            shutil.rmtree(folder, ignore_errors=True)
+        for arrays in self.root.glob("arrays-*"):
+            if arrays.is_dir() and not any(arrays.iterdir()):
+                arrays.rmdir()
+        return there
+
+    def _kinds(self) -> list[tuple[Path, str]]:
+        """Each folder of stored things under the root, with the kind it holds."""
+        folders = []
+        for entry in sorted(self.root.iterdir()) if self.root.is_dir() else ():
+            if entry.is_dir() and entry.name.startswith("arrays-"):
+                folders += [(kind, _kind(kind.name, ARRAY_KINDS) or OTHER_ARRAYS)
+                            for kind in sorted(entry.iterdir()) if kind.is_dir()]
+            elif entry.is_dir() and (label := _kind(entry.name, FOLDERS)):
+                folders.append((entry, label))
+        return folders
 
     def _write(self, path: Path, fill: Callable[[BinaryIO], object], sync: bool = True) -> None:
         """Write a file atomically: into a temporary file beside it, then moved into place."""
@@ -235,6 +268,11 @@ class Cache:
         except BaseException:
             Path(temp).unlink(missing_ok=True)
             raise
+
+
+def _kind(name: str, table: tuple[tuple[str, str], ...]) -> str | None:
+    """The kind of the stored things in the folder called ``name``, by ``table``; None if it names none."""
+    return next((label for start, label in table if name.startswith(start)), None)
 
 
 def _padding(length: int) -> bytes:

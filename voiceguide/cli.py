@@ -20,6 +20,7 @@ import click
 
 from voiceguide import __version__, api
 from voiceguide.api import RATE_RANGE, Fit, HoldSetting, Overrides, Voice, check_scale, parse_fit, parse_hold_option
+from voiceguide.cache import Stored
 from voiceguide.durations import format_clock
 from voiceguide.environment import Environment
 from voiceguide.errors import InputError, RoutineError, VoiceguideError
@@ -385,7 +386,7 @@ def serve(folder: Path | None, host: str, port: int) -> None:
 
 @cli.group(context_settings=CONTEXT)
 def cache() -> None:
-    """Inspect or empty the cache of spoken clips.
+    """Inspect or empty the cache: spoken clips, sounds, encoded pieces and what was worked out from them.
 
     \b
     Example:
@@ -396,28 +397,43 @@ def cache() -> None:
 @cache.command("info", context_settings=CONTEXT)
 @cache_dir_option
 def cache_info(cache_dir: Path | None) -> None:
-    """Show where clips are cached, how many and how much space they take.
+    """Show where the cache is and what it holds, kind by kind: how many files, how much space.
 
     \b
     Example:
       voiceguide cache info
     """
     store = _environment(cache_dir).cache
-    count, size = store.info()
-    click.echo(f"{store.root}\n{count} clips, {size / 1_000_000:.1f} MB")
+    click.echo(str(store.root))
+    click.echo("\n".join(_stored(store.contents())) or "nothing stored")
 
 
 @cache.command("clear", context_settings=CONTEXT)
 @cache_dir_option
 def cache_clear(cache_dir: Path | None) -> None:
-    """Delete every cached clip; the next build speaks them again.
+    """Delete everything in the cache and say what it was; the next build makes what it needs again.
 
     \b
     Example:
       voiceguide cache clear
     """
     store = _environment(cache_dir).cache
-    click.echo(f"removed {store.clear()} clips from {store.root}")
+    removed = store.clear()
+    click.echo(f"removed from {store.root}:\n" + "\n".join(_stored(removed)) if removed else f"nothing to remove in {store.root}")
+
+
+def _stored(kinds: list[Stored]) -> list[str]:
+    """Kinds of stored things as a table: count, kind, size; then the whole."""
+    if not kinds:
+        return []
+    rows = [(str(kind.count), kind.kind, _size(kind.size)) for kind in kinds]
+    rows.append((str(sum(k.count for k in kinds)), "files in all", _size(sum(k.size for k in kinds))))
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    return [f"{count:>{widths[0]}}  {kind:<{widths[1]}}  {size:>{widths[2]}}" for count, kind, size in rows]
+
+
+def _size(count: int) -> str:
+    return f"{count / 1_000_000:.1f} MB" if count >= 1_000_000 else f"{-(-count // 1000)} kB"
 
 
 def main() -> None:
