@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -216,3 +217,65 @@ def test_cache_info_and_clear_say_what_kind_by_kind_and_leave_foreign_files(tmp_
     assert sorted(path.relative_to(root).as_posix() for path in root.rglob("*")) == ["mine", "mine/notes.txt", "readme.txt"]
     assert run("cache", "info", "--cache-dir", str(root)).stdout == f"{root}\nnothing stored\n"
     assert run("cache", "clear", "--cache-dir", str(root)).stdout == f"nothing to remove in {root}\n"
+
+
+# --- chapters stored in time order ----------------------------------------------------------------
+
+def frames_of(tag: bytes) -> list[tuple[str, bytes]]:
+    """The frames of an ID3v2.3 tag in the order they are stored: (frame id, data)."""
+    assert tag[:4] == b"ID3\x03" and tag[5] == 0
+    size = sum(byte << (7 * (3 - i)) for i, byte in enumerate(tag[6:10]))
+    found, position = [], 10
+    while position < 10 + size and tag[position] != 0:
+        length = int.from_bytes(tag[position + 4 : position + 8], "big")
+        found.append((tag[position : position + 4].decode(), tag[position + 10 : position + 10 + length]))
+        position += 10 + length
+    return found
+
+
+def stored_chapters(tag: bytes) -> list[tuple[str, int]]:
+    """(element id, start ms) of each CHAP frame, in stored order; they follow the table of contents at once."""
+    kinds = [kind for kind, _ in frames_of(tag)]
+    first = kinds.index("CTOC") + 1
+    assert set(kinds[first : first + kinds.count("CHAP")]) == {"CHAP"}
+    chapters = []
+    for kind, data in frames_of(tag):
+        if kind == "CHAP":
+            element, _, rest = data.partition(b"\x00")
+            chapters.append((element.decode(), int.from_bytes(rest[:4], "big")))
+    return chapters
+
+
+def test_chapter_frames_are_stored_in_time_order_with_ids_that_sort_so() -> None:
+    from voiceguide.export import tags
+    from voiceguide.plan.timeline import StepSpan, Timeline
+
+    # Titles of every length: stored by size, as mutagen stores frames, they would come out scrambled.
+    titles = ["A much longer title than the rest", "B", "Three words here", "Closing", "x" * 50] * 3
+    spans = tuple(StepSpan(f"s{n}", title, n * 44100, (n + 1) * 44100) for n, title in enumerate(titles))
+    chapters = stored_chapters(tags(Timeline("T", "", (), spans), b"\xff\xd8\xff"))
+    assert [start for _, start in chapters] == [n * 1000 for n in range(len(titles))]
+    assert [element for element, _ in chapters] == sorted(element for element, _ in chapters)
+    assert chapters[0][0] == "chp00" and chapters[-1][0] == "chp14"
+
+
+def test_a_built_mp3_lists_its_chapters_in_time_order(speech_cache: Path, tmp_path: Path) -> None:
+    import imageio_ffmpeg
+    from mutagen.id3 import ID3
+    from test_build import SCIATICA, build
+
+    mp3 = build(SCIATICA, tmp_path / "sciatica.mp3", speech_cache, "--hold-scale", "0.05")
+    data = mp3.read_bytes()
+    chapters = stored_chapters(data[: 10 + sum(byte << (7 * (3 - i)) for i, byte in enumerate(data[6:10]))])
+    assert len(chapters) == 8
+    assert chapters == sorted(chapters, key=lambda chapter: chapter[1]) == sorted(chapters)
+    (toc,) = ID3(mp3).getall("CTOC")
+    assert list(toc.child_element_ids) == [element for element, _ in chapters]
+    # As a player reading CHAP frames alone sees them: ffmpeg lists chapters in the order they are stored.
+    listed = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-i", str(mp3), "-f", "ffmetadata", "-"],
+                            capture_output=True, text=True, check=True).stdout
+    starts = [int(start) for start in re.findall(r"\[CHAPTER\]\nTIMEBASE=1/1000\nSTART=(\d+)", listed)]
+    assert len(starts) == 8 and starts == sorted(starts)  # (less the encoder's delay, which ffmpeg takes off)
+    titles = re.findall(r"\[CHAPTER\]\n(?:.*\n){3}title=(.*)", listed)
+    assert titles == [str(chapter.sub_frames["TIT2"]) for chapter in sorted(ID3(mp3).getall("CHAP"), key=lambda c: c.start_time)]
+    assert titles[0] == "Introduction" and titles[-1] == "Closing"

@@ -59,7 +59,8 @@ def tags(timeline: Timeline, cover: bytes) -> bytes:
     tags.add(TSSE(encoding=3, text=f"voiceguide {__version__}"))
     if timeline.description:
         tags.add(COMM(encoding=3, lang="eng", desc="", text=timeline.description))
-    ids = [f"chp{number}" for number in range(len(timeline.steps))]
+    # Ids that sort as the chapters follow one another (chp01 before chp10), for readers that sort by id.
+    ids = [f"chp{number:0{len(str(len(timeline.steps)))}d}" for number in range(len(timeline.steps))]
     tags.add(CTOC(element_id="toc", flags=CTOCFlags.TOP_LEVEL | CTOCFlags.ORDERED, child_element_ids=ids,
                   sub_frames=[TIT2(encoding=3, text="Steps")]))
     for chapter_id, step in zip(ids, timeline.steps):
@@ -73,7 +74,41 @@ def tags(timeline: Timeline, cover: bytes) -> bytes:
     # ID3v2.3: the version phones and car stereos read most reliably.
     written = io.BytesIO()
     tags.save(written, v2_version=3)
-    return written.getvalue()
+    return _chapters_in_order(written.getvalue())
+
+
+def _chapters_in_order(tag: bytes) -> bytes:
+    """The ID3v2.3 tag with its CHAP frames in time order, right after the table of contents.
+
+    mutagen writes frames shortest first, so chapters came out as their titles'
+    lengths had it; players that read CHAP frames without the table of contents
+    (ffprobe, some car stereos) listed them so. Only the frames' order changes.
+    """
+    flags, size = tag[5], int.from_bytes(tag[6:10], "big")
+    size = sum(((size >> (8 * i)) & 0x7F) << (7 * i) for i in range(4))  # a syncsafe integer
+    if tag[:4] != b"ID3\x03" or flags & 0xC0:  # unsynchronised or with an extended header: not as mutagen writes
+        return tag
+    body, position, frames = tag[10 : 10 + size], 0, []
+    while position + 10 <= len(body) and body[position] != 0:
+        end = position + 10 + int.from_bytes(body[position + 4 : position + 8], "big")
+        frames.append(body[position:end])
+        position = end
+    chapters = sorted((frame for frame in frames if frame[:4] == b"CHAP"), key=_chapter_start)
+    ordered = []
+    for frame in frames:
+        if frame[:4] != b"CHAP":
+            ordered.append(frame)
+        if frame[:4] == b"CTOC":
+            ordered += chapters
+    if len(ordered) != len(frames):  # no table of contents to follow: chapters where the first one was
+        return tag
+    return tag[:10] + b"".join(ordered) + body[position:] + tag[10 + size :]
+
+
+def _chapter_start(frame: bytes) -> int:
+    """A CHAP frame's start time: the first number after its element id."""
+    start = frame.index(b"\x00", 10) + 1
+    return int.from_bytes(frame[start : start + 4], "big")
 
 
 def lyrics(timeline: Timeline) -> list[tuple[int, int, str]]:
