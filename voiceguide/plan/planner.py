@@ -2,33 +2,25 @@
 
 Expanding fills in templates and unrolls sides, repetitions and rounds, with
 every cue attached to the hold or rest it sits in; it needs no audio. Placing
-gives each part its time from the real lengths of the clips, and reports cues
-that overlap or do not fit, so that nothing ever drifts silently.
+(placing.py) gives each part its time from the real lengths of the clips.
 """
 
 from __future__ import annotations
 
-import bisect
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, replace
+import itertools
+from collections.abc import Iterable, Iterator
+from dataclasses import replace
 from typing import TypeVar
 
-from voiceguide.durations import format_clock, number_words, spoken_duration
-from voiceguide.errors import InputError, Location, Problem
-from voiceguide.plan.timeline import (
-    STRIKE_SPACING_MS,
-    Context,
-    CueKind,
-    Event,
-    Line,
-    PartKind,
-    StepSpan,
-    Timeline,
-)
+from voiceguide.durations import number_words, spoken_duration
+from voiceguide.errors import Location
+from voiceguide.plan.parts import Chapter, Part, Section
+from voiceguide.plan.placing import REMAINING_MARGIN_MS, place
+from voiceguide.plan.strict import strict_block
+from voiceguide.plan.timeline import Context, CueKind, Line
 from voiceguide.routine import (
     DEFAULT_CHIME,
     DEFAULT_SWITCH_GAP_MS,
-    MAX_SESSION_MS,
     CueSettings,
     Routine,
     Signal,
@@ -36,47 +28,15 @@ from voiceguide.routine import (
     Step,
     Text,
     Voice,
+    intervals,
 )
-from voiceguide.units import FRAME, SAMPLE_RATE, milliseconds, samples
+
+__all__ = ["Part", "Section", "expand", "lines_of", "place", "sounds_of"]
 
 T = TypeVar("T")
 INTRO_TITLE = "Introduction"
 OUTRO_TITLE = "Closing"
 LEAD_IN_TITLE = "Get ready"
-# A remaining-time call closer than this to the start of a hold would only talk over its instruction.
-REMAINING_MARGIN_MS = 2000
-
-
-@dataclass(frozen=True)
-class Part:
-    """A piece of the session before it has a time: what happens, and in which step.
-
-    A ``cue`` part belongs to the hold or rest before it, at ``at`` ms from its
-    start (from its end when negative, or ending at its end with ``align_end``).
-    A ``rest`` part with a ``line`` begins with that line spoken as a cue and
-    lasts the line's length plus ``ms``.
-    """
-
-    kind: PartKind
-    step: str
-    line: Line | None = None
-    sound: Sound | None = None
-    ms: int = 0
-    context: Context = Context()
-    cue: CueKind | None = None
-    at: int = 0
-    align_end: bool = False
-    strikes: int = 1
-    where: Location | None = None
-
-
-@dataclass(frozen=True)
-class Section:
-    """A top-level step (or the intro, lead-in or outro) and its parts, in order."""
-
-    id: str
-    title: str
-    parts: tuple[Part, ...]
 
 
 def expand(routine: Routine, chosen_voice: Voice, defaults: Voice) -> tuple[Section, ...]:
@@ -98,13 +58,16 @@ def expand(routine: Routine, chosen_voice: Voice, defaults: Voice) -> tuple[Sect
             Part("rest", "lead-in", line=line, ms=routine.lead_in_ms, cue="lead-in", where=Location(str(routine.path))),
         )))
     for step in routine.steps:
+        # {interval} counts the holds of the whole top-level step: every round, step and side of a circuit.
+        expander.done, expander.intervals = 0, intervals(step)
         parts = tuple(expander.step(step, {}, default_chime, voice, routine.cue_settings))
         sections.append(Section(step.id, step.title, parts))
     if routine.outro:
         sections.append(Section("outro", OUTRO_TITLE, tuple(expander.lines("outro", routine.outro, {}, voice, Context()))))
     if routine.closing and routine.closing.name != "none":
         last = sections[-1]
-        sections[-1] = replace(last, parts=last.parts + (Part("chime", last.id, sound=routine.closing),))
+        closing = Part("chime", last.id, sound=routine.closing, strikes=routine.closing_strikes)
+        sections[-1] = replace(last, parts=last.parts + (closing,))
     return _announce_next(routine, tuple(sections), expander, voice)
 
 
@@ -126,6 +89,9 @@ class _Expander:
         self.routine = routine
         self.chosen_voice = chosen_voice
         self.phrases = routine.phrases
+        self.done = 0  # holds expanded so far in the current top-level step
+        self.intervals = 0  # and how many it has in all
+        self.strict = False  # inside a strict group: counts into each hold are said in the rest before it
 
     def fill(self, text: Text, values: dict[str, object]) -> str:
         return text.template.format(**{**self.routine.vars, **{k: str(v) for k, v in values.items()}})
@@ -139,7 +105,17 @@ class _Expander:
     def lines(self, step_id: str, texts: tuple[Text, ...], values: dict[str, object], voice: Voice,
               context: Context) -> Iterator[Part]:
         for text in texts:
-            yield Part("speech", step_id, line=Line(self.fill(text, values), voice), context=context)
+            yield Part("speech", step_id, line=Line(self.fill(text, values), voice), context=context, where=text.where)
+
+    def said_at_end(self, step_id: str, texts: tuple[Text, ...], values: dict[str, object], voice: Voice,
+                    context: Context) -> Iterator[Part]:
+        """Lines said at the end of the rest just before, the last ending as the next hold starts."""
+        for part in self.lines(step_id, texts, values, voice, context):
+            yield replace(part, kind="cue", cue="say", align_end=True)
+
+    def counted(self, values: dict[str, object]) -> dict[str, object]:
+        """``values`` with the number of the next hold of the circuit, and how many it has."""
+        return dict(values, interval=min(self.done + 1, self.intervals), intervals=self.intervals)
 
     def signal_line(self, signal: Signal, phrase: str, values: dict[str, object], voice: Voice) -> Line | None:
         """The line a cue speaks: its own text, or the routine's phrase for it."""
@@ -179,33 +155,83 @@ class _Expander:
 
     def _group(self, step: Step, values: dict[str, object], chime: Sound, voice: Voice, side: str | None,
                cue_settings: CueSettings) -> Iterator[Part]:
+        if not step.strict or self.strict:  # a strict group inside a strict group is strict already
+            yield from self._rounds(step, values, chime, voice, side, cue_settings)
+            return
+        self.strict = True
+        try:
+            parts = list(self._rounds(step, values, chime, voice, side, cue_settings))
+        finally:
+            self.strict = False
+        yield from strict_block(parts)
+
+    def _rounds(self, step: Step, values: dict[str, object], chime: Sound, voice: Voice, side: str | None,
+                cue_settings: CueSettings) -> Iterator[Part]:
         for number in range(1, step.rounds + 1):
-            in_round = dict(values, round=number, rounds=step.rounds)
-            context = Context(side=side, round=number if step.rounds > 1 else None)
-            yield from self.lines(step.id, step.say, in_round, voice, context)
-            for child in step.steps:
-                for part in self.step(child, in_round, chime, voice, cue_settings):
-                    if part.context.round is None and step.rounds > 1:
-                        part = replace(part, context=replace(part.context, round=number))
-                    yield part
+            chapter = self._chapter(step, number, values, side)
+            for part in self._round(step, number, values, chime, voice, side, cue_settings):
+                if chapter is not None:
+                    part, chapter = replace(part, chapter=chapter), None
+                yield part
             if number < step.rounds and step.rest:
                 yield Part("rest", step.id, ms=step.rest, context=Context(side=side, round=number), where=step.where)
+
+    def _round(self, step: Step, number: int, values: dict[str, object], chime: Sound, voice: Voice,
+               side: str | None, cue_settings: CueSettings) -> Iterator[Part]:
+        in_round = self.counted(dict(values, round=number, rounds=step.rounds))
+        context = Context(side=side, round=number if step.rounds > 1 else None)
+        signal = cue_settings.last_round
+        if number == step.rounds > 1 and signal is not None and signal.on:
+            line = self.signal_line(signal, "last-round", in_round, voice)
+            yield Part("rest", step.id, line=line, sound=signal.sound, cue="last-round", context=context,
+                       where=step.where)
+        yield from self.lines(step.id, step.say, in_round, voice, context)
+        for child in step.steps:
+            for part in self.step(child, in_round, chime, voice, cue_settings):
+                if part.context.round is None and step.rounds > 1:
+                    part = replace(part, context=replace(part.context, round=number))
+                yield part
+
+    def _chapter(self, step: Step, number: int, values: dict[str, object], side: str | None) -> Chapter | None:
+        """The chapter a round begins, with `chapters: rounds`; titles are read, so numbers are digits."""
+        if step.chapters != "rounds":
+            return None
+        title = self.fill(self.phrases.texts["chapter"], dict(values, title=step.title, round=number,
+                                                                rounds=step.rounds))
+        return Chapter(title + (f" ({side})" if side else ""), number, side)
 
     def _leaf(self, step: Step, values: dict[str, object], chime: Sound, voice: Voice, side: str | None,
               cue_settings: CueSettings) -> Iterator[Part]:
         for number in range(1, step.repeat + 1):
-            in_repeat = dict(values, repeat=number, repeats=step.repeat)
+            in_repeat = self.counted(dict(values, repeat=number, repeats=step.repeat))
             if step.hold is not None:
                 in_repeat["hold"] = self.duration(step.hold)
             context = Context(side=side, repeat=number if step.repeat > 1 else None)
             # Later repetitions speak `between` when given; otherwise the instruction again.
             texts = step.between if number > 1 and step.between else step.say
-            yield from self.lines(step.id, texts, in_repeat, voice, context)
+            if number > 1 and step.rest_between:
+                # Rest, then the words that lead into the next repetition, ending as its hold starts.
+                yield Part("rest", step.id, ms=step.rest_between, context=replace(context, repeat=number - 1),
+                           where=step.where)
+                yield from self.said_at_end(step.id, texts, in_repeat, voice, context)
+            else:
+                yield from self.lines(step.id, texts, in_repeat, voice, context)
             if step.hold is not None:
+                if self.strict:
+                    yield from self._count_in(step, cue_settings, voice, context)
                 yield Part("hold", step.id, ms=step.hold, where=step.where, context=context)
+                self.done += 1
                 yield from self._hold_cues(step, step.hold, cue_settings, in_repeat, voice, context)
                 if chime.name != "none":
                     yield Part("chime", step.id, sound=chime, strikes=cue_settings.strikes or 1, context=context)
+
+    def _count_in(self, step: Step, cue_settings: CueSettings, voice: Voice, context: Context) -> Iterator[Part]:
+        """In a strict group, the countdown also counts into each hold, at the end of the rest before it."""
+        for count in range(cue_settings.countdown or 0, 0, -1):
+            sound = cue_settings.countdown_sound
+            line = None if sound is not None else Line(self.number(count), voice)
+            yield Part("cue", step.id, line=line, sound=sound, cue="countdown", at=-count * 1000, lead=True,
+                       context=context, where=step.where)
 
     def _hold_cues(self, step: Step, hold: int, cue_settings: CueSettings, values: dict[str, object], voice: Voice,
                    context: Context) -> Iterator[Part]:
@@ -223,7 +249,7 @@ class _Expander:
         if cue_settings.halfway is not None and cue_settings.halfway.on:
             line = self.signal_line(cue_settings.halfway, "halfway", values, voice)
             yield cue("halfway", hold // 2, line, cue_settings.halfway.sound)
-        for left in _remaining_times(hold, cue_settings):
+        for left in _remaining_times(hold, cue_settings, own=step.cue_settings.remaining is not None):
             line = self.signal_line(Signal(phrase=True), "remaining", dict(values, time=self.duration(left)), voice)
             yield cue("remaining", -left, line)
         for timed in cue_settings.cues or ():
@@ -236,9 +262,14 @@ class _Expander:
                 yield cue("countdown", -count * 1000, Line(self.number(count), voice))
 
 
-def _remaining_times(hold: int, cue_settings: CueSettings) -> list[int]:
-    """Times before the end to announce, longest first; those that would not fit are left out."""
-    times = set(t for t in cue_settings.remaining or () if t <= hold - REMAINING_MARGIN_MS)
+def _remaining_times(hold: int, cue_settings: CueSettings, own: bool) -> list[int]:
+    """Times before the end to announce, longest first.
+
+    A default (from the routine or a group) is left out of the holds it does
+    not fit, as a countdown is; a time the step lists itself is kept, and
+    placing reports it when it does not fit.
+    """
+    times = set(t for t in cue_settings.remaining or () if own or t <= hold - REMAINING_MARGIN_MS)
     if cue_settings.remaining_every:
         times.update(range(cue_settings.remaining_every, hold - REMAINING_MARGIN_MS + 1, cue_settings.remaining_every))
     return sorted(times, reverse=True)
@@ -246,11 +277,14 @@ def _remaining_times(hold: int, cue_settings: CueSettings) -> list[int]:
 
 def _announce_next(routine: Routine, sections: tuple[Section, ...], expander: _Expander,
                    voice: Voice) -> tuple[Section, ...]:
-    """Add "next up: <title>" at the end of each rest that a following step comes after.
+    """Add "next up: <title>" at the end of each rest that another step comes after.
 
-    Done after expansion because the step that follows a rest is only known then.
+    Done after expansion because the step that follows a rest is only known
+    then. It names the step that will be done next, never a group around it,
+    and is said once, at the end of the last of several rests in a row.
     """
-    titles = {step.id: step.title for step in routine.all_steps()}
+    titles = {step.id: step.title for step in routine.all_steps() if not step.is_group}
+    groups = {step.id for step in routine.all_steps() if step.is_group}
     cue_settings = {step.id: step.cue_settings for step in routine.all_steps()}
     parents = _parents(routine)
     flat = [(index, part) for index, section in enumerate(sections) for part in section.parts]
@@ -262,8 +296,15 @@ def _announce_next(routine: Routine, sections: tuple[Section, ...], expander: _E
         signal = _setting(part.step, cue_settings, parents, routine.cue_settings, "next")
         if signal is None or not signal.on:
             continue
-        following = next((p for _, p in flat[position + 1:] if p.kind in ("speech", "hold")), None)
-        if following is None or following.step not in titles:
+        later = (flat[i][1] for i in range(position + 1, len(flat)))
+        after = next((p for p in later if p.kind != "cue" or p.cue == "say"), None)
+        if after is not None and after.kind == "rest" and after.cue is None:
+            continue  # the next rest says it
+        found = itertools.chain([after] if after else [], later)
+        following = next((p for p in found if (p.kind in ("speech", "hold") or p.cue == "say") and p.step not in groups),
+                         None)
+        # Not for the intro or outro, nor between two repetitions or rounds of the same step.
+        if following is None or following.step not in titles or following.step == part.step:
             continue
         line = expander.signal_line(signal, "next", {"title": titles[following.step]}, voice)
         rebuilt[index].append(Part("cue", part.step, line=line, sound=signal.sound, cue="next", align_end=True,
@@ -295,164 +336,3 @@ def _setting(step_id: str, cue_settings: dict[str, CueSettings], parents: dict[s
     return getattr(top, name)
 
 
-def place(
-    routine: Routine,
-    sections: tuple[Section, ...],
-    speech_length: Callable[[Line], int],
-    sound_length: Callable[[Sound], int],
-) -> Timeline:
-    """Give every part its start and end, in samples.
-
-    A hold begins where the speech before it ends and its chime starts exactly
-    where it ends. A pause of the routine's `pause` (and up to one MP3 frame
-    more, see _frame_grid) separates two sounds that would otherwise touch,
-    and opens and closes the session. Cues sit inside their hold or rest and
-    never move anything else.
-    """
-    gap = samples(routine.pause)
-    events: list[Event] = []
-    spans: list[StepSpan] = []
-    warnings: list[Problem] = []
-    position = 0
-    last_sounded = True  # so the session opens with a pause
-    anchor: Event | None = None
-    anchored: list[tuple[Event, Part]] = []
-
-    def length_of(part: Part) -> int:
-        if part.line is not None:
-            return speech_length(part.line)
-        if part.sound is not None:
-            return sound_length(part.sound)
-        return 0
-
-    for section in sections:
-        section_start = position
-        for part in section.parts:
-            if part.kind == "cue":
-                cue_event = _place_cue(part, anchor, length_of(part), warnings)
-                if cue_event is not None:
-                    anchored.append((cue_event, part))
-                continue
-            if part.kind in ("speech", "chime"):
-                length = length_of(part)
-                if part.kind == "chime" and length:
-                    length += (part.strikes - 1) * samples(STRIKE_SPACING_MS)
-                if length <= 0:
-                    continue
-                if last_sounded and gap:
-                    events.append(Event("pause", position, position + gap, part.step))
-                    position += gap
-                events.append(Event(part.kind, position, position + length, part.step, line=part.line,
-                                    sound=part.sound, strikes=part.strikes, context=part.context))
-                last_sounded = True
-            else:
-                spoken = length_of(part) if part.kind == "rest" else 0
-                if spoken and last_sounded and gap:
-                    # A rest that opens with a spoken cue is a sound too: keep it off the one before.
-                    events.append(Event("pause", position, position + gap, part.step))
-                    position += gap
-                length = samples(part.ms) + spoken
-                event = Event(part.kind, position, position + length, part.step, context=part.context)
-                events.append(event)
-                anchor = event
-                if spoken or (part.kind == "rest" and part.sound is not None):
-                    opening = Event("cue", position, position + (spoken or length_of(part)), part.step,
-                                    line=part.line, sound=part.sound, cue=part.cue, context=part.context)
-                    anchored.append((opening, part))
-                last_sounded = False
-            position += length
-        if section is sections[-1] and gap:
-            events.append(Event("pause", position, position + gap, section.id))
-            position += gap
-        spans.append(StepSpan(section.id, section.title, section_start, position))
-
-    warnings.extend(_overlaps(anchored))
-    moved = _frame_grid(events)
-    events = [replace(e, start=moved(e.start), end=moved(e.end)) for e in events]
-    anchored = [(replace(cue, start=moved(cue.start), end=moved(cue.end)), part) for cue, part in anchored]
-    spans = [replace(span, start=moved(span.start), end=moved(span.end)) for span in spans]
-    ordered = sorted(events + [cue for cue, _ in anchored], key=lambda e: (e.start, e.kind == "cue"))
-    timeline = Timeline(routine.title, routine.description, tuple(ordered), tuple(spans), tuple(warnings),
-                        routine.background)
-    if timeline.duration > samples(MAX_SESSION_MS):
-        raise InputError(f"{routine.path}: the session would last {format_clock(milliseconds(timeline.duration))}, more than 12 hours")
-    return timeline
-
-
-def _frame_grid(events: list[Event]) -> Callable[[int], int]:
-    """Where each position moves when every pause grows, by less than one MP3 frame, to put a hold's end on the frame grid.
-
-    What follows a pause up to the next one is fixed by the plan: speech, a
-    hold of the exact length asked, its chime. Ending that hold on a frame
-    boundary makes the chime, and everything that follows it to the next
-    pause, start at the same place within an MP3 frame however long the holds
-    are, so their encoded frames are reused when a hold changes. Only the
-    pause before gives way: a hold still lasts exactly as long as it says.
-    """
-    growth: list[tuple[int, int]] = []  # (end of a pause, how much everything from there on moves)
-    moved = 0
-    for index, event in enumerate(events):
-        if event.kind != "pause":
-            continue
-        target = event.end
-        for later in events[index + 1 :]:
-            if later.kind == "pause":
-                break
-            if later.kind == "hold":
-                target = later.end
-                break
-        moved += -(target + moved) % FRAME
-        growth.append((event.end, moved))
-    ends = [end for end, _ in growth]
-
-    def at(position: int) -> int:
-        passed = bisect.bisect_right(ends, position)
-        return position + (growth[passed - 1][1] if passed else 0)
-
-    return at
-
-
-def _place_cue(part: Part, anchor: Event | None, length: int, warnings: list[Problem]) -> Event | None:
-    if anchor is None or length <= 0:
-        return None
-    if part.align_end:
-        start = anchor.end - length
-    elif part.at >= 0:
-        start = anchor.start + samples(part.at)
-    else:
-        start = anchor.end - samples(-part.at)
-    label = _label(part)
-    span = f"{anchor.kind} of {format_clock(milliseconds(anchor.length))}"
-    if not anchor.start <= start < anchor.end:
-        if part.align_end:
-            start = anchor.start
-            warnings.append(Problem(part.where or Location("?"), f"step '{part.step}': {label} ({_secs(length)}) is longer than "
-                            f"its {span}; it runs {_secs(length - anchor.length)} past it at {format_clock(milliseconds(anchor.end))}"))
-        else:
-            warnings.append(Problem(part.where or Location("?"), f"step '{part.step}': {label} at {_secs(samples(part.at))} "
-                            f"does not fit in its {span}; it is left out"))
-            return None
-    elif start + length > anchor.end:
-        warnings.append(Problem(part.where or Location("?"), f"step '{part.step}': {label} at {format_clock(milliseconds(start))} runs "
-                        f"{_secs(start + length - anchor.end)} past the end of its {span}"))
-    return Event("cue", start, start + length, part.step, line=part.line, sound=part.sound, cue=part.cue,
-                 context=part.context)
-
-
-def _overlaps(anchored: list[tuple[Event, Part]]) -> list[Problem]:
-    found = []
-    ordered = sorted(anchored, key=lambda item: item[0].start)
-    for (before, before_part), (after, after_part) in zip(ordered, ordered[1:]):
-        if before.end > after.start:
-            found.append(Problem(after_part.where or Location("?"), f"step '{after.step}': {_label(after_part)} at "
-                         f"{format_clock(milliseconds(after.start))} overlaps {_label(before_part)} by {_secs(before.end - after.start)}"))
-    return found
-
-
-def _label(part: Part) -> str:
-    what = f'"{part.line.text}"' if part.line else f"({part.sound.name if part.sound else ''})"
-    return f"cue {what}" if part.cue == "cue" else f"{part.cue} cue {what}"
-
-
-def _secs(count: int) -> str:
-    return f"{count / SAMPLE_RATE:.1f} s"

@@ -23,7 +23,7 @@ STRIKE_SPACING_MS = 2500
 PartKind = Literal["speech", "hold", "chime", "rest", "cue"]
 # Pauses are not planned as parts: placing puts them between sounds.
 EventKind = Literal[PartKind, "pause"]
-CueKind = Literal["countdown", "halfway", "remaining", "bell", "cue", "switch", "next", "lead-in"]
+CueKind = Literal["countdown", "halfway", "remaining", "bell", "cue", "switch", "next", "lead-in", "say", "last-round"]
 
 
 @dataclass(frozen=True)
@@ -99,10 +99,21 @@ class Event:
 
 @dataclass(frozen=True)
 class StepSpan:
+    """A chapter: a top-level step, or one round of a group with `chapters: rounds`."""
+
     id: str
     title: str
     start: int
     end: int
+    round: int | None = None
+    side: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        found: dict[str, Any] = {"id": self.id, "title": self.title, "start": seconds(self.start), "end": seconds(self.end)}
+        for key in ("round", "side"):
+            if getattr(self, key) is not None:
+                found[key] = getattr(self, key)
+        return found
 
 
 @dataclass(frozen=True)
@@ -143,7 +154,7 @@ class Timeline:
             "title": self.title,
             "description": self.description,
             "duration": seconds(self.duration),
-            "steps": [{"id": s.id, "title": s.title, "start": seconds(s.start), "end": seconds(s.end)} for s in self.steps],
+            "steps": [span.to_json() for span in self.steps],
             "events": events,
         }
         if self.background:

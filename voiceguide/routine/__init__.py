@@ -7,6 +7,7 @@ from voiceguide.routine.model import (
     BED_LEVEL_RANGE,
     BUILTIN_BEDS,
     BUILTIN_CHIMES,
+    CLOSING_KEYS,
     CUE_KEYS,
     DEFAULT_ATTACK_MS,
     DEFAULT_BED_FADE_MS,
@@ -22,10 +23,12 @@ from voiceguide.routine.model import (
     DEFAULT_SWITCH_GAP_MS,
     DUCK_KEYS,
     GROUP_KEYS,
+    INTERVAL_NAMES,
     MAX_CROSSFADE_MS,
     MAX_DUCK_DB,
     MAX_EVENTS,
     MAX_SESSION_MS,
+    MAX_STRIKES,
     OFF,
     PHRASE_KEYS,
     PHRASE_SCOPE,
@@ -47,7 +50,8 @@ from voiceguide.routine.model import (
     Text,
     TimedCue,
     Voice,
+    intervals,
     minimum_length,
 )
 
-__all__ = ["Checker", "did_you_mean", "load_routine", "BACKGROUND_KEYS", "BED_LEVEL_RANGE", "BUILTIN_BEDS", "BUILTIN_CHIMES", "Background", "CUE_KEYS", "CueSettings", "DEFAULT_ATTACK_MS", "DEFAULT_BED_FADE_MS", "DEFAULT_BED_LEVEL_DB", "DEFAULT_CHIME", "DEFAULT_COUNTDOWN", "DEFAULT_CROSSFADE_MS", "DEFAULT_DUCK_DB", "DEFAULT_LEAD_IN_MS", "DEFAULT_PAUSE_MS", "DEFAULT_PHRASES", "DEFAULT_RELEASE_MS", "DEFAULT_SWITCH_GAP_MS", "DUCK_KEYS", "GROUP_KEYS", "MAX_CROSSFADE_MS", "MAX_DUCK_DB", "MAX_EVENTS", "MAX_SESSION_MS", "OFF", "PHRASE_KEYS", "PHRASE_SCOPE", "Phrases", "RATE_RANGE", "RESERVED_IDS", "Routine", "SOUND_SUFFIXES", "STEP_KEYS", "Signal", "Sound", "Step", "TEMPLATE_NAMES", "TOP_KEYS", "Text", "TimedCue", "UNIT_PHRASES", "VOICE_KEYS", "Voice", "minimum_length"]
+__all__ = ["Checker", "did_you_mean", "load_routine", "BACKGROUND_KEYS", "BED_LEVEL_RANGE", "BUILTIN_BEDS", "BUILTIN_CHIMES", "Background", "CLOSING_KEYS", "CUE_KEYS", "CueSettings", "DEFAULT_ATTACK_MS", "DEFAULT_BED_FADE_MS", "DEFAULT_BED_LEVEL_DB", "DEFAULT_CHIME", "DEFAULT_COUNTDOWN", "DEFAULT_CROSSFADE_MS", "DEFAULT_DUCK_DB", "DEFAULT_LEAD_IN_MS", "DEFAULT_PAUSE_MS", "DEFAULT_PHRASES", "DEFAULT_RELEASE_MS", "DEFAULT_SWITCH_GAP_MS", "DUCK_KEYS", "GROUP_KEYS", "INTERVAL_NAMES", "MAX_CROSSFADE_MS", "MAX_DUCK_DB", "MAX_EVENTS", "MAX_SESSION_MS", "MAX_STRIKES", "OFF", "PHRASE_KEYS", "PHRASE_SCOPE", "Phrases", "RATE_RANGE", "RESERVED_IDS", "Routine", "SOUND_SUFFIXES", "STEP_KEYS", "Signal", "Sound", "Step", "TEMPLATE_NAMES", "TOP_KEYS", "Text", "TimedCue", "UNIT_PHRASES", "VOICE_KEYS", "Voice", "intervals", "minimum_length"]

@@ -19,12 +19,15 @@ from voiceguide.routine.model import (
     BED_LEVEL_RANGE,
     BUILTIN_BEDS,
     BUILTIN_CHIMES,
+    CLOSING_KEYS,
     DEFAULT_COUNTDOWN,
     DEFAULT_LEAD_IN_MS,
     DEFAULT_PHRASES,
     DUCK_KEYS,
+    INTERVAL_NAMES,
     MAX_CROSSFADE_MS,
     MAX_DUCK_DB,
+    MAX_STRIKES,
     OFF,
     PHRASE_KEYS,
     PHRASE_SCOPE,
@@ -94,14 +97,35 @@ class CueChecker(Checker):
         ms = self.duration(data, "lead-in", allow_zero=True)
         return Signal(phrase=True), ms or 0
 
+    def _closing(self, data: YMap) -> tuple[Sound | None, int]:
+        """`closing: gong`, or `closing: {sound: gong, strikes: 3}`: the session's last chime, struck N times."""
+        if not isinstance(data.get("closing"), YMap):
+            return self._chime(data, "closing"), 1
+        settings = self.mapping(data["closing"], data.at("closing"), "'closing'", CLOSING_KEYS)
+        assert settings is not None
+        if "sound" not in settings:
+            self.problem(data.at("closing"), f"'closing' needs a 'sound': {', '.join(BUILTIN_CHIMES)}, or a sound file")
+        strikes = 1
+        if "strikes" in settings:
+            value = settings["strikes"]
+            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_STRIKES:
+                self.problem(settings.at("strikes"), f"'strikes' must be a whole number from 1 to {MAX_STRIKES}, "
+                                                     f"got {_kind(value)}")
+            else:
+                strikes = value
+        return self._chime(settings, "sound"), strikes
+
     def _cue_settings(self, data: YMap, scope: tuple[str, ...]) -> CueSettings:
         settings: dict[str, Any] = {}
         if "countdown" in data:
             settings.update(self._countdown(data))
-        for key in ("halfway", "switch", "next"):
+        for key in ("halfway", "switch", "next", "last-round"):
             if key in data:
-                # `switch` may say {side} and `next` {title} wherever they are set.
-                settings.update(self._signal_setting(data, key, scope + PHRASE_SCOPE[key]))
+                # `switch` may say {side} and `next` {title} wherever they are set; `last-round` is spoken
+                # at the start of a round, where only the round's own names have a value.
+                key_scope = PHRASE_SCOPE[key] + INTERVAL_NAMES if key == "last-round" else scope + PHRASE_SCOPE[key]
+                found = self._signal_setting(data, key, key_scope)
+                settings.update({name.replace("-", "_"): value for name, value in found.items()})
         if "remaining" in data:
             settings.update(self._remaining(data))
         if "bells" in data:
@@ -437,6 +461,8 @@ def _scope_hint(name: str) -> str:
         "repeat": "only in a step's 'say' or 'between'",
         "repeats": "only in a step's 'say' or 'between'",
         "hold": "only in a step with a 'hold'",
+        "interval": "only in a step with a 'hold' or inside a group",
+        "intervals": "only in a step with a 'hold' or inside a group",
     }[name]
 
 

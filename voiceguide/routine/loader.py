@@ -19,6 +19,7 @@ from voiceguide.routine.cues import CueChecker
 from voiceguide.routine.model import (
     DEFAULT_PAUSE_MS,
     GROUP_KEYS,
+    INTERVAL_NAMES,
     MAX_EVENTS,
     MAX_SESSION_MS,
     RESERVED_IDS,
@@ -66,9 +67,9 @@ class _RoutineChecker(CueChecker):
         outro = self._texts(data, "outro", scope=())
         phrases = self._phrases(data)
         # Defaults apply to steps of any shape, so their texts may use only what every hold has.
-        cue_settings = self._cue_settings(data, ("hold", "repeat", "repeats"))
+        cue_settings = self._cue_settings(data, ("hold", "repeat", "repeats") + INTERVAL_NAMES)
         lead_in, lead_in_ms = self._lead_in(data)
-        closing = self._chime(data, "closing")
+        closing, closing_strikes = self._closing(data)
         cover = self._file(data, "cover", "cover image")
         background = self._background(data) if "background" in data else None
         for reserved in RESERVED_IDS:
@@ -77,7 +78,7 @@ class _RoutineChecker(CueChecker):
         if "steps" not in data:
             self.problem(data.where, "a routine needs 'steps', a list of at least one step")
         else:
-            steps = self._steps(data["steps"], data.at("steps"), scope=())
+            steps = self._steps(data["steps"], data.at("steps"), scope=(), top=True)
             if steps:
                 self._check_size(steps)
         return Routine(
@@ -95,6 +96,7 @@ class _RoutineChecker(CueChecker):
             lead_in=lead_in,
             lead_in_ms=lead_in_ms,
             closing=closing,
+            closing_strikes=closing_strikes,
             phrases=phrases,
             cover=cover,
             cover_at=data.at("cover") if cover else None,
@@ -119,18 +121,18 @@ class _RoutineChecker(CueChecker):
                 result[name] = table.raw.get(name, str(value))
         return result
 
-    def _steps(self, value: Any, where: Location, scope: tuple[str, ...]) -> tuple[Step, ...]:
+    def _steps(self, value: Any, where: Location, scope: tuple[str, ...], top: bool = False) -> tuple[Step, ...]:
         if not isinstance(value, YList) or not value:
             self.problem(where, f"'steps' must be a list of at least one step, got {_kind(value)}")
             return ()
         steps = []
         for item, item_where in zip(value, value.item_at):
-            step = self._step(item, item_where, scope)
+            step = self._step(item, item_where, scope, top)
             if step is not None:
                 steps.append(step)
         return tuple(steps)
 
-    def _step(self, value: Any, where: Location, scope: tuple[str, ...]) -> Step | None:
+    def _step(self, value: Any, where: Location, scope: tuple[str, ...], top: bool) -> Step | None:
         is_group = isinstance(value, YMap) and "steps" in value
         # Keys of the other kind are flagged below with a clearer message.
         keys = STEP_KEYS + tuple(k for k in GROUP_KEYS if k not in STEP_KEYS)
@@ -138,25 +140,32 @@ class _RoutineChecker(CueChecker):
         if data is None:
             return None
         for key in data:
-            if key in ("hold", "repeat", "between") and is_group:
+            if key in ("hold", "repeat", "between", "rest-between") and is_group:
                 self.problem(data.key_at[key], f"'{key}' belongs on a step; a group has 'rounds' and 'steps'")
-            elif key == "rounds" and not is_group:
-                self.problem(data.key_at[key], "'rounds' belongs on a group (a step with 'steps')")
+            elif key in ("rounds", "strict", "chapters", "last-round") and not is_group:
+                self.problem(data.key_at[key], f"'{key}' belongs on a group (a step with 'steps')")
         title = self.text(data, "title", "a step", required=True) or ""
         step_id = self._id(data, title, where)
         sides = self._sides(data)
         repeat = self.count(data, "repeat") or 1
         rounds = self.count(data, "rounds") or 1
         hold = self.duration(data, "hold", allow_zero=False)
-        if "between" in data and repeat == 1:
-            self.problem(data.key_at["between"], "'between' is spoken between repetitions; add 'repeat' of 2 or more")
+        rest_between = self.duration(data, "rest-between", allow_zero=True) or 0
+        for key in ("between", "rest-between"):
+            if key in data and repeat == 1 and not is_group:
+                self.problem(data.key_at[key], f"'{key}' is {'spoken' if key == 'between' else 'a rest'} between "
+                                               "repetitions; add 'repeat' of 2 or more")
+        strict = self.flag(data, "strict") if is_group else False
+        chapters = self._chapters(data, rounds, top) if is_group else None
 
         inner = scope + (("side",) if sides else ())
         if is_group:
-            inner += ("round", "rounds")
+            # A group's texts may count the work intervals (holds) of the circuit: {interval} of {intervals}.
+            inner += ("round", "rounds") + tuple(name for name in INTERVAL_NAMES if name not in inner)
             say_scope = inner
         else:
-            say_scope = inner + ("repeat", "repeats") + (("hold",) if hold is not None else ())
+            with_hold = ("hold",) + tuple(name for name in INTERVAL_NAMES if name not in inner) if hold is not None else ()
+            say_scope = inner + ("repeat", "repeats") + with_hold
         say = self._texts(data, "say", say_scope)
         between = self._texts(data, "between", say_scope)
         # Cue texts inside a group apply to the steps in it, which each have a hold.
@@ -171,6 +180,7 @@ class _RoutineChecker(CueChecker):
             hold_at=data.at("hold") if hold is not None else None,
             repeat=repeat,
             between=between,
+            rest_between=rest_between if not is_group else 0,
             sides=sides,
             rest=self.duration(data, "rest", allow_zero=True) or 0,
             chime=self._chime(data),
@@ -178,7 +188,35 @@ class _RoutineChecker(CueChecker):
             steps=steps,
             rounds=rounds,
             cue_settings=cue_settings,
+            strict=strict,
+            chapters=chapters,
         )
+
+    def flag(self, data: YMap, key: str) -> bool:
+        """A true/false setting; false when absent."""
+        if key not in data:
+            return False
+        value = data[key]
+        if not isinstance(value, bool):
+            self.problem(data.at(key), f"'{key}' must be true or false, got {_kind(value)}")
+            return False
+        return value
+
+    def _chapters(self, data: YMap, rounds: int, top: bool) -> str | None:
+        """`chapters: rounds`: a chapter for each round of a group at the top of the routine."""
+        value = self.text(data, "chapters", "a group")
+        if value is None:
+            return None
+        at = data.at("chapters")
+        if value != "rounds":
+            self.problem(at, f"'chapters' must be rounds (a chapter for each round), got '{value}'")
+        elif not top:
+            self.problem(at, "'chapters: rounds' works on a group at the top of the routine's 'steps'")
+        elif rounds < 2:
+            self.problem(at, "'chapters: rounds' needs 'rounds' of 2 or more")
+        else:
+            return value
+        return None
 
     def _id(self, data: YMap, title: str, where: Location) -> str:
         explicit = "id" in data

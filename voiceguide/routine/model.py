@@ -22,11 +22,15 @@ MAX_EVENTS = 50_000
 RATE_RANGE = (40, 600)
 
 # Cue settings: at the top of a routine they are defaults, on a group or step they refine them.
-CUE_KEYS = ("countdown", "halfway", "remaining", "cues", "bells", "switch", "next")
+CUE_KEYS = ("countdown", "halfway", "remaining", "cues", "bells", "switch", "next", "last-round")
 TOP_KEYS = ("title", "description", "voice", "chime", "pause", "intro", "outro", "vars", "steps",
             "lead-in", "closing", "phrases", "cover", "background") + CUE_KEYS
-STEP_KEYS = ("title", "id", "say", "hold", "repeat", "between", "sides", "rest", "chime", "voice") + CUE_KEYS
-GROUP_KEYS = ("title", "id", "say", "steps", "rounds", "rest", "sides", "chime", "voice") + CUE_KEYS
+STEP_KEYS = ("title", "id", "say", "hold", "repeat", "between", "rest-between", "sides", "rest", "chime",
+             "voice") + CUE_KEYS
+GROUP_KEYS = ("title", "id", "say", "steps", "rounds", "rest", "sides", "chime", "voice", "strict",
+              "chapters") + CUE_KEYS
+CLOSING_KEYS = ("sound", "strikes")
+MAX_STRIKES = 10
 VOICE_KEYS = ("engine", "voice", "rate", "volume")
 BUILTIN_BEDS = ("rain", "drone")
 BACKGROUND_KEYS = ("sound", "level", "fade", "crossfade", "duck")
@@ -49,16 +53,21 @@ DEFAULT_PHRASES = {
     "switch": "Switch to the {side} side.",
     "next": "Next up: {title}.",
     "lead-in": "Get ready.",
+    "last-round": "Last round.",
+    "chapter": "{title} – round {round} of {rounds}",  # a round's chapter title, with `chapters: rounds`
 }
 # The names each phrase may use besides the routine's vars.
-PHRASE_SCOPE = {"halfway": (), "remaining": ("time",), "switch": ("side",), "next": ("title",), "lead-in": ()}
+PHRASE_SCOPE = {"halfway": (), "remaining": ("time",), "switch": ("side",), "next": ("title",), "lead-in": (),
+                "last-round": ("round", "rounds"), "chapter": ("title", "round", "rounds")}
 UNIT_PHRASES = ("second", "seconds", "minute", "minutes", "hour", "hours")
 PHRASE_KEYS = tuple(DEFAULT_PHRASES) + UNIT_PHRASES + ("numbers",)
 DEFAULT_COUNTDOWN = 3
 DEFAULT_SWITCH_GAP_MS = 3000
 DEFAULT_LEAD_IN_MS = 5000
 # Names the program fills in; a routine's own vars may not take them.
-TEMPLATE_NAMES = ("side", "round", "rounds", "repeat", "repeats", "hold")
+TEMPLATE_NAMES = ("side", "round", "rounds", "repeat", "repeats", "hold", "interval", "intervals")
+# What every work interval (a hold) knows of its place in the circuit: the nth hold of how many.
+INTERVAL_NAMES = ("interval", "intervals")
 
 
 
@@ -173,6 +182,7 @@ class CueSettings:
     switch: Signal | None = None
     switch_gap: int | None = None
     next: Signal | None = None
+    last_round: Signal | None = None
 
     def over(self, base: CueSettings) -> CueSettings:
         """These settings, with the fields left unset taken from ``base``."""
@@ -203,6 +213,7 @@ class Step:
     hold_at: Location | None = None
     repeat: int = 1
     between: tuple[Text, ...] = ()
+    rest_between: int = 0  # silence between repetitions, after each chime; `between` is spoken at its end
     sides: tuple[str, ...] = ()
     rest: int = 0
     chime: Sound | None = None
@@ -210,6 +221,8 @@ class Step:
     steps: tuple[Step, ...] = ()
     rounds: int = 1
     cue_settings: CueSettings = field(default_factory=CueSettings)
+    strict: bool = False  # every hold one cycle (its hold and the rest after it) after the one before
+    chapters: str | None = None  # "rounds": each round its own chapter
 
     @property
     def is_group(self) -> bool:
@@ -232,6 +245,7 @@ class Routine:
     lead_in: Signal = OFF
     lead_in_ms: int = 0
     closing: Sound | None = None
+    closing_strikes: int = 1
     phrases: Phrases = field(default_factory=lambda: Phrases({}, {}))
     cover: Path | None = None
     cover_at: Location | None = None
@@ -269,6 +283,17 @@ def lower_bound(step: Step) -> tuple[int, int]:
         return ms, round_events * step.rounds * sides
     per_repeat_ms = step.hold or 0
     per_repeat_events = 2 + len(step.say) + len(step.between) + 2
-    return per_repeat_ms * step.repeat * sides + step.rest, per_repeat_events * step.repeat * sides + 1
+    # A rest between repetitions is one more event, and its time, wherever the repetitions run.
+    rests_between = (step.repeat - 1) * sides if step.rest_between else 0
+    ms = per_repeat_ms * step.repeat * sides + step.rest_between * rests_between + step.rest
+    return ms, per_repeat_events * step.repeat * sides + rests_between + 1
+
+
+def intervals(step: Step) -> int:
+    """How many work intervals (holds) a step has in all, over its sides, repetitions and rounds."""
+    sides = max(1, len(step.sides))
+    if step.is_group:
+        return sides * step.rounds * sum(intervals(child) for child in step.steps)
+    return sides * step.repeat if step.hold is not None else 0
 
 
