@@ -30,6 +30,7 @@ from voiceguide.overrides import (
     HoldSetting,
     Overrides,
     apply_overrides,
+    check_fit,
     check_scale,
     parse_fit,
     parse_hold_option,
@@ -137,14 +138,14 @@ def plan_session(routine: Routine, voice: Voice | None = None, environment: Envi
     every core). ``progress`` is told (done, total) as lines are spoken.
     ``for_build``: each new clip is analysed for the level search as it
     arrives, on a core that would otherwise wait. ``fit`` (``"20m"``, or
-    milliseconds): the session is made to last that long, to within an MP3
-    frame, by scaling its holds but those of the steps in ``keep`` (the holds
-    set with adjust); the session's Routine has the holds it got.
+    milliseconds): the session is made to last that long, to within half an
+    MP3 frame (13 ms), by scaling its holds but those of the steps in ``keep``
+    (the holds set with adjust); the session's Routine has the holds it got.
     """
     environment = environment or Environment.from_os()
     if fit is not None and not isinstance(fit, Fit):
         try:
-            fit = parse_fit(str(fit), f"fit {fit}") if isinstance(fit, str) else Fit(fit, f"fit {fit} ms")
+            fit = parse_fit(fit, f"fit {fit}") if isinstance(fit, str) else Fit(check_fit(fit), f"fit {fit} ms")
         except ValueError as error:
             raise InputError(f"fit {fit}: {error}") from None
     from voiceguide.sounds import Sounds
@@ -281,7 +282,7 @@ def _tune(routine: Routine, timeline: Timeline, step_id: str, goal: int, target:
 
     start = next(step.hold for step in routine.all_steps() if step.id == step_id) or 1
     plans[start] = routine, timeline
-    count = sum(1 for e in timeline.events if e.kind == "hold" and e.step == step_id)
+    count = max(1, sum(1 for e in timeline.events if e.kind == "hold" and e.step == step_id))
     step = max(1, abs(round((goal - timeline.duration) * 1000 / SAMPLE_RATE / count)))
     if timeline.duration < goal:
         low, high = start, start + step
