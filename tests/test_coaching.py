@@ -555,3 +555,23 @@ def test_the_readme_examples_of_these_keys_plan(tmp_path: Path) -> None:
     assert len(timeline.steps) == 8 and of(timeline, "rest")[-1].end - holds[0].start == samples(240_000)
     timeline = plan_of(tmp_path, "title: T\nsteps:\n" + "".join(f"  {line}\n" for line in stretch.splitlines()))
     assert len(of(timeline, "cue", cue="say")) == 2
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("rest-between", "-5s", "'rest-between': a duration cannot be negative, got '-5s'"),
+    ("strict", "1", "'strict' must be true or false, got 1"),
+    ("chapters", "true", "'chapters' must be rounds (a chapter for each round), got true/false"),
+    ("last-round", "{say: Last., sound: gong}", "'last-round' has both 'say' and 'sound'; give one"),
+])
+def test_bad_values_of_the_new_keys_are_one_line_each_and_exit_2(tmp_path: Path, key: str, value: str,
+                                                                 message: str) -> None:
+    path = tmp_path / "routine.yaml"
+    if key == "rest-between":
+        path.write_text(f"title: T\nsteps:\n  - title: A\n    hold: 5s\n    repeat: 2\n    {key}: {value}\n")
+    else:
+        path.write_text(f"title: T\nsteps:\n  - title: G\n    rounds: 2\n    {key}: {value}\n    steps:\n"
+                        "      - {title: A, hold: 5s}\n")
+    result = CliRunner().invoke(cli, ["check", str(path)])
+    assert result.exit_code == 2
+    (line,) = result.stderr.splitlines()
+    assert line.startswith(f"{path}:") and line.endswith(message), line

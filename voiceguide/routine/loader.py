@@ -204,12 +204,11 @@ class _RoutineChecker(CueChecker):
 
     def _chapters(self, data: YMap, rounds: int, top: bool) -> str | None:
         """`chapters: rounds`: a chapter for each round of a group at the top of the routine."""
-        value = self.text(data, "chapters", "a group")
-        if value is None:
+        if "chapters" not in data:
             return None
-        at = data.at("chapters")
+        value, at = data["chapters"], data.at("chapters")
         if value != "rounds":
-            self.problem(at, f"'chapters' must be rounds (a chapter for each round), got '{value}'")
+            self.problem(at, f"'chapters' must be rounds (a chapter for each round), got {_kind(value)}")
         elif not top:
             self.problem(at, "'chapters: rounds' works on a group at the top of the routine's 'steps'")
         elif rounds < 2:
