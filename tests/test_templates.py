@@ -75,3 +75,56 @@ def test_hamstring_stretch_rests_between_sets_on_each_side(speech_cache: Path) -
                        key=lambda e: e["end"])
             assert line["end"] == pytest.approx(after["start"], abs=0.001)
             assert f"Set {after['repeat']} of 3 on the {side} side" in line["text"]
+
+
+def built(name: str, tmp_path: Path, cache: Path) -> tuple[dict, Path]:
+    plan = planned(name, cache)
+    output = tmp_path / f"{Path(name).stem}.mp3"
+    result = CliRunner().invoke(cli, ["build", str(SCRIPTS / name), "-o", str(output), "-q", "--cache-dir", str(cache)])
+    assert result.exit_code == 0, result.output
+    return plan, output
+
+
+@pytest.mark.slow
+def test_tabata_in_the_mp3_chimes_every_thirty_seconds_and_has_a_chapter_per_round(tmp_path: Path,
+                                                                                  speech_cache: Path) -> None:
+    from audio_probe import decode, first_loud
+    from mutagen.id3 import ID3
+
+    plan, output = built("tabata.yaml", tmp_path, speech_cache)
+    audio = decode(output)
+    assert abs(len(audio) / 44100 - plan["duration"]) < 0.03
+    chimes = of(plan, "chime", "work")
+    heard = [first_loud(audio, chime["start"] - 0.1, chime["start"] + 0.3) for chime in chimes]
+    assert None not in heard
+    # The cycle as heard, chime to chime: 30 s to 30 ms.
+    assert all(abs(after - before - 30.0) < 0.03 for before, after in zip(heard, heard[1:])), heard
+    assert all(abs(at - chime["start"]) < 0.03 for at, chime in zip(heard, chimes))
+    # A chapter per round, in time order, each where the plan puts it.
+    chapters = sorted(ID3(output).getall("CHAP"), key=lambda chap: chap.start_time)
+    rounds = [chap for chap in chapters if "round" in str(chap.sub_frames.get("TIT2", ""))]
+    assert len(rounds) == 8
+    spans = [s for s in plan["steps"] if s["id"] == "tabata"]
+    assert [chap.start_time for chap in rounds] == [round(s["start"] * 1000) for s in spans]
+    assert str(rounds[2].sub_frames["TIT2"]) == "Tabata – round 3 of 8"
+
+
+@pytest.mark.slow
+def test_hamstring_stretch_in_the_mp3_is_silent_through_each_rest_between_sets(tmp_path: Path,
+                                                                              speech_cache: Path) -> None:
+    from audio_probe import decode, first_loud, max_level
+
+    plan, output = built("hamstring-stretch.yaml", tmp_path, speech_cache)
+    audio = decode(output)
+    holds = of(plan, "hold", "hamstring")
+    for before, after in zip(holds, holds[1:]):
+        if before["side"] != after["side"]:
+            continue
+        chime = next(e for e in of(plan, "chime", "hamstring") if e["start"] >= before["end"] - 1e-6)
+        line = max((e for e in plan["events"] if e.get("cue") == "say" and e["end"] <= after["start"] + 1e-6),
+                   key=lambda e: e["end"])
+        # Silence from the chime's end to the line, the line heard where planned, the hold right after it.
+        assert max_level(audio, chime["end"] + 0.3, line["start"] - 0.05) < -50
+        spoken = first_loud(audio, line["start"] - 0.1, line["end"])
+        assert spoken is not None and abs(spoken - line["start"]) < 0.05
+        assert line["end"] == pytest.approx(after["start"], abs=0.001)
