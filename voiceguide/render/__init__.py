@@ -38,7 +38,7 @@ PIECE_GAP = 2 * (MARGIN + FRAME)
 # Under a bed, pieces this far apart at least: the encoder hears up to a lead (MARGIN and a frame) and WARM
 # before a piece, and this is more than that and TAIL after one.
 BED_PIECE_GAP = MARGIN + 2 * FRAME + WARM
-PIECE_FORMAT = 4  # bumped whenever rendering or encoding changes, so stored frames are not reused
+PIECE_FORMAT = 5  # bumped whenever rendering or encoding changes, so stored frames are not reused
 # Under a bed, only what is not its steady loop is encoded; False encodes the whole session as one piece
 # (what the tests compare the frames copied from the loop with).
 FRAMES_UNDER_BED = True
