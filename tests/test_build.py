@@ -618,7 +618,7 @@ def test_hung_synthesis_times_out_naming_the_text(tmp_path: Path, monkeypatch: p
     began = time.monotonic()
     result = invoke("build", routine, "-o", tmp_path / "x.mp3", "--quiet", "--cache-dir", tmp_path / "cache")
     elapsed = time.monotonic() - began
-    assert one_line_error(result, 1) == 'could not speak "Curl your toes and hold them tight.": no answer from pyttsx3 after 0.5 s'
+    assert one_line_error(result, 1) == f'{routine}:7:10: could not speak "Curl your toes and hold them tight.": no answer from pyttsx3 after 0.5 s'
     assert elapsed < 15  # two tries of 0.5 s, plus starting the real worker for --info
     assert not (tmp_path / "x.mp3").exists() and clips(tmp_path / "cache") == {}
 
@@ -627,7 +627,7 @@ def test_failing_synthesis_names_the_text(tmp_path: Path, monkeypatch: pytest.Mo
     monkeypatch.setattr(WORKER, fake_worker("sys.stderr.write('noise\\nRuntimeError: espeak lost its voice\\n'); sys.exit(1)"))
     routine = tiny_routine(tmp_path, "Roll your shoulders back three times.")
     result = invoke("build", routine, "-o", tmp_path / "x.mp3", "--quiet", "--cache-dir", tmp_path / "cache")
-    assert one_line_error(result, 1) == 'could not speak "Roll your shoulders back three times.": RuntimeError: espeak lost its voice'
+    assert one_line_error(result, 1) == f'{routine}:7:10: could not speak "Roll your shoulders back three times.": RuntimeError: espeak lost its voice'
     assert not (tmp_path / "x.mp3").exists()
 
 
@@ -762,7 +762,7 @@ def test_clip_shorter_than_its_header_is_refused(tmp_path: Path, monkeypatch: py
     result = invoke("build", routine, "-o", tmp_path / "x.mp3", "--quiet", "--cache-dir", tmp_path / "cache")
     cached = [wave.open(str(tmp_path / "cache" / name)).getnframes() / SAMPLE_RATE for name in clips(tmp_path / "cache")]
     assert result.exit_code == 1, f"built with a clip of {cached} s instead of the 2 s the engine announced"
-    assert one_line_error(result, 1) == 'could not speak "Hold still and breathe.": the engine wrote a truncated WAV file'
+    assert one_line_error(result, 1) == f'{routine}:7:10: could not speak "Hold still and breathe.": the engine wrote a truncated WAV file'
     assert cached == []
 
 

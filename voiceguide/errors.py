@@ -16,7 +16,21 @@ class VoiceguideError(Exception):
 
     def lines(self) -> list[str]:
         """The message as the lines a user sees, one problem per line."""
-        return [str(self)]
+        return [printable(str(self))]
+
+
+def printable(text: str) -> str:
+    """``text`` with every character a terminal would not show as itself escaped as Python does (``\\n``,
+    ``\\x07``, ``\\u200b``), so that a value quoted in a message keeps the message on one line and shows what the
+    file really holds."""
+    if text.isprintable():
+        return text
+    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)
+
+
+def quote(text: str) -> str:
+    """A value from a file as messages show it: in single quotes, on one line (see printable)."""
+    return f"'{printable(text)}'"
 
 
 @dataclass(frozen=True)
@@ -28,9 +42,10 @@ class Location:
     column: int = 0
 
     def __str__(self) -> str:
+        # A file name may hold a line break too; the message must stay on one line.
         if self.line:
-            return f"{self.path}:{self.line}:{self.column}"
-        return self.path
+            return f"{printable(self.path)}:{self.line}:{self.column}"
+        return printable(self.path)
 
 
 @dataclass(frozen=True)
@@ -39,7 +54,7 @@ class Problem:
     message: str
 
     def __str__(self) -> str:
-        return f"{self.where}: {self.message}"
+        return f"{self.where}: {printable(self.message)}"
 
 
 class InputError(VoiceguideError):

@@ -8,6 +8,8 @@ deep nesting) are refused with one line instead of a traceback.
 from __future__ import annotations
 
 import os
+import re
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +21,9 @@ MAX_BYTES = 1_000_000
 # Aliases let a tiny file name the same list many times over; counting every
 # value we build caps the expanded size whatever the file does.
 MAX_VALUES = 100_000
+# No setting takes a number this long (12 hours is 43,200,000 ms); Python cannot even read one of 4,300 digits.
+MAX_DIGITS = 20
+_TOO_LONG = object()
 
 
 class YMap(dict[str, Any]):
@@ -61,6 +66,9 @@ def read_yaml(path: str | os.PathLike[str], what: str, problems: list[Problem]) 
             raise RoutineError([Problem(Location(name), f"the file is empty; a {what} file needs {_needs(what)}")])
         builder = _Builder(name, loader, problems)
         value = builder.build(node)
+        if builder.refused:
+            found = problems + builder.refused
+            raise RoutineError(sorted(found, key=lambda problem: (problem.where.line, problem.where.column)))
     except yaml.MarkedYAMLError as error:
         mark, detail = _explain(error)
         raise _fail(name, mark, f"invalid YAML: {detail}") from None
@@ -101,16 +109,13 @@ def _read_text(path: Path, name: str, what: str) -> str:
         return RoutineError([Problem(Location(name), message)])
 
     try:
-        if path.is_dir():
-            raise fail(f"is a directory, not a {what} file")
-        size = path.stat().st_size
-        if size > MAX_BYTES:
-            raise fail(f"too large for a {what} file ({size} bytes; the limit is {MAX_BYTES})")
-        data = path.read_bytes()
+        data = _read_bytes(path, what)
     except FileNotFoundError:
         raise fail("no such file") from None
     except PermissionError:
         raise fail("permission denied") from None
+    except ValueError as error:  # a NUL in the name, or one of our own refusals
+        raise fail(str(error)) from None
     except OSError as error:
         raise fail(f"cannot read: {error.strerror or error}") from None
     nul = data.find(b"\0")
@@ -126,7 +131,66 @@ def _read_text(path: Path, name: str, what: str) -> str:
         raise RoutineError([Problem(where, f"not UTF-8 text (byte 0x{data[error.start]:02x}); save the file as UTF-8")]) from None
     if not text.strip():
         raise fail(f"the file is empty; a {what} file needs {_needs(what)}")
+    unfit = _UNFIT.search(text)
+    if unfit:
+        where = _position(name, text, unfit.start())
+        code = f"U+{ord(unfit.group()):04X}"
+        raise RoutineError([Problem(where, f"a control character ({code}) in the file; a {what} file holds only "
+                                           "printable text, tabs and line breaks")])
     return text
+
+
+def _read_bytes(path: Path, what: str) -> bytes:
+    """The file's bytes, refusing what is not a regular file (a pipe would hang, a device never end) and
+    reading no more than the limit, whatever size the file claims."""
+    kind = _kind_of(os.stat(path).st_mode)
+    if kind:
+        raise ValueError(f"is {kind}, not a {what} file")
+    # Not blocking: a name swapped for a pipe after the check above must not hang the open.
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    with os.fdopen(fd, "rb") as file:
+        status = os.fstat(file.fileno())
+        kind = _kind_of(status.st_mode)
+        if kind:
+            raise ValueError(f"is {kind}, not a {what} file")
+        if status.st_size > MAX_BYTES:
+            raise ValueError(f"too large for a {what} file ({status.st_size} bytes; the limit is {MAX_BYTES})")
+        data = file.read(MAX_BYTES + 1)
+    if len(data) > MAX_BYTES:
+        raise ValueError(f"too large for a {what} file (over {MAX_BYTES} bytes, the limit)")
+    return data
+
+
+def _kind_of(mode: int) -> str | None:
+    """What a file that is not a regular file is, in words; None for a regular file."""
+    if stat.S_ISREG(mode):
+        return None
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    if stat.S_ISFIFO(mode):
+        return "a pipe"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    return "a special file"
+
+
+# What YAML refuses to read in a file (its reader's rule): control characters other than tab and line breaks,
+# and the two non-characters of the Basic Multilingual Plane.
+_UNFIT = re.compile("[^\x09\x0A\x0D\x20-\x7E\x85\xA0-\uD7FF\uE000-\uFFFD\U00010000-\U0010FFFF]")
+# What a value may not hold: control characters but tab and line breaks, and lone surrogates (which the escape
+# \ud800 in a quoted YAML string gives).
+_UNFIT_VALUE = re.compile("[\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x84\x86-\x9F\uD800-\uDFFF]")
+# Line breaks as YAML counts them for its marks, so that every place is reported the same way.
+_BREAK = re.compile("\r\n|[\n\r\x85\u2028\u2029]")
+
+
+def _position(name: str, text: str, index: int) -> Location:
+    """The FILE:LINE:COL of ``text[index]``."""
+    breaks = list(_BREAK.finditer(text, 0, index))
+    start = breaks[-1].end() if breaks else 0
+    return Location(name, len(breaks) + 1, index - start + 1)
 
 
 def _where(name: str, mark: yaml.Mark | None) -> Location:
@@ -145,6 +209,8 @@ class _Builder:
         self.loader = loader
         self.problems = problems
         self.count = 0
+        # Values that cannot be used at all: reported together once the file is read, before anything reads them.
+        self.refused: list[Problem] = []
 
     def build(self, node: yaml.Node) -> Any:
         self.count += 1
@@ -159,7 +225,33 @@ class _Builder:
             items.item_at = [_where(self.name, child.start_mark) for child in node.value]
             items.raw = [child.value if isinstance(child, yaml.ScalarNode) else None for child in node.value]
             return items
-        return self.loader.construct_object(node, deep=True)
+        return self._scalar(node)
+
+    def _scalar(self, node: yaml.Node) -> Any:
+        try:
+            value = self.loader.construct_object(node, deep=True)
+        except ValueError:
+            # Python refuses to read a whole number of more than 4300 digits.
+            value = _TOO_LONG
+        if value is _TOO_LONG or (isinstance(value, int) and abs(value) >= 10**MAX_DIGITS):
+            self.refuse(node, f"a number of more than {MAX_DIGITS} digits; no setting takes one (put text in quotes)")
+            return None
+        if isinstance(value, str):
+            self.check_text(node, value)
+        return value
+
+    def check_text(self, node: yaml.Node, text: str) -> None:
+        """Refuse characters a value cannot hold: a lone surrogate is no character at all, and a control
+        character would break a file name, a message on a terminal or the voice (tabs and line breaks may
+        stand in text; messages show them escaped)."""
+        bad = _UNFIT_VALUE.search(text)
+        if bad:
+            char = bad.group()
+            what = "half of a surrogate pair, not a character" if "\ud800" <= char <= "\udfff" else "a control character"
+            self.refuse(node, f"this value holds U+{ord(char):04X}, {what}; remove it")
+
+    def refuse(self, node: yaml.Node, message: str) -> None:
+        self.refused.append(Problem(_where(self.name, node.start_mark), message))
 
     def _mapping(self, node: yaml.MappingNode) -> YMap:
         own = sum(1 for key, _ in node.value if key.tag != "tag:yaml.org,2002:merge")
@@ -174,6 +266,7 @@ class _Builder:
             if not isinstance(key_node, yaml.ScalarNode):
                 raise _fail(self.name, key_node.start_mark, "a key must be a plain word, not a list or mapping")
             key = str(key_node.value)
+            self.check_text(key_node, key)
             if index >= merged:
                 if key in own_keys:
                     # Reported, and reading goes on so the file's other problems are found too.

@@ -13,7 +13,7 @@ from dataclasses import replace
 from typing import TypeVar
 
 from voiceguide.durations import number_words, spoken_duration
-from voiceguide.errors import Location
+from voiceguide.errors import Location, Problem, RoutineError, quote
 from voiceguide.plan.parts import Chapter, Part, Section
 from voiceguide.plan.placing import REMAINING_MARGIN_MS, place
 from voiceguide.plan.strict import strict_block
@@ -21,6 +21,7 @@ from voiceguide.plan.timeline import Context, CueKind, Line
 from voiceguide.routine import (
     DEFAULT_CHIME,
     DEFAULT_SWITCH_GAP_MS,
+    MAX_LINE_CHARS,
     CueSettings,
     Routine,
     Signal,
@@ -29,6 +30,8 @@ from voiceguide.routine import (
     Text,
     Voice,
     intervals,
+    speakable,
+    too_big,
 )
 
 __all__ = ["Part", "Section", "expand", "lines_of", "place", "sounds_of"]
@@ -46,6 +49,10 @@ def expand(routine: Routine, chosen_voice: Voice, defaults: Voice) -> tuple[Sect
     line): they win over the file at every level; ``defaults`` fill what nobody
     set. Holds must already carry any overrides: `{hold}` is spoken from them.
     """
+    # Checked again here: holds changed since loading (--hold, --fit) change how many cues they hold.
+    found = too_big(routine.steps, routine.cue_settings)
+    if found is not None:
+        raise RoutineError([Problem(found[0].where, found[1])])
     expander = _Expander(routine, chosen_voice)
     voice = chosen_voice.over(routine.voice.over(defaults))
     default_chime = routine.chime or Sound(DEFAULT_CHIME, Location(str(routine.path)))
@@ -96,6 +103,18 @@ class _Expander:
     def fill(self, text: Text, values: dict[str, object]) -> str:
         return text.template.format(**{**self.routine.vars, **{k: str(v) for k, v in values.items()}})
 
+    def line(self, text: str, voice: Voice, where: Location) -> Line:
+        """A line to speak, made from the text at ``where``. The loader checked the text with the routine's
+        own vars; what the planner fills in (a side's name, a changed hold) is checked here, as the line
+        the engine would get."""
+        if len(text) > MAX_LINE_CHARS:
+            raise RoutineError([Problem(where, f"a line of {len(text)} characters once filled in; a spoken line "
+                                               f"may have at most {MAX_LINE_CHARS}: {quote(text[:60])}...")])
+        if not speakable(text):
+            raise RoutineError([Problem(where, f"nothing to say in {quote(text)} once filled in; a line needs a "
+                                               "letter or a digit")])
+        return Line(text, voice, where)
+
     def number(self, n: int) -> str:
         return str(n) if self.phrases.digits else number_words(n)
 
@@ -105,7 +124,8 @@ class _Expander:
     def lines(self, step_id: str, texts: tuple[Text, ...], values: dict[str, object], voice: Voice,
               context: Context) -> Iterator[Part]:
         for text in texts:
-            yield Part("speech", step_id, line=Line(self.fill(text, values), voice), context=context, where=text.where)
+            yield Part("speech", step_id, line=self.line(self.fill(text, values), voice, text.where), context=context,
+                       where=text.where)
 
     def said_at_end(self, step_id: str, texts: tuple[Text, ...], values: dict[str, object], voice: Voice,
                     context: Context) -> Iterator[Part]:
@@ -117,12 +137,16 @@ class _Expander:
         """``values`` with the number of the next hold of the circuit, and how many it has."""
         return dict(values, interval=min(self.done + 1, self.intervals), intervals=self.intervals)
 
-    def signal_line(self, signal: Signal, phrase: str, values: dict[str, object], voice: Voice) -> Line | None:
-        """The line a cue speaks: its own text, or the routine's phrase for it."""
+    def signal_line(self, signal: Signal, phrase: str, values: dict[str, object], voice: Voice,
+                    at: Location | None = None) -> Line | None:
+        """The line a cue speaks: its own text, or the routine's phrase for it. A default phrase is in no
+        line of the file: its line is said to come from ``at``, the step it is said in."""
         if signal.text is not None:
-            return Line(self.fill(signal.text, values), voice)
+            return self.line(self.fill(signal.text, values), voice, signal.text.where)
         if signal.phrase:
-            return Line(self.fill(self.phrases.texts[phrase], values), voice)
+            text = self.phrases.texts[phrase]
+            where = text.where if text.where.line or at is None else at
+            return self.line(self.fill(text, values), voice, where)
         return None
 
     def step(self, step: Step, values: dict[str, object], chime: Sound, voice: Voice,
@@ -148,7 +172,7 @@ class _Expander:
         """Between sides: "switch to the right side", then time to change position."""
         signal = cue_settings.switch if cue_settings.switch is not None else Signal(phrase=True)
         gap = DEFAULT_SWITCH_GAP_MS if cue_settings.switch_gap is None else cue_settings.switch_gap
-        line = self.signal_line(signal, "switch", values, voice)
+        line = self.signal_line(signal, "switch", values, voice, step.where)
         if line is not None or signal.sound is not None or gap:
             yield Part("rest", step.id, line=line, sound=signal.sound, ms=gap, cue="switch",
                        context=Context(side=side), where=step.where)
@@ -182,7 +206,7 @@ class _Expander:
         context = Context(side=side, round=number if step.rounds > 1 else None)
         signal = cue_settings.last_round
         if number == step.rounds > 1 and signal is not None and signal.on:
-            line = self.signal_line(signal, "last-round", in_round, voice)
+            line = self.signal_line(signal, "last-round", in_round, voice, step.where)
             yield Part("rest", step.id, line=line, sound=signal.sound, cue="last-round", context=context,
                        where=step.where)
         yield from self.lines(step.id, step.say, in_round, voice, context)
@@ -229,7 +253,7 @@ class _Expander:
         """In a strict group, the countdown also counts into each hold, at the end of the rest before it."""
         for count in range(cue_settings.countdown or 0, 0, -1):
             sound = cue_settings.countdown_sound
-            line = None if sound is not None else Line(self.number(count), voice)
+            line = None if sound is not None else self.line(self.number(count), voice, step.where)
             yield Part("cue", step.id, line=line, sound=sound, cue="countdown", at=-count * 1000, lead=True,
                        context=context, where=step.where)
 
@@ -247,19 +271,21 @@ class _Expander:
             for at in range(cue_settings.bell_every, hold, cue_settings.bell_every):
                 yield cue("bell", at, sound=bell)
         if cue_settings.halfway is not None and cue_settings.halfway.on:
-            line = self.signal_line(cue_settings.halfway, "halfway", values, voice)
+            line = self.signal_line(cue_settings.halfway, "halfway", values, voice, step.where)
             yield cue("halfway", hold // 2, line, cue_settings.halfway.sound)
         for left in _remaining_times(hold, cue_settings, own=step.cue_settings.remaining is not None):
-            line = self.signal_line(Signal(phrase=True), "remaining", dict(values, time=self.duration(left)), voice)
+            line = self.signal_line(Signal(phrase=True), "remaining", dict(values, time=self.duration(left)), voice,
+                                    step.where)
             yield cue("remaining", -left, line)
         for timed in cue_settings.cues or ():
-            line = Line(self.fill(timed.signal.text, values), voice) if timed.signal.text else None
+            text = timed.signal.text
+            line = self.line(self.fill(text, values), voice, text.where) if text else None
             yield cue("cue", timed.at, line, timed.signal.sound, timed.where)
         for count in range(min(cue_settings.countdown or 0, hold // 1000), 0, -1):
             if cue_settings.countdown_sound is not None:
                 yield cue("countdown", -count * 1000, sound=cue_settings.countdown_sound)
             else:
-                yield cue("countdown", -count * 1000, Line(self.number(count), voice))
+                yield cue("countdown", -count * 1000, self.line(self.number(count), voice, step.where))
 
 
 def _remaining_times(hold: int, cue_settings: CueSettings, own: bool) -> list[int]:
@@ -306,7 +332,7 @@ def _announce_next(routine: Routine, sections: tuple[Section, ...], expander: _E
         # Not for the intro or outro, nor between two repetitions or rounds of the same step.
         if following is None or following.step not in titles or following.step == part.step:
             continue
-        line = expander.signal_line(signal, "next", {"title": titles[following.step]}, voice)
+        line = expander.signal_line(signal, "next", {"title": titles[following.step]}, voice, part.where)
         rebuilt[index].append(Part("cue", part.step, line=line, sound=signal.sound, cue="next", align_end=True,
                                    context=part.context, where=part.where))
     return tuple(replace(section, parts=tuple(parts)) for section, parts in zip(sections, rebuilt))

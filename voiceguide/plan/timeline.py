@@ -7,11 +7,11 @@ at SAMPLE_RATE so that what is planned is what is rendered, to the sample.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from voiceguide.durations import format_clock, format_short
-from voiceguide.errors import Problem
+from voiceguide.errors import Location, Problem
 from voiceguide.routine import Background, Sound, Voice
 from voiceguide.units import milliseconds, samples, seconds
 
@@ -28,10 +28,16 @@ CueKind = Literal["countdown", "halfway", "remaining", "bell", "cue", "switch", 
 
 @dataclass(frozen=True)
 class Line:
-    """One thing to say, with the voice to say it in."""
+    """One thing to say, with the voice to say it in.
+
+    ``where`` is the place in the file of the text it was made from, for
+    messages; it is not part of the line's identity (the same words from two
+    places are one clip).
+    """
 
     text: str
     voice: Voice
+    where: Location | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,10 @@ from voiceguide.routine.model import (
     MAX_CROSSFADE_MS,
     MAX_DUCK_DB,
     MAX_EVENTS,
+    MAX_LINE_CHARS,
+    MAX_NESTING,
     MAX_SESSION_MS,
+    MAX_SIDES,
     MAX_STRIKES,
     OFF,
     PHRASE_KEYS,
@@ -50,8 +53,12 @@ from voiceguide.routine.model import (
     Text,
     TimedCue,
     Voice,
+    cue_count,
     intervals,
+    lower_bound,
     minimum_length,
+    speakable,
+    too_big,
 )
 
-__all__ = ["Checker", "did_you_mean", "load_routine", "BACKGROUND_KEYS", "BED_LEVEL_RANGE", "BUILTIN_BEDS", "BUILTIN_CHIMES", "Background", "CLOSING_KEYS", "CUE_KEYS", "CueSettings", "DEFAULT_ATTACK_MS", "DEFAULT_BED_FADE_MS", "DEFAULT_BED_LEVEL_DB", "DEFAULT_CHIME", "DEFAULT_COUNTDOWN", "DEFAULT_CROSSFADE_MS", "DEFAULT_DUCK_DB", "DEFAULT_LEAD_IN_MS", "DEFAULT_PAUSE_MS", "DEFAULT_PHRASES", "DEFAULT_RELEASE_MS", "DEFAULT_SWITCH_GAP_MS", "DUCK_KEYS", "GROUP_KEYS", "INTERVAL_NAMES", "MAX_CROSSFADE_MS", "MAX_DUCK_DB", "MAX_EVENTS", "MAX_SESSION_MS", "MAX_STRIKES", "OFF", "PHRASE_KEYS", "PHRASE_SCOPE", "Phrases", "RATE_RANGE", "RESERVED_IDS", "Routine", "SOUND_SUFFIXES", "STEP_KEYS", "Signal", "Sound", "Step", "TEMPLATE_NAMES", "TOP_KEYS", "Text", "TimedCue", "UNIT_PHRASES", "VOICE_KEYS", "Voice", "intervals", "minimum_length"]
+__all__ = ["Checker", "did_you_mean", "load_routine", "BACKGROUND_KEYS", "BED_LEVEL_RANGE", "BUILTIN_BEDS", "BUILTIN_CHIMES", "Background", "CLOSING_KEYS", "CUE_KEYS", "CueSettings", "DEFAULT_ATTACK_MS", "DEFAULT_BED_FADE_MS", "DEFAULT_BED_LEVEL_DB", "DEFAULT_CHIME", "DEFAULT_COUNTDOWN", "DEFAULT_CROSSFADE_MS", "DEFAULT_DUCK_DB", "DEFAULT_LEAD_IN_MS", "DEFAULT_PAUSE_MS", "DEFAULT_PHRASES", "DEFAULT_RELEASE_MS", "DEFAULT_SWITCH_GAP_MS", "DUCK_KEYS", "GROUP_KEYS", "INTERVAL_NAMES", "MAX_CROSSFADE_MS", "MAX_DUCK_DB", "MAX_EVENTS", "MAX_LINE_CHARS", "MAX_NESTING", "MAX_SESSION_MS", "MAX_SIDES", "MAX_STRIKES", "OFF", "PHRASE_KEYS", "PHRASE_SCOPE", "Phrases", "RATE_RANGE", "RESERVED_IDS", "Routine", "SOUND_SUFFIXES", "STEP_KEYS", "Signal", "Sound", "Step", "TEMPLATE_NAMES", "TOP_KEYS", "Text", "TimedCue", "UNIT_PHRASES", "VOICE_KEYS", "Voice", "cue_count", "intervals", "lower_bound", "minimum_length", "speakable", "too_big"]

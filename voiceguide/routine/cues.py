@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from voiceguide.durations import ENGLISH_UNITS
-from voiceguide.errors import Location
+from voiceguide.errors import Location, quote
 from voiceguide.routine.checker import Checker, _kind, did_you_mean
 from voiceguide.routine.model import (
     BACKGROUND_KEYS,
@@ -27,6 +27,7 @@ from voiceguide.routine.model import (
     INTERVAL_NAMES,
     MAX_CROSSFADE_MS,
     MAX_DUCK_DB,
+    MAX_LINE_CHARS,
     MAX_STRIKES,
     OFF,
     PHRASE_KEYS,
@@ -41,6 +42,7 @@ from voiceguide.routine.model import (
     Sound,
     Text,
     TimedCue,
+    speakable,
 )
 from voiceguide.yamlfile import YList, YMap
 
@@ -74,7 +76,9 @@ class CueChecker(Checker):
             elif key in UNIT_PHRASES:
                 units[key] = text
             else:
-                self._check_template(text, table.at(key), key, PHRASE_SCOPE[key])
+                # A chapter's title is read, not spoken.
+                if self._check_template(text, table.at(key), key, PHRASE_SCOPE[key]) and key != "chapter":
+                    self._check_spoken(text, table.at(key), key)
                 texts[key] = Text(text, table.at(key))
         return Phrases(texts, units, digits)
 
@@ -423,16 +427,40 @@ class CueChecker(Checker):
             if not text.strip():
                 self.problem(where, f"'{key}' has an empty line to say")
                 continue
-            self._check_template(text, where, key, scope)
+            if self._check_template(text, where, key, scope):
+                self._check_spoken(text, where, key)
             texts.append(Text(text, where))
         return tuple(texts)
 
-    def _check_template(self, text: str, where: Location, key: str, scope: tuple[str, ...]) -> None:
+    def _check_spoken(self, text: str, where: Location, key: str) -> None:
+        """A line must give the voice something to say, and not so much that an engine fails on it.
+
+        Checked with the routine's vars filled in; the names voiceguide fills
+        (a side, a number, a time) are words, and the planner checks the line
+        they make again (see planner.py).
+        """
+        parts, filled_later = [], False
+        for literal, name, _, _ in string.Formatter().parse(text):
+            parts.append(literal)
+            if name is not None and name in self.vars:
+                parts.append(self.vars[name])
+            elif name is not None:
+                filled_later = True
+        line = "".join(parts)
+        if len(line) > MAX_LINE_CHARS:
+            self.problem(where, f"'{key}': a line of {len(line)} characters; a spoken line may have at most "
+                                f"{MAX_LINE_CHARS} (split it into several)")
+        elif not filled_later and not speakable(line):
+            self.problem(where, f"'{key}': nothing to say in {quote(text)}; a line needs a letter or a digit")
+
+    def _check_template(self, text: str, where: Location, key: str, scope: tuple[str, ...]) -> bool:
+        """Report the template's problems; whether it has none."""
         try:
             fields = [(name, spec, conv) for _, name, spec, conv in string.Formatter().parse(text) if name is not None]
         except ValueError as error:
             self.problem(where, f"'{key}': bad template ({error}); write {{{{ and }}}} for literal braces")
-            return
+            return False
+        count = len(self.problems)
         known = list(scope) + list(self.vars)
         for name, spec, conv in fields:
             if spec or conv:
@@ -451,6 +479,7 @@ class CueChecker(Checker):
                 else:
                     hint = "; define it under 'vars'"
                 self.problem(where, f"'{key}': unknown variable {{{name}}}{hint}")
+        return len(self.problems) == count
 
 
 def _scope_hint(name: str) -> str:

@@ -12,24 +12,24 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from voiceguide.durations import format_clock
-from voiceguide.errors import Location, RoutineError
+from voiceguide.errors import Location, RoutineError, quote
 from voiceguide.routine.checker import _kind, _order, slug
 from voiceguide.routine.cues import CueChecker
 from voiceguide.routine.model import (
     DEFAULT_PAUSE_MS,
     GROUP_KEYS,
     INTERVAL_NAMES,
-    MAX_EVENTS,
-    MAX_SESSION_MS,
+    MAX_NESTING,
+    MAX_SIDES,
     RESERVED_IDS,
     STEP_KEYS,
     TEMPLATE_NAMES,
     TOP_KEYS,
+    CueSettings,
     Routine,
     Step,
     Voice,
-    lower_bound,
+    too_big,
 )
 from voiceguide.yamlfile import YList, YMap, read_yaml
 
@@ -80,7 +80,7 @@ class _RoutineChecker(CueChecker):
         else:
             steps = self._steps(data["steps"], data.at("steps"), scope=(), top=True)
             if steps:
-                self._check_size(steps)
+                self._check_size(steps, cue_settings)
         return Routine(
             path=self.path,
             title=title or "",
@@ -121,18 +121,24 @@ class _RoutineChecker(CueChecker):
                 result[name] = table.raw.get(name, str(value))
         return result
 
-    def _steps(self, value: Any, where: Location, scope: tuple[str, ...], top: bool = False) -> tuple[Step, ...]:
+    def _steps(self, value: Any, where: Location, scope: tuple[str, ...], top: bool = False,
+               depth: int = 0) -> tuple[Step, ...]:
+        """The steps of the routine (``depth`` 0) or of a group ``depth`` groups deep."""
         if not isinstance(value, YList) or not value:
             self.problem(where, f"'steps' must be a list of at least one step, got {_kind(value)}")
             return ()
+        if depth > MAX_NESTING:
+            self.problem(where, f"groups nest more than {MAX_NESTING} deep here; a routine may nest groups at most "
+                                f"{MAX_NESTING} deep")
+            return ()
         steps = []
         for item, item_where in zip(value, value.item_at):
-            step = self._step(item, item_where, scope, top)
+            step = self._step(item, item_where, scope, top, depth)
             if step is not None:
                 steps.append(step)
         return tuple(steps)
 
-    def _step(self, value: Any, where: Location, scope: tuple[str, ...], top: bool) -> Step | None:
+    def _step(self, value: Any, where: Location, scope: tuple[str, ...], top: bool, depth: int) -> Step | None:
         is_group = isinstance(value, YMap) and "steps" in value
         # Keys of the other kind are flagged below with a clearer message.
         keys = STEP_KEYS + tuple(k for k in GROUP_KEYS if k not in STEP_KEYS)
@@ -170,7 +176,7 @@ class _RoutineChecker(CueChecker):
         between = self._texts(data, "between", say_scope)
         # Cue texts inside a group apply to the steps in it, which each have a hold.
         cue_settings = self._cue_settings(data, say_scope + ("hold", "repeat", "repeats") if is_group else say_scope)
-        steps = self._steps(data["steps"], data.at("steps"), inner) if is_group else ()
+        steps = self._steps(data["steps"], data.at("steps"), inner, depth=depth + 1) if is_group else ()
         return Step(
             id=step_id,
             title=title,
@@ -246,30 +252,22 @@ class _RoutineChecker(CueChecker):
         if not isinstance(value, YList) or not value:
             self.problem(data.at("sides"), f"'sides' must be a list of side names such as [left, right], got {_kind(value)}")
             return ()
-        sides = []
+        if len(value) > MAX_SIDES:
+            self.problem(data.at("sides"), f"'sides' lists {len(value)} sides; a step or group may have at most {MAX_SIDES}")
+            return ()
+        sides: dict[str, None] = {}  # in order, each once
         for item, at, raw in zip(value, value.item_at, value.raw):
             name = raw if raw is not None and not isinstance(item, (YMap, YList)) else None
             if not name or not name.strip():
                 self.problem(at, "each side must be a name such as left or right")
             elif name in sides:
-                self.problem(at, f"side '{name}' is listed twice")
+                self.problem(at, f"side {quote(name)} is listed twice")
             else:
-                sides.append(name)
+                sides[name] = None
         return tuple(sides)
 
-    def _check_size(self, steps: tuple[Step, ...]) -> None:
-        """Refuse sessions over 12 hours before anything is expanded in memory."""
-        total_ms = 0
-        total_events = 0
-        for step in steps:
-            ms, events = lower_bound(step)
-            total_ms += ms
-            total_events += events
-            if total_ms > MAX_SESSION_MS:
-                self.problem(step.where, f"the session would last more than 12 hours (holds and rests reach {format_clock(total_ms)} by step '{step.id}')")
-                return
-            if total_events > MAX_EVENTS:
-                self.problem(step.where, f"the session would have more than {MAX_EVENTS} events by step '{step.id}'; use fewer repeats or rounds")
-                return
-
-
+    def _check_size(self, steps: tuple[Step, ...], settings: CueSettings) -> None:
+        """Refuse sessions over 12 hours or MAX_EVENTS before anything is expanded in memory."""
+        found = too_big(steps, settings)
+        if found is not None:
+            self.problem(found[0].where, found[1])

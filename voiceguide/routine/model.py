@@ -5,10 +5,12 @@ The loader (loader.py) makes these; every later stage reads them.
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+from voiceguide.durations import format_clock
 from voiceguide.errors import Location
 
 BUILTIN_CHIMES = ("bell", "soft", "gong", "wood", "none")
@@ -18,8 +20,16 @@ DEFAULT_PAUSE_MS = 800
 MAX_SESSION_MS = 12 * 3_600_000
 # A limit on events as well as on time: a routine of many short spoken steps
 # repeated a million times is short of 12 hours of holds but not of work.
+# Every line, hold, chime, rest and cue counts: a bell every second of a 12-hour hold is 43,200 of them.
 MAX_EVENTS = 50_000
 RATE_RANGE = (40, 600)
+# Far more than any body has (left and right; four limbs), few enough that a typo of a list is caught at once.
+MAX_SIDES = 50
+# Groups inside groups, this many deep at most: a circuit of circuits is two.
+MAX_NESTING = 10
+# A spoken line's length in characters, once filled in: a long paragraph is a few hundred; engines fail on
+# (pyttsx3 crashes at) many thousands.
+MAX_LINE_CHARS = 1000
 
 # Cue settings: at the top of a routine they are defaults, on a group or step they refine them.
 CUE_KEYS = ("countdown", "halfway", "remaining", "cues", "bells", "switch", "next", "last-round")
@@ -267,26 +277,71 @@ class Routine:
 
 
 
-def minimum_length(step: Step) -> int:
-    """Least time a step takes in ms (its holds and rests, without speech)."""
-    return lower_bound(step)[0]
+def minimum_length(step: Step, inherited: CueSettings | None = None) -> int:
+    """Least time a step takes in ms (its holds, rests and side switches, without speech)."""
+    return lower_bound(step, inherited)[0]
 
 
-def lower_bound(step: Step) -> tuple[int, int]:
-    """Least time and event count of a step, computed without expanding it."""
+def lower_bound(step: Step, inherited: CueSettings | None = None) -> tuple[int, int]:
+    """Least time of a step and an estimate of its events (cues included), computed without expanding it.
+
+    ``inherited`` are the cue settings of the routine and groups around the
+    step. The count is meant to grow as expanding would, so that a session
+    too big to plan is refused before anything is expanded.
+    """
+    settings = step.cue_settings.over(inherited or CueSettings())
     sides = max(1, len(step.sides))
+    # Between two sides: a rest as long as the switch's gap, opening with its line.
+    gap = DEFAULT_SWITCH_GAP_MS if settings.switch_gap is None else settings.switch_gap
+    switch_ms, switches = gap * (sides - 1), 2 * (sides - 1)
     if step.is_group:
-        parts = [lower_bound(child) for child in step.steps]
+        parts = [lower_bound(child, settings) for child in step.steps]
         round_ms = sum(ms for ms, _ in parts)
         round_events = sum(events for _, events in parts) + len(step.say) + 1
-        ms = (round_ms * step.rounds + step.rest * (step.rounds - 1)) * sides
-        return ms, round_events * step.rounds * sides
+        ms = (round_ms * step.rounds + step.rest * (step.rounds - 1)) * sides + switch_ms
+        return ms, round_events * step.rounds * sides + switches
     per_repeat_ms = step.hold or 0
-    per_repeat_events = 2 + len(step.say) + len(step.between) + 2
+    cues = cue_count(step.hold, settings) if step.hold else 0
+    per_repeat_events = 2 + len(step.say) + len(step.between) + 2 + cues
     # A rest between repetitions is one more event, and its time, wherever the repetitions run.
     rests_between = (step.repeat - 1) * sides if step.rest_between else 0
-    ms = per_repeat_ms * step.repeat * sides + step.rest_between * rests_between + step.rest
-    return ms, per_repeat_events * step.repeat * sides + rests_between + 1
+    ms = per_repeat_ms * step.repeat * sides + step.rest_between * rests_between + step.rest + switch_ms
+    return ms, per_repeat_events * step.repeat * sides + rests_between + switches + 1
+
+
+def cue_count(hold: int, settings: CueSettings) -> int:
+    """How many cues one hold of ``hold`` ms gets from ``settings``, or a little more (never fewer)."""
+    count = len(settings.cues or ()) + len(settings.remaining or ()) + min(settings.countdown or 0, hold // 1000)
+    count += 1 if settings.halfway is not None and settings.halfway.on else 0
+    if settings.bell_every and settings.bell_every < hold:
+        count += (hold - 1) // settings.bell_every  # one at every multiple inside the hold
+    if settings.remaining_every:
+        count += hold // settings.remaining_every
+    return count
+
+
+def too_big(steps: tuple[Step, ...], settings: CueSettings) -> tuple[Step, str] | None:
+    """The first step by which the session is sure to pass its limits (12 hours, MAX_EVENTS), and why;
+    None if it may not. ``settings`` are the routine's cue settings."""
+    total_ms = 0
+    total_events = 0
+    for step in steps:
+        ms, events = lower_bound(step, settings)
+        total_ms += ms
+        total_events += events
+        if total_ms > MAX_SESSION_MS:
+            # A number of hours with thousands of digits says nothing more than "far too long".
+            reach = format_clock(total_ms) if total_ms < 1000 * MAX_SESSION_MS else "thousands of hours"
+            return step, f"the session would last more than 12 hours (holds and rests reach {reach} by step '{step.id}')"
+        if total_events > MAX_EVENTS:
+            return step, (f"the session would have more than {MAX_EVENTS} events (lines, holds, chimes, rests and "
+                          f"cues) by step '{step.id}'; use fewer repeats, rounds, sides or cues")
+    return None
+
+
+def speakable(text: str) -> bool:
+    """Whether a line has something a voice can say: a letter or a digit, in any script."""
+    return any(unicodedata.category(char)[0] in "LN" for char in text)
 
 
 def intervals(step: Step) -> int:

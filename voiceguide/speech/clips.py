@@ -16,6 +16,7 @@ import json
 import os
 import tempfile
 import threading
+import unicodedata
 import wave
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
@@ -24,7 +25,7 @@ from typing import TYPE_CHECKING
 
 from voiceguide.cache import Clip
 from voiceguide.environment import Environment
-from voiceguide.errors import EngineError, InputError, Location, VoiceError
+from voiceguide.errors import EngineError, InputError, Location, VoiceError, printable
 from voiceguide.plan.timeline import Line
 from voiceguide.routine import Voice
 from voiceguide.speech.engines import Engine, create_engine
@@ -195,7 +196,8 @@ class Speech:
                 error = failure
             finally:
                 path.unlink(missing_ok=True)
-        raise EngineError(f'could not speak "{_short(line.text)}": {error or "unknown failure"}')
+        where = f"{line.where}: " if line.where is not None else ""
+        raise EngineError(f'{where}could not speak "{_short(printable(line.text))}": {error or "unknown failure"}')
 
 
 def _checked(line: Line, path: Path, environment: Environment) -> np.ndarray:
@@ -212,13 +214,44 @@ def _checked(line: Line, path: Path, environment: Environment) -> np.ndarray:
         raise EngineError(f"the engine wrote unreadable audio ({error})") from None
     samples = trim(samples)
     seconds = len(samples) / SAMPLE_RATE
-    words = max(1, len(line.text.split()))
+    words = spoken_words(line.text)
     rate = line.voice.rate or DEFAULT_VOICE.rate or 160
     expected = words * 60 / rate
     # Generous bounds: voices differ, but a fraction of this or many times it means a broken clip.
     if seconds < min(0.15, expected / 2) or seconds < expected / 8 or seconds > expected * 6 + 3:
-        raise EngineError(f"the engine wrote {seconds:.2f} s of audio for {words} words at {rate} words per minute")
+        raise EngineError(f"the engine wrote {seconds:.2f} s of audio for {words:g} words at {rate} words per minute")
     return samples
+
+
+# Scripts written without spaces between words, and how much of a word each letter is: a Chinese character is
+# a syllable, a Japanese kana a mora (both more than a word's share of time, which is what matters below); in
+# Thai, Lao, Tibetan, Myanmar and Khmer a syllable is about two letters.
+_UNSPACED = (((0x3040, 0x30FF), 1.0), ((0x31F0, 0x31FF), 1.0), ((0x3400, 0x4DBF), 1.0), ((0x4E00, 0x9FFF), 1.0),
+             ((0xF900, 0xFAFF), 1.0), ((0xFF66, 0xFF9F), 1.0), ((0x20000, 0x3FFFF), 1.0),
+             ((0x0E00, 0x0FFF), 0.5), ((0x1000, 0x109F), 0.5), ((0x1780, 0x17FF), 0.5))
+
+
+def spoken_words(text: str) -> float:
+    """How many words' time ``text`` takes to say, roughly, in any script.
+
+    Words apart are counted, and a long word (or one a voice spells out,
+    letter by letter, in a script it does not know) as one word for every
+    four letters and marks; in scripts without spaces, letters count as
+    above. It errs on the side of more words: the bounds it sets are wide.
+    """
+    total = 0.0
+    for token in text.split():
+        unspaced, other = 0.0, 0
+        for char in token:
+            kind, code = unicodedata.category(char)[0], ord(char)
+            weight = next((share for (low, high), share in _UNSPACED if low <= code <= high), None)
+            if weight is not None:
+                # Letters only: a vowel sign joins the syllable of the letter it marks.
+                unspaced += weight if kind in "LN" else 0.0
+            elif kind in "LMN":
+                other += 1
+        total += unspaced + (max(1.0, other / 4) if other else 0.0)
+    return max(1.0, total)
 
 
 def _truncated_wav(path: Path) -> bool:
