@@ -46,7 +46,8 @@ class Environment:
     def cache(self) -> Cache:
         from voiceguide.cache import Cache
 
-        return Cache(self.cache_dir)
+        # A cache that cannot be written is said once, here; the run goes on without it.
+        return Cache(self.cache_dir, note=lambda text: print(text, file=self.stderr, flush=True))
 
     @functools.cached_property
     def tools(self) -> Tools:

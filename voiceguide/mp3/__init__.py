@@ -90,7 +90,7 @@ class Encoder:
         # A piece heard twice (the same words after two holds) is encoded once.
         missing = list({piece.key or id(piece): piece for piece in pieces
                         if piece.key is None or stored.get(piece.key) is None}.values())
-        # Pieces are stored by a thread of their own: each is synced to disk, milliseconds the writing need not wait.
+        # Pieces are stored by a thread of their own: milliseconds the writing need not wait.
         saver = ThreadPoolExecutor(max_workers=1) if store and missing else None
         saved: list[Future] = []
         # The encoder starts first: its pieces are made while the file and the writer are set up.
@@ -134,6 +134,6 @@ class Encoder:
             if saver:
                 saver.shutdown()
                 for done in saved:
-                    done.result()  # a piece that could not be stored fails the build, as it would have at once
+                    done.result()  # storing never fails for want of room or rights (see Cache): what comes here is a bug
             writer.finish(total)
 

@@ -11,6 +11,7 @@ import hashlib
 import json
 from typing import TYPE_CHECKING
 
+from voiceguide.cache import CacheError
 from voiceguide.environment import Environment
 from voiceguide.errors import AudioError, InputError
 from voiceguide.routine import Sound
@@ -60,7 +61,10 @@ class Sounds:
         key = self.key(sound)
         stored = self._environment.cache.clip(SOUNDS, key)
         if stored is not None:
-            return stored.samples()
+            try:
+                return stored.samples()
+            except CacheError:
+                pass  # whole a moment ago, changed since (another build, a cache clear): made again
         made = _level(self._load(sound))
         if len(made):
             self._environment.cache.put_clip(SOUNDS, key, made)

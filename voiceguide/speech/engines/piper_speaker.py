@@ -146,10 +146,7 @@ class Speaker:
         self._shrink = made["shrink"]
         self._noise = _Noise([parts.models[f"noise{i}"] for i in range(len(self._counts))], parts.noise)
         if cache is not None and key and stored is None:
-            try:
-                cache.put_arrays(PARTS, key, parts.packed(self._noise.first()))
-            except OSError:
-                pass  # a cache that cannot be written costs the next build the rewriting
+            cache.put_arrays(PARTS, key, parts.packed(self._noise.first()))  # a cache that cannot be written says so
 
     def close(self) -> None:
         """Hand the shared arena's memory back to the system: all of it is free once no clip is being spoken."""
