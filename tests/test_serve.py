@@ -456,11 +456,12 @@ def test_serve_prints_the_address_and_stops_on_ctrl_c(folder: Path, monkeypatch:
         socket.create_connection(("127.0.0.1", port), timeout=5)
 
 
-def test_serve_on_the_network_says_so_and_shows_a_qr_code(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("host", ["0.0.0.0", "0"])  # `--host 0` is every interface too, as the system reads it
+def test_serve_on_the_network_says_so_and_shows_a_qr_code(host: str, folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     seen: list[int] = []
     monkeypatch.setattr(SessionServer, "serve_forever", fake_serve_forever(seen))
     monkeypatch.setattr("voiceguide.serve._address.lan_address", lambda: "192.0.2.7")
-    result = CliRunner().invoke(cli, ["serve", str(folder), "--host", "0.0.0.0", "--port", "0"])
+    result = CliRunner().invoke(cli, ["serve", str(folder), "--host", host, "--port", "0"])
     assert result.exit_code == 0, result.output
     url = f"http://192.0.2.7:{seen[0]}/"
     lines = result.stdout.splitlines()

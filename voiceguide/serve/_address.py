@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import socket
 
 
@@ -25,9 +26,21 @@ def lan_address() -> str | None:
     return None if address.startswith(("127.", "0.")) else address
 
 
+def every_interface(host: str) -> bool:
+    """Whether ``host`` means every interface of this computer, however it is written: 0.0.0.0, 0, ::, [::]."""
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_unspecified
+    except ValueError:
+        pass
+    try:  # the short forms the system takes for an IPv4 address, as it binds them: 0, 0.0
+        return socket.inet_aton(host) == bytes(4)
+    except OSError:
+        return host == ""
+
+
 def url_for(host: str, port: int) -> str:
     """The address to open: the LAN address when serving on every interface."""
-    if host in ("0.0.0.0", "::", ""):
+    if every_interface(host):
         host = lan_address() or "localhost"
     return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
 

@@ -10,7 +10,6 @@ import socketserver
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from io import BufferedIOBase
-from pathlib import Path
 from typing import BinaryIO
 from urllib.parse import quote, unquote
 
@@ -152,14 +151,14 @@ class Handler(BaseHTTPRequestHandler):
             self._send(HTTPStatus.OK, player_page(session), "text/html; charset=utf-8", body=body)
         elif segments[0] in ("audio", "download"):
             self._send_audio(session, attachment=segments[0] == "download", body=body)
-        elif segments[0] == "cover" and (cover := cover_of(session)) is not None:
+        elif segments[0] == "cover" and (cover := cover_of(library, session)) is not None:
             self._send(HTTPStatus.OK, cover[1], cover[0], body=body)
         else:
             self._send_text(HTTPStatus.NOT_FOUND, "no such session or page")
 
     def _send_audio(self, session: SessionFile, attachment: bool, body: bool) -> None:
-        file = _open(session.path)
-        if file is None:  # gone since it was listed
+        file = self.server.library.open(session.name)
+        if file is None:  # gone since it was listed, or no longer a session
             self._send_text(HTTPStatus.NOT_FOUND, "no such session or page")
             return
         with file:
@@ -211,13 +210,6 @@ class Handler(BaseHTTPRequestHandler):
         """Quiet: a phone streaming a session makes many requests, none worth a line."""
 
 
-def _open(path: Path) -> BinaryIO | None:
-    try:
-        return path.open("rb")
-    except OSError:
-        return None
-
-
 def _disposition(name: str) -> str:
     fallback = re.sub(r'[^A-Za-z0-9._ -]', "_", name)
     return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe='')}"
@@ -237,6 +229,10 @@ class SessionServer(ThreadingHTTPServer):
     """A threaded HTTP server for one folder's sessions; each client has its own thread and a timeout."""
 
     daemon_threads = True
+    # Connections waiting to be accepted. With socketserver's 5, a page that a few phones open at once
+    # overflows it, and each connection past it waits for the client to try again: seconds, growing. The
+    # system caps it (somaxconn); accepting is quick, the waiting ones each get a thread at once.
+    request_queue_size = 1024
 
     def __init__(self, library: Library, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
                  timeout: float = TIMEOUT):

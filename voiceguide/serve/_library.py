@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import stat
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from voiceguide.errors import InputError
 
@@ -35,13 +37,19 @@ class SessionFile:
 
 
 class Library:
-    """The sessions of one folder, read from their tags once per (path, mtime, size)."""
+    """The sessions of one folder, read from their tags once per (name, file, mtime, size).
+
+    Every file is opened first and checked after: what was opened must be a
+    regular file that is itself directly in the folder (a symlink in the folder
+    may name one). Checking a name and then opening it would let a name swapped
+    in between for a link to elsewhere serve that file.
+    """
 
     def __init__(self, folder: Path):
         if not folder.is_dir():
             raise InputError(f"{folder}: no such folder; build a session first (voiceguide build ROUTINE)")
         self.folder = folder.resolve()
-        self._cache: dict[tuple[str, str, int, int], SessionFile | None] = {}
+        self._cache: dict[tuple[str, int, int, int, int], SessionFile | None] = {}
         self._lock = threading.Lock()
 
     def sessions(self) -> list[SessionFile]:
@@ -55,35 +63,59 @@ class Library:
 
     def session(self, name: str) -> SessionFile | None:
         """The session stored as ``name`` directly in the folder, or None for anything else."""
-        path = self._inside(name)
-        if path is None:
+        file = self.open(name)
+        if file is None:
             return None
-        try:
-            stat = path.stat()
-        except OSError:
-            return None
-        key = (name, str(path), stat.st_mtime_ns, stat.st_size)
-        with self._lock:
-            if key in self._cache:
-                return self._cache[key]
-        session = read_session(name, path, stat.st_size)
+        with file:
+            info = os.fstat(file.fileno())
+            key = (name, info.st_dev, info.st_ino, info.st_mtime_ns, info.st_size)
+            with self._lock:
+                if key in self._cache:
+                    return self._cache[key]
+            session = read_session(name, self.folder / name, file, info.st_size)
         with self._lock:
             # A rebuilt file gets a new key: forget what was read from its old version.
-            for old in [k for k in self._cache if k[:2] == key[:2]]:
+            for old in [k for k in self._cache if k[0] == name]:
                 del self._cache[old]
             self._cache[key] = session
         return session
 
-    def _inside(self, name: str) -> Path | None:
-        """The real path of an MP3 named ``name`` in the folder, if it and its target are inside it."""
+    def open(self, name: str) -> BinaryIO | None:
+        """The MP3 named ``name`` in the folder, open for reading, if what was opened is a regular file directly
+        in the folder; else None."""
         if (not name.lower().endswith(".mp3") or name.startswith(".") or "/" in name or "\\" in name
                 or "\0" in name or not _printable(name)):
             return None
-        real = Path(os.path.realpath(self.folder / name))
-        # A symlink may point to another file of the folder, never out of it.
-        if not real.is_relative_to(self.folder) or real == self.folder or not real.is_file():
+        try:
+            # Non-blocking: a FIFO put in the folder would otherwise hold the open, and a thread, forever.
+            handle = os.open(self.folder / name, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+        except OSError:
             return None
-        return real
+        try:
+            if self._holds(name, os.fstat(handle)):
+                return os.fdopen(handle, "rb")
+        except OSError:
+            pass
+        os.close(handle)
+        return None
+
+    def _holds(self, name: str, opened: os.stat_result) -> bool:
+        """Whether ``opened`` is a regular file directly in the folder: ``name`` itself, or, if ``name`` is a
+        symlink, the file it leads to. Whatever the names lead to by now, only that file's identity counts."""
+        if not stat.S_ISREG(opened.st_mode):
+            return False
+        candidates = [name]
+        real = Path(os.path.realpath(self.folder / name))
+        if real.parent == self.folder and real.name != name:
+            candidates.append(real.name)
+        for candidate in candidates:
+            try:
+                found = os.lstat(self.folder / candidate)
+            except OSError:
+                continue
+            if stat.S_ISREG(found.st_mode) and (found.st_dev, found.st_ino) == (opened.st_dev, opened.st_ino):
+                return True
+        return False
 
 
 def _printable(name: str) -> bool:
@@ -94,13 +126,13 @@ def _printable(name: str) -> bool:
     return name.isprintable()
 
 
-def read_session(name: str, path: Path, size: int) -> SessionFile | None:
-    """Title, duration and steps from an MP3's tags; None when the file is not a readable MP3."""
+def read_session(name: str, path: Path, file: BinaryIO, size: int) -> SessionFile | None:
+    """Title, duration and steps from the tags of the MP3 open as ``file``; None when it is not a readable MP3."""
     from mutagen import MutagenError
     from mutagen.mp3 import MP3
 
     try:
-        audio = MP3(path)
+        audio = MP3(file)
     except (MutagenError, OSError):
         return None
     tags = audio.tags
@@ -129,13 +161,17 @@ def _steps(tags, duration: float) -> tuple[Chapter, ...]:
     return tuple(steps)
 
 
-def cover_of(session: SessionFile) -> tuple[str, bytes] | None:
+def cover_of(library: Library, session: SessionFile) -> tuple[str, bytes] | None:
     """The session's cover art (front cover first) as (MIME type, bytes)."""
     from mutagen import MutagenError
     from mutagen.id3 import ID3
 
+    file = library.open(session.name)
+    if file is None:
+        return None
     try:
-        pictures = [p for p in ID3(session.path).getall("APIC") if p.mime in COVER_TYPES]
+        with file:
+            pictures = [p for p in ID3(file).getall("APIC") if p.mime in COVER_TYPES]
     except (MutagenError, OSError):
         return None
     if not pictures:
