@@ -335,7 +335,7 @@ class Cache:
         inner = self.root
         for name in folder.relative_to(self.root).parts:
             inner = inner / name
-            if inner.is_symlink() or (inner.exists() and not inner.is_dir()):
+            if not inner.is_dir() and (inner.is_symlink() or inner.exists()):  # a folder, or a link to one, stays
                 inner.unlink()
 
     def _cannot_write(self, error: OSError) -> None:
