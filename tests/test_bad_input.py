@@ -195,7 +195,7 @@ def test_huge_file(tmp_path: Path) -> None:
 def test_deep_nesting(tmp_path: Path) -> None:
     path = tmp_path / "deep.yaml"
     path.write_text("title: Deep\nsteps: " + "[" * 5000 + "]" * 5000 + "\n")
-    assert_bad_input(run("check", str(path)), f"{path}: invalid YAML: values nested too deeply\n")
+    assert_bad_input(run("check", str(path)), f"{path}:2:48: invalid YAML: values nested more than 40 deep\n")
 
 
 def test_merge_keys_can_be_overridden(tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 from click.testing import Result
 from test_bad_input import assert_bad_input, run
+from test_fuzz import ToneEngine
 
 from voiceguide import api
 from voiceguide.environment import Environment
@@ -64,6 +65,30 @@ def test_a_profile_that_is_a_device_is_refused(tmp_path: Path) -> None:
     with pytest.raises(RoutineError) as caught:
         api.load_profile("/dev/zero")
     assert caught.value.lines() == ["/dev/zero: is a device, not a profile file"]
+
+
+# --- files that would take long to read ----------------------------------------------------
+
+
+@pytest.mark.parametrize("steps, where", [
+    ("[" + ", ".join(["x"] * 200_000) + "]", "2:29994"),  # far more values than any routine has
+    ("[" + ", ".join(["[" * 30 + "]" * 30] * 15_000) + "]", "2:20660"),  # each deep, which PyYAML reads slowly
+    ("\n" + "".join(f"  - title: Step {i}\n    hold: 1s\n" for i in range(20_000)), "4001:5"),
+])
+def test_a_file_of_too_many_values_is_refused_as_it_is_read(tmp_path: Path, steps: str, where: str) -> None:
+    path = write(tmp_path, f"title: T\nsteps: {steps}\n")
+    assert_bad_input(check_quickly(path), f"{path}:{where}: the file holds more than 10000 values; refusing to read "
+                                          "it\n")
+
+
+@pytest.mark.parametrize("value, where", [
+    ("[" * 2000 + "]" * 2000, "2:48"),
+    ("{a: " * 2000 + "1" + "}" * 2000, "2:161"),
+    ("".join("\n" + " " * (i + 1) + "- " for i in range(60)) + "x", "42:41"),
+])
+def test_values_nested_too_deep_are_refused_at_once(tmp_path: Path, value: str, where: str) -> None:
+    path = write(tmp_path, f"title: T\nsteps: {value}\n")
+    assert_bad_input(check_quickly(path), f"{path}:{where}: invalid YAML: values nested more than 40 deep\n")
 
 
 # --- characters and numbers a value cannot hold ---------------------------------------------
@@ -259,6 +284,21 @@ def test_an_engine_failure_names_the_line_in_the_file(tmp_path: Path, monkeypatc
                          r"\(status 11\)", line)
     assert match, line
     assert said[match.group(2)] == match.group(1)
+
+
+def test_a_warning_about_a_line_with_a_line_break_stays_on_one_line(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(clips, "create_engine", lambda name, environment: ToneEngine(environment))
+    path = write(tmp_path, 'title: T\nsteps:\n  - title: Sit\n    hold: 3s\n    halfway: "Half\\nway"\n'
+                           '    cues: [{at: 1s, say: "Breathe\\nin and out and in and out."}]\n')
+    result = run("plan", str(path), "--quiet", "--cache-dir", str(tmp_path / "cache"))
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr.splitlines() == [
+        f'{path}:6:12: warning: step \'sit\': cue "Breathe\\nin and out and in and out." at 0:01 runs 1.3 s past '
+        "the end of its hold of 0:03",
+        f'{path}:3:5: warning: step \'sit\': halfway cue "Half\\nway" at 0:01.5 overlaps cue "Breathe\\nin and out '
+        'and in and out." by 2.8 s',
+    ]
 
 
 def wav(path: Path, seconds: float, loud: bool = True) -> None:

@@ -21,6 +21,11 @@ MAX_BYTES = 1_000_000
 # Aliases let a tiny file name the same list many times over; counting every
 # value we build caps the expanded size whatever the file does.
 MAX_VALUES = 100_000
+# PyYAML reads a few tens of thousands of values a second: a file of more is refused as it is read, so that
+# any file is answered within a second. A long routine holds a few hundred (the sample routines, about 100).
+MAX_NODES = 10_000
+# Values inside values, this deep at most: a routine with groups ten deep nests about 27.
+MAX_DEPTH = 40
 # No setting takes a number this long (12 hours is 43,200,000 ms); Python cannot even read one of 4,300 digits.
 MAX_DIGITS = 20
 _TOO_LONG = object()
@@ -54,7 +59,7 @@ def read_yaml(path: str | os.PathLike[str], what: str, problems: list[Problem]) 
     """
     name = str(path)
     text = _read_text(Path(path), name, what)
-    loader = yaml.SafeLoader(text)
+    loader = _Loader(text, name)
     try:
         try:
             node = loader.get_single_node()
@@ -79,6 +84,37 @@ def read_yaml(path: str | os.PathLike[str], what: str, problems: list[Problem]) 
     finally:
         loader.dispose()
     return value, _where(name, node.start_mark)
+
+
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing as it reads a file too big or too deep to read in good time."""
+
+    def __init__(self, text: str, name: str):
+        super().__init__(text)
+        self.name = name
+        self.nodes = 0
+        self.depth = 0
+
+    def fetch_flow_collection_start(self, TokenClass: Any) -> None:  # noqa: N803 (PyYAML's name)
+        # The scanner looks ahead over a run of '[' at a cost that grows with their depth: refuse it at the first
+        # one too deep, before the run is read.
+        if self.flow_level >= MAX_DEPTH:
+            raise _fail(self.name, self.get_mark(), f"invalid YAML: values nested more than {MAX_DEPTH} deep")
+        super().fetch_flow_collection_start(TokenClass)
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
+        self.nodes += 1
+        if self.nodes > MAX_NODES:
+            raise _fail(self.name, self.peek_event().start_mark,
+                        f"the file holds more than {MAX_NODES} values; refusing to read it")
+        self.depth += 1
+        try:
+            if self.depth > MAX_DEPTH:
+                raise _fail(self.name, self.peek_event().start_mark,
+                            f"invalid YAML: values nested more than {MAX_DEPTH} deep")
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
 
 
 def _explain(error: yaml.MarkedYAMLError) -> tuple[yaml.Mark | None, str]:

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from voiceguide.durations import format_clock
-from voiceguide.errors import InputError, Location, Problem
+from voiceguide.errors import InputError, Location, Problem, printable
 from voiceguide.plan.parts import Chapter, Part, Section
 from voiceguide.plan.timeline import STRIKE_SPACING_MS, Event, Line, StepSpan, Timeline
 from voiceguide.routine import MAX_SESSION_MS, Routine, Sound
@@ -288,7 +288,8 @@ def _overlaps(anchored: list[tuple[Event, Part]]) -> list[Problem]:
 
 
 def _label(part: Part) -> str:
-    what = f'"{part.line.text}"' if part.line else f"({part.sound.name if part.sound else ''})"
+    # Warnings are printed as they are: a line break in the text must not split one in two.
+    what = f'"{printable(part.line.text)}"' if part.line else f"({printable(part.sound.name) if part.sound else ''})"
     return f"cue {what}" if part.cue == "cue" else f"{part.cue} cue {what}"
 
 
