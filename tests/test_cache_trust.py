@@ -303,6 +303,28 @@ def test_cache_info_and_clear_name_a_cache_that_is_a_file(tmp_path: Path, monkey
     assert cache.read_text() == "a file"
 
 
+# --- clips --------------------------------------------------------------------------------------------------------
+
+def test_a_stored_clip_is_a_wav_and_is_checked_again_when_its_samples_are_read(tmp_path: Path) -> None:
+    import wave
+
+    import numpy as np
+
+    from voiceguide.cache import CacheError
+
+    samples = (np.arange(1000) % 300 - 150).astype("<i2")
+    cache = Cache(tmp_path)
+    cache.put_clip("clips-x", "ab12", samples)
+    clip = cache.clip("clips-x", "ab12")
+    assert clip is not None and clip.length == 1000
+    with wave.open(str(clip.path), "rb") as file:  # a WAV any player reads: the check is a chunk it skips
+        assert file.readframes(file.getnframes()) == samples.tobytes()
+    assert clip.samples().tobytes() == samples.tobytes()
+    flip(clip.path)  # after the build took it: it cannot be made again then, so the build stops, naming the cache
+    with pytest.raises(CacheError, match=f"the cache at {re.escape(str(tmp_path))} changed"):
+        clip.samples()
+
+
 # --- builds that share a cache ---------------------------------------------------------------------------------
 
 def test_an_item_stored_by_two_at_once_is_always_read_whole(tmp_path: Path) -> None:
