@@ -46,6 +46,7 @@ ODD_VALUES = [
     "\"{x!r}\"", "\"{hold:>10}\"", "'...'", "\"\\0\"", "\"\\ud800\"", "\"\\e[31m\"", "\"a\\nb\"", "\"\\u200b\"",
     "\"\\u202e\"", "'\"'", "<<: *a", "[left, left]", "{every: 1ms}", "{at: [1ms], every: 1ms}", "bell.wav",
     "../../../etc/passwd", "/dev/zero", "{engine: piper}", "{engine: nope}", "{rate: 1e400}", "rounds", "-0",
+    "2001-02-30", "!!bool maybe", "!!int 0x", "!!str [a]", "!!map [a]", "? [a]", "!!omap [a: 1]",
 ]
 INSERTED_CHARACTERS = ["\u200b", "\u202e", "\ufeff", "\U0001f600", "日本", "\u0301", "\u2028", "\x85", "\u00a0",
                        "\\ud800", "\\0", "\t", "\r", "'", '"', "{", "}", "&", "*", "!", "%", "@", "`", "|", ">"]

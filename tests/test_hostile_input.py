@@ -141,6 +141,18 @@ def test_a_number_too_long_for_any_setting(tmp_path: Path, number: str) -> None:
                                           "text in quotes)\n")
 
 
+@pytest.mark.parametrize("value, message", [
+    ("2001-02-30", "cannot read '2001-02-30' as a date"),
+    ("2001-12-14t21:59:43.10-99:00", "cannot read '2001-12-14t21:59:43.10-99:00' as a date"),
+    ("!!bool maybe", "cannot read 'maybe' as true or false"),
+    ("!!float abc", "cannot read 'abc' as a number"),
+    ("!!int 0x", "cannot read '0x' as a whole number"),
+])
+def test_a_value_yaml_cannot_read_as_its_type(tmp_path: Path, value: str, message: str) -> None:
+    path = write(tmp_path, f"title: T\n{STEP}    say: {value}\n")
+    assert_bad_input(check_quickly(path), f"{path}:5:10: {message}; put text in quotes\n")
+
+
 def test_numbers_of_twenty_digits_are_read(tmp_path: Path) -> None:
     path = write(tmp_path, f"title: T\n{STEP}    repeat: {'9' * 20}\n")
     result = check_quickly(path)

@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from voiceguide.errors import Location, Problem, RoutineError
+from voiceguide.errors import Location, Problem, RoutineError, quote
 
 MAX_BYTES = 1_000_000
 # Aliases let a tiny file name the same list many times over; counting every
@@ -29,6 +29,9 @@ MAX_DEPTH = 40
 # No setting takes a number this long (12 hours is 43,200,000 ms); Python cannot even read one of 4,300 digits.
 MAX_DIGITS = 20
 _TOO_LONG = object()
+# What YAML's tags read a value as, in words.
+_KINDS = {"int": "a whole number", "float": "a number", "bool": "true or false", "timestamp": "a date",
+          "null": "nothing", "binary": "binary data"}
 
 
 class YMap(dict[str, Any]):
@@ -266,9 +269,16 @@ class _Builder:
     def _scalar(self, node: yaml.Node) -> Any:
         try:
             value = self.loader.construct_object(node, deep=True)
-        except ValueError:
-            # Python refuses to read a whole number of more than 4300 digits.
-            value = _TOO_LONG
+        except yaml.YAMLError:
+            raise
+        except Exception:  # a constructor's own: a date that does not exist, `!!bool maybe`, a huge number
+            if node.tag.endswith(":int") and sum(char.isdigit() for char in node.value) > MAX_DIGITS:
+                # Python refuses to read a whole number of more than 4300 digits.
+                value = _TOO_LONG
+            else:
+                kind = _KINDS.get(node.tag.rpartition(":")[2], node.tag)
+                self.refuse(node, f"cannot read {quote(node.value[:60])} as {kind}; put text in quotes")
+                return None
         if value is _TOO_LONG or (isinstance(value, int) and abs(value) >= 10**MAX_DIGITS):
             self.refuse(node, f"a number of more than {MAX_DIGITS} digits; no setting takes one (put text in quotes)")
             return None
