@@ -12,7 +12,7 @@ import contextlib
 import io
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from mutagen.id3 import APIC, CHAP, COMM, CTOC, ID3, SYLT, TALB, TCON, TIT2, TPE1, TSSE, USLT, CTOCFlags
@@ -20,32 +20,89 @@ from mutagen.id3 import APIC, CHAP, COMM, CTOC, ID3, SYLT, TALB, TCON, TIT2, TPE
 from voiceguide import __version__
 from voiceguide.errors import AudioError
 from voiceguide.export import cover as covers
+from voiceguide.export import leftovers
 from voiceguide.plan.timeline import Timeline
 from voiceguide.units import milliseconds
 
 
 @contextlib.contextmanager
-def atomic(target: Path) -> Iterator[Path]:
-    """A temporary file beside ``target`` to write the session into; when the block ends without an error it is
-    synced and moved into place as ``target``, and otherwise removed, leaving the previous session as it was."""
-    folder = target.parent
+def atomic(target: Path, texts: Mapping[Path, str] | None = None) -> Iterator[Path]:
+    """A temporary file beside ``target`` to write the session into; when the block ends without an error, it
+    is moved into place together with ``texts`` (sidecars: their contents by path), see replace_together.
+    Otherwise it is removed, and every file stays as it was.
+
+    First, what killed builds left (beside these files, and in the temporary folder) is cleared."""
+    texts = dict(texts or {})
+    for path in (target, *texts):
+        if path.is_dir():
+            raise AudioError(f"cannot write {path}: it is a folder")
+    leftovers.clear_folders()
+    temp: Path | None = None
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        handle, name = tempfile.mkstemp(dir=folder, prefix=f".{target.name}.", suffix=".part")
-        os.close(handle)
-    except OSError as error:
-        raise AudioError(f"cannot write {target}: {error.strerror or error}") from None
-    temp = Path(name)
-    try:
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            leftovers.clear_parts([target, *texts])
+            temp = _temporary(target)
+        except OSError as error:
+            raise AudioError(f"cannot write {target}: {error.strerror or error}") from None
         yield temp
-        with open(temp, "rb+") as file:
-            os.fsync(file.fileno())
-        os.chmod(temp, 0o644 & ~_umask())
-        os.replace(temp, target)
-    except OSError as error:
-        raise AudioError(f"cannot write {target}: {error.strerror or error}") from None
+        replace_together(texts, {target: temp})
     finally:
-        temp.unlink(missing_ok=True)
+        if temp is not None:
+            temp.unlink(missing_ok=True)
+
+
+def replace_together(texts: Mapping[Path, str], made: Mapping[Path, Path] | None = None) -> None:
+    """Replace several files at once: ``texts`` (contents by path) and ``made`` (temporary files already
+    written, by the path each replaces). Every text is written to a temporary file beside its path and every
+    file synced before the first is moved into place, so that a full disk or a failed write replaces none of
+    them (AudioError); all temporary files are removed either way."""
+    temps = dict(made or {})
+    written: Path | None = None
+    try:
+        for written in temps:
+            with open(temps[written], "rb+") as file:
+                os.fsync(file.fileno())
+        for written, text in texts.items():
+            temps[written] = _temporary(written)
+            with open(temps[written], "w", encoding="utf-8", newline="\n") as file:
+                file.write(text)
+                file.flush()
+                os.fsync(file.fileno())
+        mode = 0o644 & ~_umask()
+        for written in temps:
+            os.chmod(temps[written], mode)
+        # The texts (sidecars) first, the session last: a player that sees the new MP3 has its sidecars too.
+        for written in [*texts, *(made or {})]:
+            os.replace(temps.pop(written), written)
+    except OSError as error:
+        raise AudioError(f"cannot write {written}: {error.strerror or error}") from None
+    finally:
+        for temp in temps.values():
+            temp.unlink(missing_ok=True)
+    for folder in {path.parent for path in [*texts, *(made or {})]}:
+        _sync_folder(folder)
+
+
+def _temporary(target: Path) -> Path:
+    """A new empty file beside ``target``, named so that a later build knows whether its writer still runs."""
+    handle, name = tempfile.mkstemp(dir=target.parent, prefix=leftovers.part_prefix(target), suffix=leftovers.PART)
+    os.close(handle)
+    return Path(name)
+
+
+def _sync_folder(folder: Path) -> None:
+    """Make the moves into ``folder`` durable, where the system lets a folder be synced."""
+    try:
+        handle = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(handle)
+    except OSError:
+        pass  # not here (Windows): the files are in place, only perhaps not yet on the disk
+    finally:
+        os.close(handle)
 
 
 def tags(timeline: Timeline, cover: bytes) -> bytes:
@@ -118,20 +175,8 @@ def lyrics(timeline: Timeline) -> list[tuple[int, int, str]]:
 
 
 def write_text(target: Path, text: str) -> None:
-    """Write a sidecar file atomically."""
-    try:
-        handle, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
-        try:
-            with os.fdopen(handle, "w", encoding="utf-8", newline="\n") as file:
-                file.write(text)
-                file.flush()
-                os.fsync(file.fileno())
-            os.chmod(name, 0o644 & ~_umask())
-            os.replace(name, target)
-        finally:
-            Path(name).unlink(missing_ok=True)
-    except OSError as error:
-        raise AudioError(f"cannot write {target}: {error.strerror or error}") from None
+    """Write one sidecar file atomically."""
+    replace_together({target: text})
 
 
 def _umask() -> int:

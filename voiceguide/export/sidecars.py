@@ -6,7 +6,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from voiceguide.export import lyrics, write_text
+from voiceguide.export import lyrics, replace_together
 from voiceguide.plan.timeline import Timeline
 from voiceguide.units import SAMPLE_RATE
 
@@ -49,12 +49,18 @@ SIDECARS: dict[str, tuple[str, Callable[[Timeline, Path], str]]] = {
 }
 
 
-def write_sidecars(timeline: Timeline, mp3: Path, kinds: list[str]) -> list[Path]:
-    """Write the named sidecars beside ``mp3``; return their paths."""
-    written = []
+def sidecar_texts(timeline: Timeline, mp3: Path, kinds: list[str]) -> dict[Path, str]:
+    """The named sidecars of ``mp3``: each one's contents by its path beside it. Give them to export.atomic
+    with the MP3, so that the session and its sidecars are replaced together."""
+    texts = {}
     for kind in kinds:
         suffix, make = SIDECARS[kind]
-        path = mp3.with_suffix(suffix)
-        write_text(path, make(timeline, mp3))
-        written.append(path)
-    return written
+        texts[mp3.with_suffix(suffix)] = make(timeline, mp3)
+    return texts
+
+
+def write_sidecars(timeline: Timeline, mp3: Path, kinds: list[str]) -> list[Path]:
+    """Write the named sidecars beside ``mp3``, all of them or, if one cannot be written, none; their paths."""
+    texts = sidecar_texts(timeline, mp3, kinds)
+    replace_together(texts)
+    return list(texts)

@@ -1,8 +1,4 @@
-"""The command line: the only module that knows click.
-
-Errors from the core arrive as VoiceguideError and leave as one line each on
-stderr with an exit code; a traceback appears only with --debug.
-"""
+"""The commands, their options, and how the core's errors leave them (see voiceguide.cli)."""
 
 from __future__ import annotations
 
@@ -12,7 +8,6 @@ import os
 import sys
 import traceback
 from collections.abc import Callable
-from enum import IntEnum
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +16,7 @@ import click
 from voiceguide import __version__, api
 from voiceguide.api import RATE_RANGE, Fit, HoldSetting, Overrides, Voice, check_scale, parse_fit, parse_hold_option
 from voiceguide.cache import Stored
+from voiceguide.cli import Exit
 from voiceguide.durations import format_clock
 from voiceguide.environment import Environment
 from voiceguide.errors import InputError, RoutineError, VoiceguideError
@@ -30,14 +26,6 @@ from voiceguide.units import milliseconds
 BITRATES = (32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320)
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}
-
-
-class Exit(IntEnum):
-    OK = 0
-    FAILURE = 1
-    BAD_INPUT = 2
-    INTERRUPTED = 130
-    READER_LEFT = 141  # what a shell reports for a program whose output's reader went away (128 + SIGPIPE)
 
 
 class HoldType(click.ParamType):
@@ -100,24 +88,41 @@ class Group(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except VoiceguideError as error:
-            for line in error.lines():
-                click.echo(line, err=True)
-            _debug_traceback(ctx)
-            ctx.exit(error.exit_code)
+        except (click.exceptions.Exit, click.ClickException, click.Abort):
+            raise
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             ctx.exit(Exit.INTERRUPTED)
-        except BrokenPipeError:
-            # `voiceguide voices | head`: the reader has what it wanted; the rest of the output goes nowhere.
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-            ctx.exit(Exit.READER_LEFT)
-        except (click.exceptions.Exit, click.ClickException, click.Abort):
-            raise
-        except Exception as error:  # a bug of ours: say so in one line, details with --debug
+        except Exception as error:
+            if _after_ctrl_c(error):
+                # Raised while undoing what Ctrl-C stopped (an encoder that Ctrl-C ended too): still Ctrl-C.
+                click.echo("interrupted", err=True)
+                ctx.exit(Exit.INTERRUPTED)
+            if isinstance(error, VoiceguideError):
+                for line in error.lines():
+                    click.echo(line, err=True)
+                _debug_traceback(ctx)
+                ctx.exit(error.exit_code)
+            if isinstance(error, BrokenPipeError):
+                # `voiceguide voices | head`: the reader has what it wanted; the rest of the output goes nowhere.
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+                ctx.exit(Exit.READER_LEFT)
+            # A bug of ours: say so in one line, details with --debug.
             click.echo(f"voiceguide: internal error: {type(error).__name__}: {error} (run with --debug for details)", err=True)
             _debug_traceback(ctx)
             ctx.exit(Exit.FAILURE)
+
+
+def _after_ctrl_c(error: BaseException) -> bool:
+    """Whether ``error`` was raised while a KeyboardInterrupt was being handled."""
+    seen: set[int] = set()
+    cause: BaseException | None = error
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, KeyboardInterrupt):
+            return True
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+    return False
 
 
 def _debug_traceback(ctx: click.Context) -> None:
@@ -313,9 +318,15 @@ def build(routine: Path, output: Path | None, bitrate: str, loudness: float, sid
       voiceguide build scripts/sciatica-self-massage.yaml
       voiceguide build scripts/piriformis-stretch.yaml --hold figure-four=45s -o ~/stretch.mp3
     """
+    from voiceguide import export
+    from voiceguide.export.sidecars import sidecar_texts
+
     session = _plan(routine, options, building=True)
     target = output or session.environment.output_dir / f"{routine.stem}.mp3"
-    built = api.build_session(session, target, int(bitrate), loudness, sidecars)
+    # The MP3 is built into a temporary file beside it, then moved into place with its sidecars: a build's
+    # files are replaced together, or (a full disk, say) none of them is.
+    with export.atomic(target, sidecar_texts(session.timeline, target, list(sidecars))) as whole:
+        built = api.build_session(session, whole, int(bitrate), loudness)
     duration = format_clock(milliseconds(session.timeline.duration))
     click.echo(f"{target}  {duration}  {built.size / 1_000_000:.1f} MB")
     # The voice is levelled to the target; a bed heard through long holds makes the whole file measure quieter,
@@ -436,26 +447,26 @@ def _size(count: int) -> str:
     return f"{count / 1_000_000:.1f} MB" if count >= 1_000_000 else f"{-(-count // 1000)} kB"
 
 
-def main() -> None:
-    """The ``voiceguide`` command. Once its output is flushed it leaves at once: Python's own teardown would
-    free every object one by one and stop the threads numpy keeps, 50 to 100 ms after a build, for memory
-    the system takes back anyway. Every file it writes is complete before then (see export.py)."""
-    # Before numpy is first imported: OpenBLAS would start a thread per core, which spins on the cores the
-    # speech workers need, for matrix products too small to share out.
-    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+def run() -> int:
+    """Run the command the process was given; its exit code. Ctrl-C anywhere in it, click's own parsing
+    included, ends with "interrupted" and 130 (click alone would say "Aborted!" and 1)."""
     try:
-        cli(prog_name="voiceguide")
-        code: object = 0
+        code = cli.main(prog_name="voiceguide", standalone_mode=False)
+    except click.ClickException as error:
+        error.show()
+        return error.exit_code
+    except click.Abort as error:
+        interrupted = isinstance(error.__cause__, KeyboardInterrupt)
+        click.echo("interrupted" if interrupted else "Aborted!", err=True)
+        return Exit.INTERRUPTED if interrupted else Exit.FAILURE
+    except KeyboardInterrupt:  # between click's steps
+        click.echo("interrupted", err=True)
+        return Exit.INTERRUPTED
     except SystemExit as leaving:
         code = leaving.code
     if code is None:
-        code = 0
-    elif not isinstance(code, int):
+        return Exit.OK
+    if not isinstance(code, int):
         print(code, file=sys.stderr)
-        code = 1
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (OSError, ValueError):
-            pass  # a reader that went away (voiceguide plan | head): nothing more can reach it
-    os._exit(code)
+        return Exit.FAILURE
+    return code
