@@ -78,6 +78,10 @@ class EngineError(VoiceguideError):
     """A speech engine is missing, misconfigured or failed."""
 
 
+class EngineTimeout(EngineError):
+    """A speech engine gave no answer within the time one line may take."""
+
+
 class EngineUnavailable(InputError):
     """A known engine whose optional packages are not installed; the message says what to install."""
 

@@ -14,18 +14,19 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 import threading
 import unicodedata
 import wave
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from voiceguide.cache import Clip
 from voiceguide.environment import Environment
-from voiceguide.errors import EngineError, InputError, Location, VoiceError, printable
+from voiceguide.errors import EngineError, EngineTimeout, InputError, Location, VoiceError, printable
 from voiceguide.plan.timeline import Line
 from voiceguide.routine import Voice
 from voiceguide.speech.engines import Engine, create_engine
@@ -44,6 +45,13 @@ EDGE_FADE_MS = 4
 # Seconds one clip may take before its synthesis counts as hung; a long
 # paragraph on a slow machine takes a few seconds, a hung one forever.
 SYNTHESIS_TIMEOUT = 60.0
+# Lines that time out one after another before the engine is given up for hung: a hung line is tried again
+# (a stopped worker may come back), but an engine that keeps hanging would keep a build waiting for ever.
+GIVE_UP_AFTER = 3
+# Seconds without a new clip after which a build says what it is waiting for.
+WAITING_NOTE_AFTER = 5.0
+# Free space under which a failed write is put down to a full disk.
+FULL_DISK_BYTES = 1 << 20
 
 Progress = Callable[[int, int], None]
 
@@ -65,6 +73,11 @@ class Speech:
         self._pool: ThreadPoolExecutor | None = None
         self._folder: tempfile.TemporaryDirectory | None = None
         self._futures: dict[Future, str] = {}
+        # Lines that timed out in a row, the error that gave the engine up, and each line being spoken now.
+        self._lock = threading.Lock()
+        self._timeouts = 0
+        self._gave_up: EngineError | None = None
+        self._now: dict[int, Line] = {}
 
     def engine(self, name: str, where: Location | None = None) -> Engine:
         if name not in self._engines:
@@ -137,15 +150,22 @@ class Speech:
                 done, total = 0, len(self._futures)
                 if progress:
                     progress(done, total)
-                # Each clip is taken as soon as it is ready.
-                for future in as_completed(self._futures):
-                    clip = self.cache.put_clip(CLIPS, self._futures[future], future.result())
-                    if made:
-                        made(clip)
-                    self.synthesized += 1
-                    done += 1
-                    if progress:
-                        progress(done, total)
+                # Each clip is taken as soon as it is ready; a long wait for the next is said once.
+                waiting, noted = set(self._futures), False
+                while waiting:
+                    ready, waiting = wait(waiting, timeout=WAITING_NOTE_AFTER, return_when=FIRST_COMPLETED)
+                    if not ready and not noted:
+                        self._note_waiting()
+                        noted = True
+                    for future in ready:
+                        clip = self.cache.put_clip(CLIPS, self._futures[future], future.result())
+                        if made:
+                            made(clip)
+                        self.synthesized += 1
+                        done += 1
+                        noted = False
+                        if progress:
+                            progress(done, total)
             finally:
                 self.stop()
         for line in lines:
@@ -190,14 +210,67 @@ class Speech:
         for _ in range(2):
             try:
                 with self._speaking:
-                    engine.synthesize(line.text, voice_id, voice.rate or 0, voice.volume or 1.0, path, self.timeout)
-                return _checked(line, path, self.environment)
+                    if self._gave_up is not None:
+                        raise self._gave_up
+                    with self._lock:
+                        self._now[threading.get_ident()] = line
+                    try:
+                        engine.synthesize(line.text, voice_id, voice.rate or 0, voice.volume or 1.0, path, self.timeout)
+                    except EngineTimeout as failure:
+                        self._timed_out(line, failure)  # while this line still holds its engine: see _gave_up
+                        raise
+                    finally:
+                        with self._lock:
+                            self._now.pop(threading.get_ident(), None)
+                clip = _checked(line, path, self.environment)
+                with self._lock:
+                    self._timeouts = 0
+                return clip
             except EngineError as failure:
-                error = failure
+                if failure is self._gave_up:
+                    raise
+                error = _full_disk(failure, path.parent)
             finally:
                 path.unlink(missing_ok=True)
-        where = f"{line.where}: " if line.where is not None else ""
-        raise EngineError(f'{where}could not speak "{_short(printable(line.text))}": {error or "unknown failure"}')
+        raise EngineError(f'{_where(line)}could not speak "{_short(printable(line.text))}": {error or "unknown failure"}')
+
+    def _timed_out(self, line: Line, failure: EngineTimeout) -> None:
+        """Count a line that timed out; once GIVE_UP_AFTER have in a row, the engine is given up for hung: every
+        line still to be spoken fails at once with the error raised here."""
+        with self._lock:
+            self._timeouts += 1
+            if self._timeouts >= GIVE_UP_AFTER and self._gave_up is None:
+                self._gave_up = EngineError(
+                    f'{_where(line)}could not speak "{_short(printable(line.text))}": {failure}, as with the '
+                    f"{self._timeouts - 1} tries before it: the engine seems to hang, giving up")
+            if self._gave_up is not None:
+                raise self._gave_up
+
+    def _note_waiting(self) -> None:
+        """Say, once a wait has gone on a while, which lines the engines are still speaking."""
+        with self._lock:
+            lines = list(self._now.values())
+        if lines:
+            engine = lines[0].voice.engine or DEFAULT_VOICE.engine
+            said = ", ".join(f'"{_short(printable(line.text))}"' for line in lines)
+            print(f"note: still waiting for {engine} to speak {said}", file=self.environment.stderr, flush=True)
+
+
+def _where(line: Line) -> str:
+    return f"{line.where}: " if line.where is not None else ""
+
+
+def _full_disk(failure: EngineError, folder: Path) -> EngineError:
+    """``failure``, or, when the disk of the folder the engine writes to is full, an error that says so: an
+    engine that cannot write its file reports only that the file came out incomplete."""
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        return failure
+    if free >= FULL_DISK_BYTES:
+        return failure
+    return EngineError(f"no room left on the disk of the temporary folder {folder} ({failure}): free some space, "
+                       "or set TMPDIR to a folder on another disk")
 
 
 def _checked(line: Line, path: Path, environment: Environment) -> np.ndarray:

@@ -21,7 +21,7 @@ from pathlib import Path
 from voiceguide import tools
 from voiceguide.cache import Cache
 from voiceguide.environment import Environment
-from voiceguide.errors import EngineError, EngineUnavailable, VoiceError
+from voiceguide.errors import EngineError, EngineTimeout, EngineUnavailable, VoiceError
 from voiceguide.speech.engines import Engine, VoiceInfo
 from voiceguide.speech.engines._onnx import FormatError
 from voiceguide.speech.engines.piper_speaker import Speaker
@@ -134,7 +134,7 @@ class PiperEngine(Engine):
                 for chunk in speaker.for_clip().synthesize(text, settings):
                     wav.writeframes(chunk.audio_int16_bytes)
                     if time.monotonic() > deadline:
-                        raise EngineError(f"Piper took more than {timeout:g} s")
+                        raise EngineTimeout(f"Piper took more than {timeout:g} s")
         except EngineError:
             raise
         except Exception as error:  # noqa: BLE001 - onnxruntime and the phonemizer raise their own types

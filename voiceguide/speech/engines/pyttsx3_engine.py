@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from voiceguide.environment import Environment
-from voiceguide.errors import EngineError
+from voiceguide.errors import EngineError, EngineTimeout
 from voiceguide.speech.engines import Engine, VoiceInfo
 from voiceguide.tools import installed
 
@@ -114,7 +114,7 @@ class _ForkingWorker:
         while b"\n" not in self._buffer:
             left = deadline - time.monotonic()
             if left <= 0 or not select.select([output], [], [], left)[0]:
-                raise EngineError(f"no answer from pyttsx3 after {timeout:g} s")
+                raise EngineTimeout(f"no answer from pyttsx3 after {timeout:g} s")
             chunk = os.read(output, 1 << 12)
             if not chunk:
                 raise self._ended()
@@ -178,7 +178,7 @@ def _run_worker(environment: Environment, command: list[str], request: str, time
         result = subprocess.run(command, input=request, capture_output=True, text=True, timeout=timeout,
                                 env=environment.child_env())
     except subprocess.TimeoutExpired:
-        raise EngineError(_doing(doing, f"no answer from pyttsx3 after {timeout:g} s")) from None
+        raise EngineTimeout(_doing(doing, f"no answer from pyttsx3 after {timeout:g} s")) from None
     except OSError as error:
         raise EngineError(_doing(doing, f"cannot start the pyttsx3 worker: {error}")) from None
     if result.returncode != 0:
