@@ -22,6 +22,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from voiceguide.cli import cli
+from voiceguide.yamlfile import MAX_BYTES
 
 TESTS = Path(__file__).resolve().parent
 ROOT = TESTS.parent
@@ -189,7 +190,7 @@ def test_huge_file(tmp_path: Path) -> None:
     path.write_text("title: Big\n# " + "x" * 1_000_000 + "\nsteps:\n  - title: A\n    hold: 1s\n")
     size = path.stat().st_size
     assert_bad_input(run("check", str(path)),
-                     f"{path}: too large for a routine file ({size} bytes; the limit is 1000000)\n")
+                     f"{path}: too large for a routine file ({size} bytes; the limit is {MAX_BYTES})\n")
 
 
 def test_deep_nesting(tmp_path: Path) -> None:

@@ -32,8 +32,10 @@ ROOT = Path(__file__).resolve().parent.parent
 SCRIPTS = sorted((ROOT / "scripts").glob("*.yaml"))
 SEED = 20_251_205
 CASES = 400
-CHECK_SECONDS = 1.5  # check answers within a second; the rest is room for a busy machine
-PLAN_SECONDS = 5.0
+# What counts as no answer (a hang, a run away): check answers within a second, as benchmarks/hostile.py measures;
+# these bounds leave room for a machine busy with other work.
+CHECK_SECONDS = 10.0
+PLAN_SECONDS = 30.0
 PLANS = 50  # the first cases that pass check are planned too: enough shapes, in a few seconds
 
 Mutation = Callable[[random.Random, bytes], bytes]

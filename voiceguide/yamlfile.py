@@ -17,7 +17,7 @@ import yaml
 
 from voiceguide.errors import Location, Problem, RoutineError, quote
 
-MAX_BYTES = 1_000_000
+MAX_BYTES = 400_000  # bytes: a sample routine is 2 KB; PyYAML reads 400 KB of anything in well under a second
 # Aliases let a tiny file name the same list many times over; counting every
 # value we build caps the expanded size whatever the file does.
 MAX_VALUES = 100_000
