@@ -68,7 +68,14 @@ def cache(speech_cache: Path, tmp_path: Path) -> Path:
 @pytest.mark.slow
 def test_frames_decode_like_the_whole_session_encoded_at_once(cache: Path, tmp_path: Path,
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    """Mix the whole session as PCM, encode it in one LAME run, and compare the two decodes sample by sample."""
+    """Mix the whole session as PCM, encode it in one LAME run, and compare the two decodes sample by sample.
+
+    The one run is made by the encoder the build used (the Environment's, imageio-ffmpeg's unless
+    IMAGEIO_FFMPEG_EXE names another), and what is compared holds for any LAME: the session's exact length,
+    as much coding noise as one run makes, and two decodes that differ far less than that noise. How alike the
+    frames come out depends on the encoder: with imageio-ffmpeg's, the two decodes are 41 dB apart; with
+    Debian's ffmpeg 5.1, which encodes a word's first frame after a silence by what it heard before, 36 dB.
+    """
     pcm: list[bytes] = []
     ffmpeg: list[str] = []  # the encoder the build wrote with
     real_write = mp3.Encoder.write
@@ -95,13 +102,15 @@ def test_frames_decode_like_the_whole_session_encoded_at_once(cache: Path, tmp_p
     theirs = audio_probe.decode(reference)[DELAY:][: len(session)]  # no Info frame there: trim LAME's delay by hand
     assert len(ours) == len(session), "the Info frame's delay and padding give back exactly the session's samples"
     source = session.astype(np.float64)
-    difference = ours.astype(np.float64) - theirs
-    loud = np.sqrt(np.mean(source**2))
-    assert np.sqrt(np.mean(difference**2)) < loud * 10 ** (-40 / 20)
     # Both are the session with the coding noise of 64 kbps, and as much of it: the frames lose nothing.
     ours_noise, their_noise = ours - source, theirs - source
-    assert np.sqrt(np.mean(ours_noise**2)) < 1.12 * np.sqrt(np.mean(their_noise**2))
+    noise = np.sqrt(np.mean(their_noise**2))
+    assert noise < np.sqrt(np.mean(source**2)) * 10 ** (-15 / 20)
+    assert np.sqrt(np.mean(ours_noise**2)) < 1.12 * noise
     assert np.max(np.abs(ours_noise)) < 1.5 * np.max(np.abs(their_noise))
+    # And mostly the same noise: the two decodes differ by a fraction of it (two unrelated encodes of the
+    # session would differ by more than the noise itself), sample by sample, so every sound is where it was.
+    assert np.sqrt(np.mean((ours - theirs) ** 2)) < noise * 10 ** (-10 / 20)
 
 
 @pytest.mark.slow
