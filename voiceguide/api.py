@@ -333,7 +333,7 @@ def build_session(session: Session, target: str | os.PathLike[str], bitrate: int
     from voiceguide import export, tools
     from voiceguide.errors import Location
     from voiceguide.export import cover as covers
-    from voiceguide.export.sidecars import write_sidecars
+    from voiceguide.export.sidecars import sidecar_texts
     from voiceguide.loudness import Analyses
     from voiceguide.mp3 import BITRATES, Encoder
     from voiceguide.render import render
@@ -348,9 +348,9 @@ def build_session(session: Session, target: str | os.PathLike[str], bitrate: int
     else:  # drawn while the engine spoke
         cover = covers.generated(routine.title, environment.cache)
     encoder = Encoder(environment.tools.encoder, bitrate, environment.cache)
-    with export.atomic(path) as temp:
+    # The MP3 and its sidecars are replaced together, or none of them is.
+    with export.atomic(path, sidecar_texts(session.timeline, path, list(sidecars))) as temp:
         level, measured = render(session.timeline, session._speech, session._sounds, temp, loudness, encoder,
                                  session._analyses or Analyses(environment.cache), environment.tools,
                                  export.tags(session.timeline, cover))
-    write_sidecars(session.timeline, path, list(sidecars))
     return Built(path, path.stat().st_size, level, measured, session.timeline, environment)

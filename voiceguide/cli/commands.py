@@ -19,7 +19,7 @@ from voiceguide.cache import Stored
 from voiceguide.cli import Exit
 from voiceguide.durations import format_clock
 from voiceguide.environment import Environment
-from voiceguide.errors import InputError, RoutineError, VoiceguideError
+from voiceguide.errors import InputError, RoutineError, VoiceguideError, printable
 from voiceguide.units import milliseconds
 
 # The MP3 bitrates a phone plays in CBR, in kbps (voiceguide.mp3.BITRATES, not imported: it loads numpy).
@@ -272,7 +272,7 @@ def check(routines: tuple[Path, ...], cache_dir: Path | None) -> None:
             continue
         # Counted as `plan` counts them, so both commands say the same number.
         steps = len(api.step_ids(routine))
-        click.echo(f"{path}: ok ({routine.title}: {steps} step{'' if steps == 1 else 's'})")
+        click.echo(f"{path}: ok ({printable(routine.title)}: {steps} step{'' if steps == 1 else 's'})")
     if failed:
         raise click.exceptions.Exit(Exit.BAD_INPUT)
 
@@ -318,15 +318,10 @@ def build(routine: Path, output: Path | None, bitrate: str, loudness: float, sid
       voiceguide build scripts/sciatica-self-massage.yaml
       voiceguide build scripts/piriformis-stretch.yaml --hold figure-four=45s -o ~/stretch.mp3
     """
-    from voiceguide import export
-    from voiceguide.export.sidecars import sidecar_texts
-
     session = _plan(routine, options, building=True)
     target = output or session.environment.output_dir / f"{routine.stem}.mp3"
-    # The MP3 is built into a temporary file beside it, then moved into place with its sidecars: a build's
-    # files are replaced together, or (a full disk, say) none of them is.
-    with export.atomic(target, sidecar_texts(session.timeline, target, list(sidecars))) as whole:
-        built = api.build_session(session, whole, int(bitrate), loudness)
+    # A build's files (the MP3 and its sidecars) are replaced together, or (a full disk, say) none of them is.
+    built = api.build_session(session, target, int(bitrate), loudness, sidecars)
     duration = format_clock(milliseconds(session.timeline.duration))
     click.echo(f"{target}  {duration}  {built.size / 1_000_000:.1f} MB")
     # The voice is levelled to the target; a bed heard through long holds makes the whole file measure quieter,

@@ -129,7 +129,7 @@ class Speech:
             return
         if self._pool is None or self._folder is None:
             # One folder for what the engines write: each file goes as soon as its clip is read.
-            self._folder = tempfile.TemporaryDirectory(prefix="voiceguide-")
+            self._folder = tempfile.TemporaryDirectory(prefix=f"voiceguide-{os.getpid()}-")  # see export/leftovers.py
             # One thread more than engines at once (see _speaking): while a thread checks and trims the clip
             # it got, the next line is already being spoken, where its core would otherwise wait for that.
             self._pool = ThreadPoolExecutor(max_workers=min(self.jobs + 1, len(missing)))
