@@ -6,7 +6,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from voiceguide.export import lyrics, replace_together
+from voiceguide.export import lyrics
 from voiceguide.plan.timeline import Timeline
 from voiceguide.units import SAMPLE_RATE
 
@@ -57,10 +57,3 @@ def sidecar_texts(timeline: Timeline, mp3: Path, kinds: list[str]) -> dict[Path,
         suffix, make = SIDECARS[kind]
         texts[mp3.with_suffix(suffix)] = make(timeline, mp3)
     return texts
-
-
-def write_sidecars(timeline: Timeline, mp3: Path, kinds: list[str]) -> list[Path]:
-    """Write the named sidecars beside ``mp3``, all of them or, if one cannot be written, none; their paths."""
-    texts = sidecar_texts(timeline, mp3, kinds)
-    replace_together(texts)
-    return list(texts)
