@@ -329,67 +329,6 @@ def build(routine: Path, output: Path | None, bitrate: str, loudness: float, sid
     click.echo(f"loudness: speech {built.measured.speech:.1f} LUFS, whole file {built.measured.whole:.1f} LUFS")
 
 
-@cli.command(context_settings=CONTEXT)
-@click.option("--engine", default="pyttsx3", show_default=True, help="Speech engine: pyttsx3, piper, or a plugin's.")
-@click.option("--json", "as_json", is_flag=True, help="Print the voices as JSON.")
-@cache_dir_option
-def voices(engine: str, as_json: bool, cache_dir: Path | None) -> None:
-    """List the voices of a speech engine: id, name, languages.
-
-    Use an id or a language as `voice:` in a routine or with --voice.
-
-    \b
-    Example:
-      voiceguide voices | grep -i english
-      voiceguide voices --engine piper
-    """
-    found = api.voices(engine, _environment(cache_dir))
-    if as_json:
-        click.echo(json.dumps([{"id": v.id, "name": v.name, "languages": list(v.languages)} for v in found], indent=2))
-        return
-    width = max((len(v.id) for v in found), default=2)
-    for v in found:
-        click.echo(f"{v.id:<{width}}  {v.name}  ({', '.join(v.languages)})")
-
-
-@cli.command(context_settings=CONTEXT)
-@click.argument("folder", required=False, type=click.Path(file_okay=False, path_type=Path))
-@click.option("--host", default="127.0.0.1", show_default=True,
-              help="Address to listen on; 0.0.0.0 lets a phone on the same network open it.")
-@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True,
-              help="Port to listen on; 0 picks a free one.")
-def serve(folder: Path | None, host: str, port: int) -> None:
-    """Play the sessions in FOLDER (default: output/) in a phone's browser.
-
-    Serves a page that lists the sessions and plays each one with its steps,
-    from this computer only unless --host says otherwise. Stop with Ctrl-C.
-
-    \b
-    Example:
-      voiceguide serve --host 0.0.0.0
-    """
-    from voiceguide.serve import Library, SessionServer, is_local, qr_code, url_for
-
-    output_dir = _environment().output_dir
-    library = Library(folder or output_dir)
-    server = SessionServer(library, host, port)
-    url = url_for(host, server.port)
-    count = len(library.sessions())
-    click.echo(f"Serving {count} session{'s' if count != 1 else ''} from {folder or output_dir} at {url}")
-    if is_local(host):
-        click.echo("Only this computer can open it; for a phone on the same Wi-Fi, add --host 0.0.0.0.")
-    else:
-        click.echo("notice: the sessions are visible to every device on this network while this runs", err=True)
-        click.echo(qr_code(url), nl=False)
-    click.echo("Press Ctrl-C to stop.")
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        click.echo("stopped")
-    finally:
-        server.server_close()
-
-
 @cli.group(context_settings=CONTEXT)
 def cache() -> None:
     """Inspect or empty the cache: spoken clips, sounds, encoded pieces and what was worked out from them.
@@ -465,3 +404,7 @@ def run() -> int:
         print(code, file=sys.stderr)
         return Exit.FAILURE
     return code
+
+
+# Each of these modules adds its commands to `cli`: imported last, once `cli` and the shared options exist.
+from voiceguide.cli import importing, serving, voices, writing  # noqa: E402, F401

@@ -1,0 +1,1 @@
+"""`voiceguide import`: routines from other tools, as voiceguide routines."""

@@ -1,0 +1,1 @@
+"""Help while writing a routine: `voiceguide new` and `voiceguide schema`."""
