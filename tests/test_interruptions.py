@@ -77,6 +77,16 @@ def test_ctrl_c_at_any_moment_ends_with_one_line_and_130(delay: float, tmp_path:
         time.sleep(0.05)
 
 
+def test_the_front_loads_nothing_before_it_takes_ctrl_c_in_hand() -> None:
+    """Until main installs its handler a Ctrl-C is Python's: a traceback and -2. The console script imports `re`
+    and `sys`, then the package's front: that front must add nothing that takes time to load (typing, enum,
+    signal's enums), so that the moment is Python's own start-up and no longer."""
+    probe = ("import re, sys; before = set(sys.modules); from voiceguide.cli import main; "
+             "print(' '.join(sorted(set(sys.modules) - before)))")
+    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.split()
+    assert set(loaded) <= {"__future__", "voiceguide", "voiceguide.cli"}, loaded
+
+
 # Where Python would drop a KeyboardInterrupt or be harmed by it: run as main runs a command, in a process of its own.
 AT_WORK = """\
 import _signal, sys, time

@@ -7,7 +7,11 @@ The Python API (see api.py) is reachable from here: ``voiceguide.load``,
 
 from __future__ import annotations
 
-from typing import Any
+# Not imported from typing, which takes milliseconds to load: the command line's front comes through here before
+# it takes Ctrl-C in hand (see voiceguide.cli), and type checkers know the name.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __version__ = "0.1.0"
 
