@@ -219,6 +219,35 @@ def test_a_hold_made_longer_cannot_expand_past_the_limit(tmp_path: Path) -> None
                              "and cues) by step 'sit'; use fewer repeats, rounds, sides or cues\n")
 
 
+def test_a_session_of_thousands_of_different_lines_is_refused_before_any_is_spoken(tmp_path: Path) -> None:
+    # Under the event limit, yet every second's "N seconds left" is a line of its own: 10,798 clips to make.
+    path = write(tmp_path, "title: T\nsteps:\n  - title: Sit\n    hold: 3h\n    remaining: {every: 1s}\n")
+    expected = (f"{path}:3:5: the session would speak 10,798 different lines, cues included; at most 2,000 are "
+                "spoken (use fewer timed cues or repeats)\n")
+    assert_bad_input(check_quickly(path), expected)
+    began = time.monotonic()
+    result = run("plan", str(path), "--cache-dir", str(tmp_path / "cache"))
+    assert time.monotonic() - began < HANG_SECONDS
+    assert_bad_input(result, expected)
+    assert not any((tmp_path / "cache").rglob("*.wav"))
+
+
+# The step's instruction, then "N seconds left" every second but in the hold's first moments: 2,000 lines in all
+# with a hold of 2,001 s, 2,001 with a second more.
+@pytest.mark.parametrize("hold, refused", [(2001, False), (2002, True)])
+def test_the_limit_on_different_lines_is_exact(tmp_path: Path, hold: int, refused: bool) -> None:
+    from voiceguide.plan.planner import MAX_LINES, expand, lines_of
+
+    path = write(tmp_path, f"title: T\nsteps:\n  - title: Sit\n    say: Sit.\n    hold: {hold}s\n"
+                           "    remaining: {every: 1s}\n")
+    routine = api.load(path, Environment.from_os(tmp_path / "cache"))
+    if refused:
+        with pytest.raises(RoutineError, match="2,001 different lines"):
+            expand(routine, Voice(), Voice())
+    else:
+        assert len(lines_of(expand(routine, Voice(), Voice()))) == MAX_LINES
+
+
 def test_thousands_of_sides_are_refused_at_once(tmp_path: Path) -> None:
     sides = ", ".join(f"side {i}" for i in range(5000))
     path = write(tmp_path, f"title: T\nsteps:\n  - title: Sit\n    hold: 1s\n    sides: [{sides}]\n")

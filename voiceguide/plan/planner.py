@@ -37,6 +37,11 @@ from voiceguide.routine import (
 __all__ = ["Part", "Section", "expand", "lines_of", "place", "sounds_of"]
 
 T = TypeVar("T")
+# Different lines a session may speak, cues included: far more than any routine says (the samples, 20 to 50),
+# and few enough to speak in minutes. `remaining: {every: 1s}` through long holds would otherwise queue tens of
+# thousands of lines, each taken for a new clip.
+MAX_LINES = 2_000
+
 INTRO_TITLE = "Introduction"
 OUTRO_TITLE = "Closing"
 LEAD_IN_TITLE = "Get ready"
@@ -75,7 +80,14 @@ def expand(routine: Routine, chosen_voice: Voice, defaults: Voice) -> tuple[Sect
         last = sections[-1]
         closing = Part("chime", last.id, sound=routine.closing, strikes=routine.closing_strikes)
         sections[-1] = replace(last, parts=last.parts + (closing,))
-    return _announce_next(routine, tuple(sections), expander, voice)
+    planned = _announce_next(routine, tuple(sections), expander, voice)
+    lines = lines_of(planned)
+    if len(lines) > MAX_LINES:
+        first_over = lines[MAX_LINES]
+        where = first_over.where or Location(str(routine.path))
+        raise RoutineError([Problem(where, f"the session would speak {len(lines):,} different lines, cues included; "
+                                           f"at most {MAX_LINES:,} are spoken (use fewer timed cues or repeats)")])
+    return planned
 
 
 def lines_of(sections: tuple[Section, ...]) -> list[Line]:
