@@ -217,17 +217,18 @@ def one_note(result: Result, cache: Path) -> str:
     return lines[0]
 
 
+@pytest.mark.parametrize("given", ["--cache-dir", CACHE_ENV])
 @pytest.mark.parametrize("place", ["a file", "under a file"])
 def test_a_cache_path_that_is_a_file_costs_one_note(first: tuple[Path, Path, bytes], tmp_path: Path,
-                                                     monkeypatch: pytest.MonkeyPatch, place: str) -> None:
+                                                     monkeypatch: pytest.MonkeyPatch, place: str, given: str) -> None:
     (tmp_path / "file").write_text("a file, not a folder")
     cache = tmp_path / "file" if place == "a file" else tmp_path / "file" / "cache"
-    if place == "a file":  # --cache-dir refuses it at once, naming it
-        refused = build(first[0], cache, tmp_path / "again.mp3")
-        assert refused.exit_code == 2 and str(cache) in refused.stderr, refused.output
-    monkeypatch.setenv(CACHE_ENV, str(cache))  # where --cache-dir does not look first
     target = tmp_path / "again.mp3"
-    result = run("build", first[0], "-o", target, "--quiet")
+    if given == CACHE_ENV:
+        monkeypatch.setenv(CACHE_ENV, str(cache))
+        result = run("build", first[0], "-o", target, "--quiet")
+    else:
+        result = build(first[0], cache, target)
     assert result.exit_code == 0, result.output
     assert target.read_bytes() == first[2]
     one_note(result, cache)
@@ -291,12 +292,14 @@ def test_cache_clear_takes_damaged_answers_old_layouts_included(first: tuple[Pat
     assert_same_mp3(first, cache, tmp_path)
 
 
-def test_cache_info_and_clear_name_a_cache_that_is_a_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("given", ["--cache-dir", CACHE_ENV])
+def test_cache_info_and_clear_name_a_cache_that_is_a_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                          given: str) -> None:
     cache = tmp_path / "cache"
     cache.write_text("a file")
-    monkeypatch.setenv(CACHE_ENV, str(cache))  # --cache-dir refuses a file itself
+    monkeypatch.setenv(CACHE_ENV, str(cache))
     for command in ("info", "clear"):
-        result = run("cache", command)
+        result = run("cache", command, *(("--cache-dir", cache) if given == "--cache-dir" else ()))
         assert result.exit_code == 2, result.output
         (line,) = result.stderr.splitlines()
         assert str(cache) in line and "internal error" not in line

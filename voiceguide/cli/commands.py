@@ -145,8 +145,10 @@ def cli(ctx: click.Context, debug: bool) -> None:
     ctx.ensure_object(dict)["debug"] = debug
 
 
+# Any path: one that is a file, or cannot be written, is met as the cache would meet it from
+# $VOICEGUIDE_CACHE_DIR (one note, and the build goes on without storing), not as a usage error.
 cache_dir_option = click.option(
-    "--cache-dir", type=click.Path(file_okay=False, path_type=Path),
+    "--cache-dir", type=click.Path(path_type=Path),
     help="Where everything made is kept: clips, sounds, encoded pieces, levels (default: $VOICEGUIDE_CACHE_DIR, "
          "or the user cache folder).")
 
