@@ -237,7 +237,9 @@ def test_pages_load_nothing_from_elsewhere(browser: Browser, base: str, server: 
     for path in ("/", "/play/breath.mp3", "/static/style.css", "/static/player.js"):
         status, headers, body = get(server, path)
         assert status == 200
-        assert b"://" not in body and b"@import" not in body, path
+        # The feed's address is shown for copying into a podcast app; it leads here too.
+        shown = body.replace(f"http://127.0.0.1:{server.port}/feed.xml".encode(), b"")
+        assert b"://" not in shown and b"@import" not in body, path
         assert "default-src 'none'" in headers["content-security-policy"]
 
 
@@ -447,6 +449,7 @@ def test_serve_prints_the_address_and_stops_on_ctrl_c(folder: Path, monkeypatch:
     (port,) = seen
     assert result.stdout.splitlines() == [
         f"Serving 2 sessions from {folder} at http://127.0.0.1:{port}/",
+        f"Podcast feed: http://127.0.0.1:{port}/feed.xml",
         "Only this computer can open it; for a phone on the same Wi-Fi, add --host 0.0.0.0.",
         "Press Ctrl-C to stop.",
         "stopped",
@@ -461,6 +464,7 @@ def test_serve_on_the_network_says_so_and_shows_a_qr_code(host: str, folder: Pat
     seen: list[int] = []
     monkeypatch.setattr(SessionServer, "serve_forever", fake_serve_forever(seen))
     monkeypatch.setattr("voiceguide.serve._address.lan_address", lambda: "192.0.2.7")
+    monkeypatch.setenv("COLUMNS", "40")  # the page's code first, the feed's under it (see test_feed.py)
     result = CliRunner().invoke(cli, ["serve", str(folder), "--host", host, "--port", "0"])
     assert result.exit_code == 0, result.output
     url = f"http://192.0.2.7:{seen[0]}/"
@@ -469,7 +473,9 @@ def test_serve_on_the_network_says_so_and_shows_a_qr_code(host: str, folder: Pat
     assert result.stderr == "notice: the sessions are visible to every device on this network while this runs\n"
     assert lines[-2:] == ["Press Ctrl-C to stop.", "stopped"]
     codes = [segno.make(url, error=level, boost_error=False) for level in "lmqh"]
-    assert qr_matrix(lines[1:-2]) in [tuple(tuple(row) for row in code.matrix) for code in codes]
+    assert lines[1:3] == [f"Podcast feed: {url}feed.xml", "The page, for a browser"]
+    page_code = lines[3 : lines.index("The feed, for a podcast app")]
+    assert qr_matrix(page_code) in [tuple(tuple(row) for row in code.matrix) for code in codes]
 
 
 def qr_matrix(lines: list[str]) -> tuple[tuple[int, ...], ...]:

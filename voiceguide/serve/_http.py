@@ -1,4 +1,5 @@
-"""The HTTP side: a read-only handler for the pages, the assets and the MP3s (with ranges), and its server."""
+"""The HTTP side: a read-only handler for the pages, the assets, the MP3s (with ranges), the podcast feed and its
+chapters, and its server."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ from urllib.parse import quote, unquote
 
 from voiceguide import __version__
 from voiceguide.errors import ServeError
+from voiceguide.serve._address import base_from_host, url_for
+from voiceguide.serve._feed import CHAPTERS_TYPE, FEED_PATH, FEED_TYPE, chapters, feed
 from voiceguide.serve._library import Library, SessionFile, cover_of
 from voiceguide.serve._pages import ASSETS, asset, list_page, player_page
 
@@ -139,12 +142,19 @@ class Handler(BaseHTTPRequestHandler):
             return
         library = self.server.library
         if not segments:
-            self._send(HTTPStatus.OK, list_page(library), "text/html; charset=utf-8", body=body)
+            page = list_page(library, self._base() + FEED_PATH)
+            self._send(HTTPStatus.OK, page, "text/html; charset=utf-8", body=body)
+            return
+        if segments == [FEED_PATH[1:]]:
+            self._send(HTTPStatus.OK, feed(library, self._base()), FEED_TYPE, body=body)
             return
         if len(segments) == 2 and segments[0] == "static" and segments[1] in ASSETS:
             self._send(HTTPStatus.OK, asset(segments[1]), ASSETS[segments[1]], body=body)
             return
-        session = library.session(segments[1]) if len(segments) == 2 else None
+        name = segments[1] if len(segments) == 2 else ""
+        if segments[0] == "chapters":  # /chapters/NAME.mp3.json: the JSON of NAME.mp3
+            name = name.removesuffix(".json") if name.endswith(".json") else ""
+        session = library.session(name) if name else None
         if session is None:
             self._send_text(HTTPStatus.NOT_FOUND, "no such session or page")
         elif segments[0] == "play":
@@ -153,8 +163,16 @@ class Handler(BaseHTTPRequestHandler):
             self._send_audio(session, attachment=segments[0] == "download", body=body)
         elif segments[0] == "cover" and (cover := cover_of(library, session)) is not None:
             self._send(HTTPStatus.OK, cover[1], cover[0], body=body)
+        elif segments[0] == "chapters":
+            self._send(HTTPStatus.OK, chapters(session), CHAPTERS_TYPE, body=body)
         else:
             self._send_text(HTTPStatus.NOT_FOUND, "no such session or page")
+
+    def _base(self) -> str:
+        """The scheme and host for absolute URLs: those the client reached this server by (its Host header, when
+        it is a plain host and port), else the address it listens on."""
+        host, port = self.server.server_address[:2]
+        return base_from_host(self.headers.get("Host")) or url_for(str(host), int(port)).rstrip("/")
 
     def _send_audio(self, session: SessionFile, attachment: bool, body: bool) -> None:
         file = self.server.library.open(session.name)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import stat
 import threading
@@ -34,6 +35,11 @@ class SessionFile:
     size: int
     steps: tuple[Chapter, ...]
     has_cover: bool
+    description: str = ""
+    modified_ns: int = 0  # when the file was last written: a rebuild is a new episode of the feed
+
+
+_Key = tuple[str, int, int, int, int]
 
 
 class Library:
@@ -49,20 +55,43 @@ class Library:
         if not folder.is_dir():
             raise InputError(f"{folder}: no such folder; build a session first (voiceguide build ROUTINE)")
         self.folder = folder.resolve()
-        self._cache: dict[tuple[str, int, int, int, int], SessionFile | None] = {}
+        self._cache: dict[_Key, SessionFile | None] = {}
+        self._digests: dict[_Key, str] = {}
         self._lock = threading.Lock()
 
     def sessions(self) -> list[SessionFile]:
         """Every readable session in the folder, by title."""
+        found = [s for s in map(self.session, self._names()) if s is not None]
+        return sorted(found, key=lambda s: (s.title.casefold(), s.name))
+
+    def episodes(self) -> list[tuple[SessionFile, str]]:
+        """Every readable session in the folder with the SHA-256 of its bytes, newest first."""
+        found = [e for e in map(self.episode, self._names()) if e is not None]
+        return sorted(found, key=lambda e: (-e[0].modified_ns, e[0].title.casefold(), e[0].name))
+
+    def _names(self) -> list[str]:
         try:
-            names = sorted(entry.name for entry in os.scandir(self.folder))
+            return sorted(entry.name for entry in os.scandir(self.folder))
         except OSError:
             return []
-        found = [s for s in map(self.session, names) if s is not None]
-        return sorted(found, key=lambda s: (s.title.casefold(), s.name))
 
     def session(self, name: str) -> SessionFile | None:
         """The session stored as ``name`` directly in the folder, or None for anything else."""
+        found = self._read(name, digest=False)
+        return found[0] if found is not None else None
+
+    def episode(self, name: str) -> tuple[SessionFile, str] | None:
+        """The session stored as ``name`` and the SHA-256 of its bytes (hex), both from one opening of the file.
+
+        The digest is computed once per version of the file (device, inode, mtime, size), not per request: an
+        hour's session is 30 MB. None also while the file changes under the reading (a copy still being written).
+        """
+        found = self._read(name, digest=True)
+        if found is None or found[1] is None:
+            return None
+        return found[0], found[1]
+
+    def _read(self, name: str, digest: bool) -> tuple[SessionFile, str | None] | None:
         file = self.open(name)
         if file is None:
             return None
@@ -70,15 +99,27 @@ class Library:
             info = os.fstat(file.fileno())
             key = (name, info.st_dev, info.st_ino, info.st_mtime_ns, info.st_size)
             with self._lock:
-                if key in self._cache:
-                    return self._cache[key]
-            session = read_session(name, self.folder / name, file, info.st_size)
+                known, session, content = key in self._cache, self._cache.get(key), self._digests.get(key)
+            if not known:
+                session = read_session(name, self.folder / name, file, info)
+                self._keep(key, session, None)
+            if session is None or not digest or content is not None:
+                return None if session is None else (session, content)
+            content = _sha256(file)
+            if _identity(os.fstat(file.fileno())) != _identity(info):
+                return session, None
+            self._keep(key, session, content)
+        return session, content
+
+    def _keep(self, key: _Key, session: SessionFile | None, content: str | None) -> None:
         with self._lock:
             # A rebuilt file gets a new key: forget what was read from its old version.
-            for old in [k for k in self._cache if k[0] == name]:
+            for old in [k for k in self._cache if k[0] == key[0] and k != key]:
                 del self._cache[old]
+                self._digests.pop(old, None)
             self._cache[key] = session
-        return session
+            if content is not None:
+                self._digests[key] = content
 
     def open(self, name: str) -> BinaryIO | None:
         """The MP3 named ``name`` in the folder, open for reading, if what was opened is a regular file directly
@@ -126,8 +167,21 @@ def _printable(name: str) -> bool:
     return name.isprintable()
 
 
-def read_session(name: str, path: Path, file: BinaryIO, size: int) -> SessionFile | None:
-    """Title, duration and steps from the tags of the MP3 open as ``file``; None when it is not a readable MP3."""
+def _identity(info: os.stat_result) -> tuple[int, int, int, int]:
+    return info.st_dev, info.st_ino, info.st_mtime_ns, info.st_size
+
+
+def _sha256(file: BinaryIO) -> str:
+    file.seek(0)
+    digest = hashlib.sha256()
+    while chunk := file.read(1 << 20):
+        digest.update(chunk)
+    return digest.hexdigest()
+
+
+def read_session(name: str, path: Path, file: BinaryIO, info: os.stat_result) -> SessionFile | None:
+    """Title, duration, steps and description from the tags of the MP3 open as ``file`` (``info`` its fstat);
+    None when it is not a readable MP3."""
     from mutagen import MutagenError
     from mutagen.mp3 import MP3
 
@@ -141,7 +195,11 @@ def read_session(name: str, path: Path, file: BinaryIO, size: int) -> SessionFil
     title = str(tags["TIT2"].text[0]) if tags is not None and "TIT2" in tags and tags["TIT2"].text else ""
     steps = _steps(tags, duration) if tags is not None else ()
     has_cover = tags is not None and any(frame.mime in COVER_TYPES for frame in tags.getall("APIC"))
-    return SessionFile(name, path, title.strip() or Path(name).stem, duration, size, steps, has_cover)
+    # The comment a build writes (no description of its own); other taggers name theirs.
+    comments: list = [c for c in tags.getall("COMM") if not c.desc and c.text] if tags is not None else []
+    description = str(comments[0].text[0]).strip() if comments else ""
+    return SessionFile(name, path, title.strip() or Path(name).stem, duration, info.st_size, steps, has_cover,
+                       description, info.st_mtime_ns)
 
 
 def _steps(tags, duration: float) -> tuple[Chapter, ...]:

@@ -24,19 +24,21 @@ def _clock(seconds: float) -> str:
     return format_clock(round(seconds) * 1000)
 
 
-def _page(title: str, body: str, script: str | None = None) -> bytes:
-    scripts = f'<script src="/static/{script}" defer></script>' if script else ""
+def _page(title: str, body: str, script: str | None = None, feed: bool = False) -> bytes:
+    head = f'<script src="/static/{script}" defer></script>' if script else ""
+    if feed:  # discovery: a podcast app given the page's address finds the feed through it
+        head += '<link rel="alternate" type="application/rss+xml" title="voiceguide sessions" href="/feed.xml">'
     return (
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
         "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1, viewport-fit=cover\">"
         "<meta name=\"color-scheme\" content=\"light dark\">"
         f"<title>{html.escape(title)}</title>"
         "<link rel=\"icon\" href=\"data:,\"><link rel=\"stylesheet\" href=\"/static/style.css\">"
-        f"{scripts}</head><body>{body}</body></html>\n"
+        f"{head}</head><body>{body}</body></html>\n"
     ).encode()
 
 
-def list_page(library: Library) -> bytes:
+def list_page(library: Library, feed_url: str) -> bytes:
     sessions = library.sessions()
     if not sessions:
         items = ("<p class=\"empty\">No sessions here yet. Build one with "
@@ -51,7 +53,12 @@ def list_page(library: Library) -> bytes:
                 f'<span class="meta"><span class="duration">{_clock(session.duration)}</span>{_count(session)}'
                 '</span></a></li>')
         items = f'<ul class="sessions">{"".join(rows)}</ul>'
-    return _page("voiceguide sessions", f"<main><h1>Sessions</h1>{items}</main>")
+    subscribe = (
+        '<section class="subscribe"><h2>In a podcast app</h2>'
+        "<p>Add this address in a podcast app that reads feeds itself (AntennaPod, for example): each session "
+        "becomes an episode, with its steps as chapters, to download and play offline.</p>"
+        f'<p><a class="feed" href="/feed.xml">{html.escape(feed_url)}</a></p></section>')
+    return _page("voiceguide sessions", f"<main><h1>Sessions</h1>{items}{subscribe}</main>", feed=True)
 
 
 def _count(session: SessionFile) -> str:
