@@ -17,7 +17,7 @@ from voiceguide.routine import MAX_SESSION_MS, Checker, Routine, Step, Voice, di
 from voiceguide.routine.checker import closest
 from voiceguide.yamlfile import read_yaml
 
-PROFILE_KEYS = ("holds", "hold-scale", "fit", "voice")
+PROFILE_KEYS = ("holds", "hold-scale", "fit", "voice", "language")
 MAX_SCALE = 100.0
 
 
@@ -123,6 +123,9 @@ def load_profile(path: str | os.PathLike[str], engines: Sequence[str]) -> Overri
             except ValueError as error:
                 checker.problem(table.at("hold-scale"), f"'hold-scale' {error}")
         voice = checker.voice(table, "voice") or Voice()
+        language = checker.language(table)
+        if language is not None:
+            voice = dataclasses.replace(voice, language=language, language_at=table.at("language"))
     if checker.problems:
         raise RoutineError(sorted(checker.problems, key=lambda p: (p.where.line, p.where.column)))
     return Overrides(holds=holds, hold_scale=scale, voice=voice, fit=fit)
@@ -153,6 +156,10 @@ def apply_overrides(routine: Routine, overrides: Overrides) -> Routine:
         return dataclasses.replace(step, hold=hold, steps=tuple(adjust(s) for s in step.steps))
 
     adjusted = dataclasses.replace(routine, steps=tuple(adjust(s) for s in routine.steps))
+    if overrides.voice.language:
+        # A profile's language is the listener's: it wins over the routine's, as its voice does.
+        phrases = routine.phrases.in_language(overrides.voice.language, Location(str(routine.path)))
+        adjusted = dataclasses.replace(adjusted, phrases=phrases)
     # Checked here, before any speech is made for a session that cannot be built.
     least = sum(minimum_length(step) for step in adjusted.steps)
     if least > MAX_SESSION_MS:

@@ -12,7 +12,6 @@ from collections.abc import Iterable, Iterator
 from dataclasses import replace
 from typing import TypeVar
 
-from voiceguide.durations import number_words, spoken_duration
 from voiceguide.errors import Location, Problem, RoutineError, quote
 from voiceguide.plan.parts import Chapter, Part, Section
 from voiceguide.plan.placing import REMAINING_MARGIN_MS, place
@@ -42,10 +41,6 @@ T = TypeVar("T")
 # thousands of lines, each taken for a new clip.
 MAX_LINES = 2_000
 
-INTRO_TITLE = "Introduction"
-OUTRO_TITLE = "Closing"
-LEAD_IN_TITLE = "Get ready"
-
 
 def expand(routine: Routine, chosen_voice: Voice, defaults: Voice) -> tuple[Section, ...]:
     """The routine's parts in playing order, templates filled in.
@@ -63,10 +58,10 @@ def expand(routine: Routine, chosen_voice: Voice, defaults: Voice) -> tuple[Sect
     default_chime = routine.chime or Sound(DEFAULT_CHIME, Location(str(routine.path)))
     sections = []
     if routine.intro:
-        sections.append(Section("intro", INTRO_TITLE, tuple(expander.lines("intro", routine.intro, {}, voice, Context()))))
+        sections.append(Section("intro", routine.phrases.title("intro"), tuple(expander.lines("intro", routine.intro, {}, voice, Context()))))
     if routine.lead_in.on:
         line = expander.signal_line(routine.lead_in, "lead-in", {}, voice)
-        sections.append(Section("lead-in", LEAD_IN_TITLE, (
+        sections.append(Section("lead-in", routine.phrases.title("lead-in"), (
             Part("rest", "lead-in", line=line, ms=routine.lead_in_ms, cue="lead-in", where=Location(str(routine.path))),
         )))
     for step in routine.steps:
@@ -75,7 +70,7 @@ def expand(routine: Routine, chosen_voice: Voice, defaults: Voice) -> tuple[Sect
         parts = tuple(expander.step(step, {}, default_chime, voice, routine.cue_settings))
         sections.append(Section(step.id, step.title, parts))
     if routine.outro:
-        sections.append(Section("outro", OUTRO_TITLE, tuple(expander.lines("outro", routine.outro, {}, voice, Context()))))
+        sections.append(Section("outro", routine.phrases.title("outro"), tuple(expander.lines("outro", routine.outro, {}, voice, Context()))))
     if routine.closing and routine.closing.name != "none":
         last = sections[-1]
         closing = Part("chime", last.id, sound=routine.closing, strikes=routine.closing_strikes)
@@ -128,10 +123,10 @@ class _Expander:
         return Line(text, voice, where)
 
     def number(self, n: int) -> str:
-        return str(n) if self.phrases.digits else number_words(n)
+        return self.phrases.number(n)
 
     def duration(self, ms: int) -> str:
-        return spoken_duration(ms, self.phrases.units, self.number)
+        return self.phrases.duration(ms)
 
     def lines(self, step_id: str, texts: tuple[Text, ...], values: dict[str, object], voice: Voice,
               context: Context) -> Iterator[Part]:

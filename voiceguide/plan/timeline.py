@@ -143,7 +143,8 @@ class Timeline:
             if event.line:
                 item["text"] = event.line.text
                 item["voice"] = {k: v for k, v in (("engine", event.line.voice.engine), ("voice", event.line.voice.voice),
-                                                   ("rate", event.line.voice.rate), ("volume", event.line.voice.volume)) if v is not None}
+                                                   ("rate", event.line.voice.rate), ("volume", event.line.voice.volume),
+                                                   ("language", event.line.voice.language)) if v is not None}
             if event.sound:
                 item["sound"] = event.sound.name
             if event.cue:

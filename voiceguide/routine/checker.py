@@ -12,6 +12,7 @@ from typing import Any
 from voiceguide.durations import DurationError, parse_duration
 from voiceguide.errors import Location, Problem
 from voiceguide.routine.model import RATE_RANGE, VOICE_KEYS, Voice
+from voiceguide.routine.phrases import parse_language
 from voiceguide.yamlfile import YList, YMap
 
 
@@ -121,6 +122,19 @@ class Checker:
             self.problem(data.at(key), f"'{key}' must be at least 1, got {value}")
             return None
         return value
+
+    def language(self, data: YMap) -> str | None:
+        """`language: de`: the language of the words voiceguide says, and of the voice when none is named."""
+        if "language" not in data:
+            return None
+        text = self.text(data, "language", "a routine")
+        if text is None:
+            return None
+        try:
+            return parse_language(text)
+        except ValueError as error:
+            self.problem(data.at("language"), str(error))
+            return None
 
     def voice(self, data: YMap, key: str) -> Voice | None:
         if key not in data:

@@ -11,7 +11,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from voiceguide.durations import ENGLISH_UNITS
 from voiceguide.errors import Location, quote
 from voiceguide.routine.checker import Checker, _kind, did_you_mean
 from voiceguide.routine.model import (
@@ -22,7 +21,6 @@ from voiceguide.routine.model import (
     CLOSING_KEYS,
     DEFAULT_COUNTDOWN,
     DEFAULT_LEAD_IN_MS,
-    DEFAULT_PHRASES,
     DUCK_KEYS,
     INTERVAL_NAMES,
     MAX_CROSSFADE_MS,
@@ -44,6 +42,8 @@ from voiceguide.routine.model import (
     TimedCue,
     speakable,
 )
+from voiceguide.routine.phrases import phrases
+from voiceguide.routine.phrases import units as unit_words
 from voiceguide.yamlfile import YList, YMap
 
 
@@ -55,14 +55,15 @@ class CueChecker(Checker):
         self.path = path
         self.vars: dict[str, str] = {}  # the routine's own names, which any template may use
 
-    def _phrases(self, data: YMap) -> Phrases:
+    def _phrases(self, data: YMap, language: str) -> Phrases:
+        """The language's phrases, with those the routine's `phrases:` gives instead."""
         where = Location(str(self.path))
-        texts = {key: Text(value, where) for key, value in DEFAULT_PHRASES.items()}
-        units = dict(ENGLISH_UNITS)
+        texts = {key: Text(value, where) for key, value in phrases(language).items()}
+        units = unit_words(language)
         digits = False
         table = self.mapping(data["phrases"], data.at("phrases"), "'phrases'", PHRASE_KEYS) if "phrases" in data else None
         if table is None:
-            return Phrases(texts, units, digits)
+            return Phrases(texts, units, digits, language)
         for key in table:
             if key not in PHRASE_KEYS:
                 continue
@@ -71,7 +72,8 @@ class CueChecker(Checker):
                 continue
             if key == "numbers":
                 if text not in ("words", "digits"):
-                    self.problem(table.at(key), f"'numbers' must be words (English number words) or digits (read by the voice in its language), got '{text}'")
+                    self.problem(table.at(key), "'numbers' must be words (number words of the routine's language) "
+                                                f"or digits (read by the voice in its language), got '{text}'")
                 digits = text == "digits"
             elif key in UNIT_PHRASES:
                 units[key] = text
@@ -80,7 +82,7 @@ class CueChecker(Checker):
                 if self._check_template(text, table.at(key), key, PHRASE_SCOPE[key]) and key != "chapter":
                     self._check_spoken(text, table.at(key), key)
                 texts[key] = Text(text, table.at(key))
-        return Phrases(texts, units, digits)
+        return Phrases(texts, units, digits, language, frozenset(key for key in table if key in PHRASE_KEYS))
 
     def _lead_in(self, data: YMap) -> tuple[Signal, int]:
         """`lead-in: 5s`, or `lead-in: {say: ..., time: 5s}`: a line, then time to get into place."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,7 @@ from voiceguide.routine.model import (
     Voice,
     too_big,
 )
+from voiceguide.routine.phrases import ENGLISH
 from voiceguide.yamlfile import YList, YMap, read_yaml
 
 _ID = re.compile(r"[a-z0-9][a-z0-9_-]*")
@@ -60,12 +62,15 @@ class _RoutineChecker(CueChecker):
         title = self.text(data, "title", "a routine", required=True)
         description = self.text(data, "description", "a routine") or ""
         self.vars = self._vars(data)
+        language = self.language(data)
         voice = self.voice(data, "voice") or Voice()
+        if language is not None:
+            voice = replace(voice, language=language, language_at=data.at("language"))
         chime = self._chime(data)
         pause = self.duration(data, "pause", allow_zero=True)
         intro = self._texts(data, "intro", scope=())
         outro = self._texts(data, "outro", scope=())
-        phrases = self._phrases(data)
+        phrases = self._phrases(data, language or ENGLISH)
         # Defaults apply to steps of any shape, so their texts may use only what every hold has.
         cue_settings = self._cue_settings(data, ("hold", "repeat", "repeats") + INTERVAL_NAMES)
         lead_in, lead_in_ms = self._lead_in(data)

@@ -12,6 +12,9 @@ from pathlib import Path
 
 from voiceguide.durations import format_clock
 from voiceguide.errors import Location
+from voiceguide.routine.phrases import ENGLISH, ENGLISH_PHRASES, UNIT_KEYS, phrases, say_duration, say_number
+from voiceguide.routine.phrases import title as section_title
+from voiceguide.routine.phrases import units as unit_words
 
 BUILTIN_CHIMES = ("bell", "soft", "gong", "wood", "none")
 SOUND_SUFFIXES = (".wav", ".mp3", ".ogg", ".oga", ".flac", ".m4a", ".aac", ".opus")
@@ -34,7 +37,7 @@ MAX_LINE_CHARS = 1000
 # Cue settings: at the top of a routine they are defaults, on a group or step they refine them.
 CUE_KEYS = ("countdown", "halfway", "remaining", "cues", "bells", "switch", "next", "last-round")
 TOP_KEYS = ("title", "description", "voice", "chime", "pause", "intro", "outro", "vars", "steps",
-            "lead-in", "closing", "phrases", "cover", "background") + CUE_KEYS
+            "lead-in", "closing", "phrases", "language", "cover", "background") + CUE_KEYS
 STEP_KEYS = ("title", "id", "say", "hold", "repeat", "between", "rest-between", "sides", "rest", "chime",
              "voice") + CUE_KEYS
 GROUP_KEYS = ("title", "id", "say", "steps", "rounds", "rest", "sides", "chime", "voice", "strict",
@@ -57,19 +60,12 @@ MAX_DUCK_DB = 40.0
 DEFAULT_ATTACK_MS = 300
 DEFAULT_RELEASE_MS = 1000
 RESERVED_IDS = ("intro", "outro", "lead-in")
-DEFAULT_PHRASES = {
-    "halfway": "Halfway.",
-    "remaining": "{time} left.",
-    "switch": "Switch to the {side} side.",
-    "next": "Next up: {title}.",
-    "lead-in": "Get ready.",
-    "last-round": "Last round.",
-    "chapter": "{title} – round {round} of {rounds}",  # a round's chapter title, with `chapters: rounds`
-}
+# The words of cues when a routine gives no language: English.
+DEFAULT_PHRASES = ENGLISH_PHRASES
 # The names each phrase may use besides the routine's vars.
 PHRASE_SCOPE = {"halfway": (), "remaining": ("time",), "switch": ("side",), "next": ("title",), "lead-in": (),
                 "last-round": ("round", "rounds"), "chapter": ("title", "round", "rounds")}
-UNIT_PHRASES = ("second", "seconds", "minute", "minutes", "hour", "hours")
+UNIT_PHRASES = UNIT_KEYS
 PHRASE_KEYS = tuple(DEFAULT_PHRASES) + UNIT_PHRASES + ("numbers",)
 DEFAULT_COUNTDOWN = 3
 DEFAULT_SWITCH_GAP_MS = 3000
@@ -99,6 +95,9 @@ class Voice:
     volume: float | None = None
     engine_at: Location | None = None
     voice_at: Location | None = None
+    # With no voice named: the engine's voice for this language (a routine's or a profile's `language`).
+    language: str | None = None
+    language_at: Location | None = None
 
     def over(self, base: Voice) -> Voice:
         """These settings, with the fields left unset taken from ``base``."""
@@ -109,6 +108,8 @@ class Voice:
             volume=self.volume if self.volume is not None else base.volume,
             engine_at=self.engine_at if self.engine is not None else base.engine_at,
             voice_at=self.voice_at if self.voice is not None else base.voice_at,
+            language=self.language if self.language is not None else base.language,
+            language_at=self.language_at if self.language is not None else base.language_at,
         )
 
 
@@ -204,11 +205,34 @@ class CueSettings:
 
 @dataclass(frozen=True)
 class Phrases:
-    """The words of cues, replaceable so a routine in another language speaks only it."""
+    """The words voiceguide says on its own: its language's (`language:`), each replaceable (`phrases:`).
+
+    ``own`` are the keys the routine's `phrases:` sets, which stay when a
+    profile's `language` gives the others in another language.
+    """
 
     texts: dict[str, Text]
     units: dict[str, str]
     digits: bool = False
+    language: str = ENGLISH
+    own: frozenset[str] = frozenset()
+
+    def number(self, n: int) -> str:
+        """A count, as the voice says it alone: "three", "drei"."""
+        return str(n) if self.digits else say_number(n, self.language)
+
+    def duration(self, ms: int) -> str:
+        return say_duration(ms, self.language, self.units, self.digits)
+
+    def title(self, section: str) -> str:
+        """The chapter title of the intro, the lead-in or the outro."""
+        return section_title(self.language, section)
+
+    def in_language(self, code: str, where: Location) -> Phrases:
+        """These phrases with every one the routine does not set itself in the language ``code``."""
+        texts = {key: self.texts[key] if key in self.own else Text(text, where) for key, text in phrases(code).items()}
+        units = {key: self.units[key] if key in self.own else word for key, word in unit_words(code).items()}
+        return Phrases(texts, units, self.digits, code, self.own)
 
 
 @dataclass(frozen=True)

@@ -66,7 +66,7 @@ class Speech:
         self.timeout = timeout or SYNTHESIS_TIMEOUT
         self.synthesized = 0
         self._engines: dict[str, Engine] = {}
-        self._voices: dict[tuple[str, str | None, Path | None], str] = {}
+        self._voices: dict[tuple[str, str | None, Path | None, str | None], str] = {}
         self._clips: dict[Line, Clip] = {}
         self._speaking = threading.BoundedSemaphore(self.jobs)  # engines at work at once
         # What start began: the threads, the folder the engines write to, and each clip's future and key.
@@ -90,13 +90,17 @@ class Speech:
     def voice_id(self, voice: Voice) -> str:
         # A voice may be a model file named relative to the routine or profile that names it.
         base = Path(voice.voice_at.path).parent if voice.voice_at else None
-        key = (voice.engine or "", voice.voice, base)
+        # A routine's language chooses the voice only where no voice is named.
+        language = voice.language if voice.voice is None else None
+        key = (voice.engine or "", voice.voice, base, language)
         if key not in self._voices:
             engine = self.engine(voice.engine or "", voice.engine_at)
+            where = voice.language_at if language else voice.voice_at
             try:
-                self._voices[key] = engine.resolve_voice(voice.voice, base)
+                self._voices[key] = (engine.voice_for_language(language) if language
+                                     else engine.resolve_voice(voice.voice, base))
             except VoiceError as error:
-                raise VoiceError(f"{voice.voice_at}: {error}" if voice.voice_at else str(error)) from None
+                raise VoiceError(f"{where}: {error}" if where else str(error)) from None
         return self._voices[key]
 
     def key(self, line: Line) -> str:

@@ -113,6 +113,19 @@ class Engine(ABC):
         hint = f"; close matches: {', '.join(list(shown)[:4])}" if shown else ""
         raise VoiceError(f"unknown voice '{wanted}' for engine {self.name}{hint} (see `{self.voices_command()}`)")
 
+    def voice_for_language(self, code: str) -> str:
+        """The voice id for a routine that gives a `language` and names no voice: the voice of this engine that
+        speaks it best (the main country's first, or the one of the code's country: pt-br)."""
+        spoken = [(rank, index, v) for index, v in enumerate(self.voices())
+                  if (rank := languages.speaks_code(code, v.languages)) is not None]
+        if spoken:
+            return min(spoken, key=lambda found: found[:2])[2].id
+        raise VoiceError(f"engine {self.name} has no voice that speaks {languages.name_of(code)} ({code})"
+                         f"{self.more_voices} (see `{self.voices_command()}`)")
+
+    # How to get a voice of a language the engine has none for, after a semicolon; empty if there is no way.
+    more_voices: ClassVar[str] = ""
+
     @classmethod
     def voices_command(cls) -> str:
         """The command that lists this engine's voices, for messages."""

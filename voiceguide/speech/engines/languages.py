@@ -9,6 +9,9 @@ are ordered so that the main country's comes first.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Protocol, TypeVar
+
+from voiceguide.errors import InputError
 
 # A language's name in English -> its codes (ISO 639), most used first.
 CODES = {
@@ -68,3 +71,53 @@ def _rank(code: str, codes: tuple[str, ...]) -> int | None:
         index = main.index(region)
         return order + (0 if index == 0 else index + 1)
     return order + OTHER
+
+
+def code_of(text: str) -> str | None:
+    """The language code ``text`` means, a code (de, pt-BR) or a name in English (German); None if unknown."""
+    folded = text.strip().casefold().replace("_", "-")
+    if folded in CODES:
+        return CODES[folded][0]
+    primary = folded.partition("-")[0]
+    return folded if any(primary in codes for codes in CODES.values()) else None
+
+
+def name_of(code: str) -> str:
+    """The English name of the language of ``code``, for messages: German."""
+    primary = code.casefold().partition("-")[0]
+    return next((name.capitalize() for name, codes in CODES.items() if codes[0] == primary), code)
+
+
+def speaks_code(code: str, languages: Sequence[str]) -> int | None:
+    """How much a voice with these ``languages`` is the one for the language ``code`` (0 best), or None if it does
+    not speak it. A code with a country (pt-br) puts that country's voice first."""
+    wanted, _, region = code.casefold().replace("_", "-").partition("-")
+    ranks = []
+    for language in languages:
+        rank = _rank(language, (wanted,))
+        if rank is None:
+            continue
+        its_region = language.casefold().replace("_", "-").partition("-")[2].split("-")[0]
+        ranks.append((0 if its_region == region else 1 + rank) if region else rank)
+    return min(ranks, default=None)
+
+
+class Voiced(Protocol):
+    """Anything with a voice's languages (VoiceInfo lives with the engines, which import this module)."""
+
+    @property
+    def languages(self) -> tuple[str, ...]: ...
+
+
+V = TypeVar("V", bound=Voiced)
+
+
+def speaking(voices: Sequence[V], language: str) -> list[V]:
+    """The ``voices`` that speak ``language`` (a code, de or pt-br, or a name in English), the best first; raise
+    InputError when the language is not known."""
+    code = code_of(language)
+    if code is None:
+        raise InputError(f"unknown language '{language}': give a code such as de, fr or pt-br, or a name such as German")
+    ranked = [(rank, index, voice) for index, voice in enumerate(voices)
+              if (rank := speaks_code(code, voice.languages)) is not None]
+    return [voice for _, _, voice in sorted(ranked, key=lambda found: found[:2])]

@@ -75,6 +75,7 @@ class PiperEngine(Engine):
     """Piper voices: each model is loaded once, on first use, and speaks every clip from then on (until close)."""
 
     name = "piper"
+    more_voices = "; give a Piper model of that language with --voice-model, or as `voice: model.onnx`"
 
     def __init__(self, environment: Environment) -> None:
         super().__init__(environment)
