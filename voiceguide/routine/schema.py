@@ -44,6 +44,7 @@ from voiceguide.routine.model import (
     UNIT_PHRASES,
     VOICE_KEYS,
 )
+from voiceguide.routine.phrases import LANGUAGES
 
 DRAFT = "http://json-schema.org/draft-07/schema#"
 # Names, not addresses: the schemas are written beside the routines (`voiceguide schema -o`), where an editor
@@ -95,7 +96,8 @@ DECIBEL_PATTERN = r"^\s*[-+−]?\d+(?:\.\d+)?\s*(?:db|dB|DB|Db)?\s*$"
 SOUND_FILE_PATTERN = r"[/\\]|\.(?:" + "|".join(_anycase(suffix[1:]) for suffix in SOUND_SUFFIXES) + r")$"
 ID_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
 VAR_PATTERN = r"^[A-Za-z_\u00c0-\uffff][A-Za-z0-9_\u00c0-\uffff]*$"
-LANGUAGE_PATTERN = r"^[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{1,8})*$"
+# A code parse_language takes (routine/phrases): a language voiceguide has words for, and perhaps a country.
+LANGUAGE_PATTERN = (r"^\s*(?:" + "|".join(_anycase(code) for code in LANGUAGES) + r")(?:[-_][A-Za-z0-9]{2,8})?\s*$")
 
 # Far beyond any session (parse_duration's own limit), so that `hold: 1e308` is marked.
 LONGEST_SECONDS = 10**12
@@ -130,8 +132,11 @@ def _sound(builtin: tuple[str, ...], description: str) -> Schema:
 
 
 def _decibels(description: str, low: float, high: float) -> Schema:
-    return {"description": description + " (-20dB)", "anyOf": [
-        {"type": "number", "minimum": low, "maximum": high}, {"type": "string", "pattern": DECIBEL_PATTERN}]}
+    # A level's sign is the part of its range a pattern can check: a bed is under the speech, a dip is down.
+    sign = "[-−]" if high < 0 else r"\+?" if low >= 0 else "[-+−]?"
+    pattern = DECIBEL_PATTERN.replace("[-+−]?", sign)
+    return {"description": f"{description}, {low:g}dB to {high:g}dB", "anyOf": [
+        {"type": "number", "minimum": low, "maximum": high}, {"type": "string", "pattern": pattern}]}
 
 
 def _object(keys: tuple[str, ...], shapes: dict[str, Schema], description: str, **extra: Any) -> Schema:
@@ -149,24 +154,27 @@ def _common() -> dict[str, Schema]:
     return {
         # Any scalar is text to the loader, as written; a line must hold something besides spaces.
         "text": {"type": ["string", "number", "boolean"], "pattern": r"\S"},
+        # Where the loader takes even an empty value (a description, a voice's name).
+        "scalar": {"type": ["string", "number", "boolean"]},
         "duration-text": {"type": "string", "pattern": DURATION_PATTERN},
         "positive-duration-text": {"type": "string", "pattern": POSITIVE_PATTERN},
         "duration": {**_durations(positive=False), "description": "A duration: 45, 45s, 1m30s, 1:30, 2 min, 500ms"},
         "positive-duration": {**_durations(positive=True), "description": "A duration longer than zero: 45, 45s, "
                                                                           "1m30s, 1:30, 2 min"},
         "voice": {"description": "Speech settings; a voice's id, name or language alone is short for {voice: ...}",
-                  "anyOf": [_ref("text"), _object(VOICE_KEYS, {
+                  "anyOf": [_ref("scalar"), _object(VOICE_KEYS, {
                       "engine": {"type": "string", "examples": ["pyttsx3", "piper"],
                                  "description": "The speech engine: pyttsx3 (the default), piper, or a plugin's"},
-                      "voice": _ref("text", "A voice id, name or language (see `voiceguide voices`); for piper, a "
+                      "voice": _ref("scalar", "A voice id, name or language (see `voiceguide voices`); for piper, a "
                                             "model file"),
                       "rate": {"type": "number", "minimum": RATE_RANGE[0], "maximum": RATE_RANGE[1],
                                "description": "Words per minute"},
                       "volume": {"type": "number", "exclusiveMinimum": 0, "maximum": 1,
                                  "description": "Above 0, at most 1"},
                   }, "Speech settings")]},
-        "language": {"type": "string", "pattern": LANGUAGE_PATTERN, "examples": ["en", "de", "fr", "es"],
-                     "description": "The language the routine is written in, as a code such as en, de or pt-BR"},
+        "language": {"description": "The language of the words voiceguide says (and of the voice, when none is "
+                                    f"named): {', '.join(LANGUAGES)}, or with a country, such as pt-BR",
+                     "anyOf": [{"enum": list(LANGUAGES)}, {"type": "string", "pattern": LANGUAGE_PATTERN}]},
     }
 
 
@@ -220,7 +228,7 @@ def _step_definitions() -> dict[str, Schema]:
     shapes = {
         **cues,
         "title": _ref("text", "The step's name: its chapter's title in the MP3"),
-        "id": {"type": ["string", "integer"], "pattern": ID_PATTERN, "minimum": 0, "not": {"enum": list(RESERVED_IDS)},
+        "id": {"type": ["string", "integer", "boolean"], "pattern": ID_PATTERN, "minimum": 0, "not": {"enum": list(RESERVED_IDS)},
                "description": "The name --hold and profiles use (default: made from the title): lowercase "
                               "letters, digits, - and _"},
         "say": _ref("texts", "Spoken first, in order: a text or a list; a group's at the start of every round"),
@@ -286,7 +294,7 @@ def routine_schema() -> Schema:
     top = {
         **{key: _ref(key) for key in CUE_KEYS},
         "title": _ref("text", "The session's title: the MP3's title tag"),
-        "description": _ref("text", "Goes into the MP3's comment tag"),
+        "description": _ref("scalar", "Goes into the MP3's comment tag"),
         "language": _ref("language"),
         "voice": _ref("voice"),
         "chime": _ref("chime", default=DEFAULT_CHIME),
@@ -295,7 +303,7 @@ def routine_schema() -> Schema:
         "outro": _ref("texts", "Spoken after the last step: a text or a list"),
         "vars": {"type": "object", "description": "Your own {names} for text",
                  "propertyNames": {"pattern": VAR_PATTERN, "not": {"enum": list(TEMPLATE_NAMES)}},
-                 "additionalProperties": {"type": ["string", "number", "boolean"]}},
+                 "additionalProperties": _ref("scalar")},
         "steps": _ref("steps", "The routine's steps, in order; at least one"),
         "lead-in": {"description": "After the intro: a line, then time to get in place", "anyOf": [
             {"type": "boolean"}, _ref("duration"),
