@@ -89,6 +89,12 @@ def read_yaml(path: str | os.PathLike[str], what: str, problems: list[Problem]) 
     return value, _where(name, node.start_mark)
 
 
+def read_text(path: str | os.PathLike[str], what: str) -> str:
+    """The file at ``path`` as text, refused as a routine file is (not a regular file, over the size limit, not
+    UTF-8, control characters) with one RoutineError: for files that are read line by line, not as YAML."""
+    return _read_text(Path(path), str(path), what)
+
+
 class _Loader(yaml.SafeLoader):
     """PyYAML's safe loader, refusing as it reads a file too big or too deep to read in good time."""
 
