@@ -43,6 +43,7 @@ from voiceguide.plan.timeline import Timeline
 from voiceguide.routine import RATE_RANGE, Routine, Step, Voice, load_routine
 from voiceguide.speech.clips import DEFAULT_VOICE, Progress, Speech
 from voiceguide.speech.engines import VoiceInfo, create_engine, engine_names
+from voiceguide.speech.engines.languages import speaking
 from voiceguide.units import FRAME, SAMPLE_RATE, milliseconds, samples
 
 if TYPE_CHECKING:
@@ -76,9 +77,11 @@ def step_ids(routine: Routine) -> list[str]:
     return [section.id for section in expand(routine, Voice(), DEFAULT_VOICE)]
 
 
-def voices(engine: str, environment: Environment | None = None) -> list[VoiceInfo]:
-    """The voices of the speech engine named ``engine``: id, name, languages."""
-    return create_engine(engine, environment or Environment.from_os()).voices()
+def voices(engine: str, environment: Environment | None = None, language: str | None = None) -> list[VoiceInfo]:
+    """The voices of the speech engine named ``engine``: id, name, languages; with ``language`` (a code such as
+    de or pt-br, or a name such as German), only those that speak it, the best first."""
+    found = create_engine(engine, environment or Environment.from_os()).voices()
+    return found if language is None else speaking(found, language)
 
 
 def sidecar_kinds() -> tuple[str, ...]:
@@ -89,7 +92,7 @@ def sidecar_kinds() -> tuple[str, ...]:
 
 
 def load_profile(path: str | os.PathLike[str], environment: Environment | None = None) -> Overrides:
-    """Read a profile file of standing preferences (holds, hold-scale or fit, voice)."""
+    """Read a profile file of standing preferences (holds, hold-scale or fit, voice, language)."""
     return _load_profile(path, engine_names(environment or Environment.from_os()))
 
 
