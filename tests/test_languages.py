@@ -12,6 +12,7 @@ import pytest
 import yaml
 from audio_probe import decode, measure_timeline, worst
 from click.testing import CliRunner
+from mutagen.id3 import ID3
 
 from voiceguide.cli import cli
 from voiceguide.durations import ENGLISH_UNITS, number_words, spoken_duration
@@ -289,6 +290,9 @@ def test_a_german_build_speaks_where_the_plan_says(tmp_path: Path, speech_cache:
     said = [event["text"] for event in plan["events"] if "text" in event]
     assert said[:3] == ["Mach dich bereit.", "Halte zwölf Sekunden.", "Noch acht Sekunden."]
     assert "Halbzeit." in said and "Seitenwechsel: rechts." in said and "zwei" in said and "eins" in said
+    tags = ID3(output)
+    assert [frame.lang for kind in ("USLT", "SYLT") for frame in tags.getall(kind)] == ["deu", "deu"]
+    assert [frame.sub_frames["TIT2"].text[0] for frame in tags.getall("CHAP")] == ["Vorbereitung", "Wade"]
     audio = decode(output)
     assert abs(len(audio) / SAMPLE_RATE - plan["duration"]) < 0.05
     spoken = [m for m in measure_timeline(audio, plan)["sounds"] if "text" in m.event]

@@ -22,6 +22,7 @@ from voiceguide.errors import AudioError
 from voiceguide.export import cover as covers
 from voiceguide.export import leftovers
 from voiceguide.plan.timeline import Timeline
+from voiceguide.routine.phrases import id3_language
 from voiceguide.units import milliseconds
 
 
@@ -109,13 +110,14 @@ def tags(timeline: Timeline, cover: bytes) -> bytes:
     """The session's ID3v2.3 tag, as the bytes that begin its file: made first and written at the start, since
     added to a finished file they would move every byte of it (80 MB for three hours)."""
     tags = ID3()
+    lang = _language(timeline)
     tags.add(TIT2(encoding=3, text=timeline.title))
     tags.add(TPE1(encoding=3, text="voiceguide"))
     tags.add(TALB(encoding=3, text="voiceguide sessions"))
     tags.add(TCON(encoding=3, text="Speech"))
     tags.add(TSSE(encoding=3, text=f"voiceguide {__version__}"))
     if timeline.description:
-        tags.add(COMM(encoding=3, lang="eng", desc="", text=timeline.description))
+        tags.add(COMM(encoding=3, lang=lang, desc="", text=timeline.description))
     # Ids that sort as the chapters follow one another (chp01 before chp10), for readers that sort by id.
     ids = [f"chp{number:0{len(str(len(timeline.steps)))}d}" for number in range(len(timeline.steps))]
     tags.add(CTOC(element_id="toc", flags=CTOCFlags.TOP_LEVEL | CTOCFlags.ORDERED, child_element_ids=ids,
@@ -125,8 +127,8 @@ def tags(timeline: Timeline, cover: bytes) -> bytes:
         tags.add(CHAP(element_id=chapter_id, start_time=milliseconds(step.start), end_time=milliseconds(step.end),
                       start_offset=0xFFFFFFFF, end_offset=0xFFFFFFFF, sub_frames=[TIT2(encoding=3, text=step.title)]))
     spoken = lyrics(timeline)
-    tags.add(SYLT(encoding=3, lang="eng", format=2, type=1, desc="", text=[(text, ms) for ms, _, text in spoken]))
-    tags.add(USLT(encoding=3, lang="eng", desc="", text="\n".join(text for _, _, text in spoken)))
+    tags.add(SYLT(encoding=3, lang=lang, format=2, type=1, desc="", text=[(text, ms) for ms, _, text in spoken]))
+    tags.add(USLT(encoding=3, lang=lang, desc="", text="\n".join(text for _, _, text in spoken)))
     tags.add(APIC(encoding=3, mime=covers.mime(cover), type=3, desc="Cover", data=cover))
     # ID3v2.3: the version phones and car stereos read most reliably.
     written = io.BytesIO()
@@ -166,6 +168,12 @@ def _chapter_start(frame: bytes) -> int:
     """A CHAP frame's start time: the first number after its element id."""
     start = frame.index(b"\x00", 10) + 1
     return int.from_bytes(frame[start : start + 4], "big")
+
+
+def _language(timeline: Timeline) -> str:
+    """The ID3 code (ISO 639-2) of the language the session's lines were given (`language:`); English if none."""
+    given = next((e.line.voice.language for e in timeline.events if e.line is not None and e.line.voice.language), None)
+    return id3_language(given) if given else "eng"
 
 
 def lyrics(timeline: Timeline) -> list[tuple[int, int, str]]:

@@ -14,9 +14,9 @@ from collections.abc import Callable, Mapping
 from voiceguide.durations import number_words
 from voiceguide.routine.phrases import _numbers
 from voiceguide.routine.phrases._numbers import Gender
-from voiceguide.routine.phrases._tables import AND, ENGLISH_PHRASES, GENDERS, NAMES, PHRASES, TITLES, UNITS
+from voiceguide.routine.phrases._tables import AND, ENGLISH_PHRASES, GENDERS, ID3_CODES, NAMES, PHRASES, TITLES, UNITS
 
-__all__ = ["ENGLISH", "ENGLISH_PHRASES", "LANGUAGES", "UNIT_KEYS", "language_name", "parse_language", "phrases",
+__all__ = ["ENGLISH", "ENGLISH_PHRASES", "LANGUAGES", "UNIT_KEYS", "id3_language", "language_name", "parse_language", "phrases",
            "primary", "say_duration", "say_number", "title", "units"]
 
 ENGLISH = "en"
@@ -51,6 +51,11 @@ def parse_language(text: str) -> str:
     hint = f"; did you mean '{meant}'?" if meant else ""
     supported = ", ".join(f"{key} ({NAMES[key][0]})" for key in LANGUAGES)
     raise ValueError(f"unknown language '{text}'{hint} (supported: {supported})")
+
+
+def id3_language(code: str) -> str:
+    """The language's code in ID3 tags (ISO 639-2): deu."""
+    return ID3_CODES[primary(code)]
 
 
 def language_name(code: str) -> str:

@@ -123,3 +123,6 @@ NAMES = {
     "es": ("Spanish", "español"), "it": ("Italian", "italiano"), "pt": ("Portuguese", "português"),
     "nl": ("Dutch", "nederlands"),
 }
+# The same languages as ID3 tags name them (ISO 639-2, its terminology codes, which follow the two-letter ones),
+# for the lyrics and the comment.
+ID3_CODES = {"en": "eng", "de": "deu", "fr": "fra", "es": "spa", "it": "ita", "pt": "por", "nl": "nld"}
