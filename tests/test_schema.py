@@ -18,6 +18,7 @@ import jsonschema
 import pytest
 import yaml
 
+from voiceguide import templates
 from voiceguide.errors import InputError
 from voiceguide.overrides import PROFILE_KEYS, load_profile
 from voiceguide.routine import (
@@ -38,7 +39,6 @@ from voiceguide.routine.schema import (
     PROFILE_ID,
     ROUTINE_ID,
     STEP_ONLY,
-    profile_schema,
     routine_schema,
 )
 
@@ -49,7 +49,7 @@ TEMPLATES = ROOT / "voiceguide" / "templates"
 ENGINES = ("pyttsx3", "piper")
 
 ROUTINES = jsonschema.Draft7Validator(routine_schema())
-PROFILES = jsonschema.Draft7Validator(profile_schema())
+PROFILES = jsonschema.Draft7Validator(templates.schema(profile=True))
 
 
 class EditorLoader(yaml.SafeLoader):
@@ -99,7 +99,7 @@ def loads_as_profile(path: Path) -> bool:
 
 
 def test_schemas_are_draft_7_with_an_id_and_no_key_left_without_a_shape() -> None:
-    for schema, schema_id in ((routine_schema(), ROUTINE_ID), (profile_schema(), PROFILE_ID)):
+    for schema, schema_id in ((routine_schema(), ROUTINE_ID), (templates.schema(profile=True), PROFILE_ID)):
         jsonschema.Draft7Validator.check_schema(schema)
         assert schema["$schema"] == "http://json-schema.org/draft-07/schema#"
         assert schema["$id"] == schema_id
@@ -143,7 +143,7 @@ def test_the_schema_takes_the_keys_the_loader_takes_and_no_other() -> None:
     assert properties(schema, "background", "duck") == set(DUCK_KEYS)
     assert properties(schema, "closing") == set(CLOSING_KEYS)
     assert properties(schema, "phrases") == set(PHRASE_KEYS)
-    profile = profile_schema()
+    profile = templates.schema(profile=True)
     assert set(profile["properties"]) == set(PROFILE_KEYS)
     assert properties(profile, "voice") == set(VOICE_KEYS)
     # Every mapping is closed: an unknown key is marked, as the loader refuses it.

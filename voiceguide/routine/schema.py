@@ -1,7 +1,7 @@
 """JSON Schemas of routine and profile files, for editors: completion, hover and checking as one types.
 
-The keys come from the loader's own tables (model.py, overrides.py), so a key the loader accepts is a key the
-schema knows and no other. The schema checks shapes: keys, kinds of value, built-in names, how a duration is
+The keys come from the loader's own tables (model.py; a profile's from overrides.py, a later stage, through the
+caller), so a key the loader accepts is a key the schema knows and no other. The schema checks shapes: keys, kinds of value, built-in names, how a duration is
 written. What needs the whole routine (timing, templates, files on disk, limits) stays the loader's to say:
 `voiceguide check` has the last word.
 
@@ -12,11 +12,9 @@ scalar as text, and so does the schema.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from voiceguide.durations import MS_PER_UNIT
-from voiceguide.overrides import MAX_SCALE, PROFILE_KEYS
 from voiceguide.routine.model import (
     BACKGROUND_KEYS,
     BED_LEVEL_RANGE,
@@ -344,12 +342,13 @@ def _phrase_shapes() -> dict[str, Schema]:
     return shapes
 
 
-def profile_schema() -> Schema:
-    """The JSON Schema of a profile file (--profile): standing preferences for any routine."""
+def profile_schema(keys: tuple[str, ...], most_scale: float) -> Schema:
+    """The JSON Schema of a profile file (--profile): standing preferences for any routine. Its ``keys`` and the
+    largest hold-scale are the profile loader's (overrides.PROFILE_KEYS and MAX_SCALE)."""
     shapes: dict[str, Schema] = {
         "holds": {"type": "object", "description": "Holds by step id, for every routine that has the step",
                   "additionalProperties": _ref("positive-duration")},
-        "hold-scale": {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_SCALE,
+        "hold-scale": {"type": "number", "exclusiveMinimum": 0, "maximum": most_scale,
                        "description": "Multiply every hold not set under 'holds'"},
         "fit": {**_durations(positive=True, most_ms=MAX_SESSION_MS),
                 "description": "How long the whole session lasts; the other holds are scaled to it"},
@@ -360,16 +359,10 @@ def profile_schema() -> Schema:
         "$schema": DRAFT,
         "$id": PROFILE_ID,
         "title": "voiceguide profile",
-        **_object(PROFILE_KEYS, shapes, "Your standing preferences, for every routine",
+        **_object(keys, shapes, "Your standing preferences, for every routine",
                   **_not_both("fit", "hold-scale")),
         "definitions": _common(),
     }
 
 
-def schema_text(profile: bool = False) -> str:
-    """A schema as the text of its file."""
-    return json.dumps(profile_schema() if profile else routine_schema(), indent=2, ensure_ascii=False) + "\n"
-
-
-__all__ = ["MODELINE", "PROFILE_SCHEMA_FILE", "ROUTINE_SCHEMA_FILE", "profile_schema", "routine_schema",
-           "schema_text"]
+__all__ = ["MODELINE", "PROFILE_SCHEMA_FILE", "ROUTINE_SCHEMA_FILE", "profile_schema", "routine_schema"]

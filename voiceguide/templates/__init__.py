@@ -1,4 +1,5 @@
-"""Starting routines (`voiceguide new`): commented routine files that build as they are, and writing one out.
+"""Help while writing: starting routines (`voiceguide new`), commented routine files that build as they are,
+and the schemas of routine and profile files that editors check them with (`voiceguide schema`).
 
 Each template is a YAML file beside this module. Its first line points an editor at the routine schema, which
 is written beside the new routine too, so the editor checks and completes it from the first keystroke.
@@ -11,14 +12,26 @@ import os
 import tempfile
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from voiceguide.errors import InputError
+from voiceguide.overrides import MAX_SCALE, PROFILE_KEYS
 from voiceguide.routine.checker import did_you_mean
-from voiceguide.routine.schema import ROUTINE_ID, ROUTINE_SCHEMA_FILE, schema_text
+from voiceguide.routine.schema import ROUTINE_ID, ROUTINE_SCHEMA_FILE, profile_schema, routine_schema
 
 # In the order `voiceguide new --list` shows them; the first is the default.
 TEMPLATES = ("stretch", "breathing", "meditation", "intervals")
 DEFAULT_TEMPLATE = TEMPLATES[0]
+
+
+def schema(profile: bool = False) -> dict[str, Any]:
+    """The JSON Schema of routine files, or with ``profile`` of profile files."""
+    return profile_schema(PROFILE_KEYS, MAX_SCALE) if profile else routine_schema()
+
+
+def schema_text(profile: bool = False) -> str:
+    """A schema as the text of its file."""
+    return json.dumps(schema(profile), indent=2, ensure_ascii=False) + "\n"
 
 
 def template_text(name: str) -> str:
