@@ -216,6 +216,10 @@ def test_a_profile_language_wins_over_the_routines(tmp_path: Path, cache_dir: Pa
            "pt (Portuguese), nl (Dutch))"),
     ("German", "unknown language 'German'; did you mean 'de'? (supported: en (English), de (German), fr (French), "
                "es (Spanish), it (Italian), pt (Portuguese), nl (Dutch))"),
+    ("nld", "unknown language 'nld'; did you mean 'nl'? (supported: en (English), de (German), fr (French), "
+            "es (Spanish), it (Italian), pt (Portuguese), nl (Dutch))"),
+    ("de-", "unknown language 'de-' (supported: en (English), de (German), fr (French), es (Spanish), it (Italian), "
+            "pt (Portuguese), nl (Dutch))"),
 ])
 def test_an_unknown_language_is_one_line(tmp_path: Path, given: str, message: str) -> None:
     path = tmp_path / "r.yaml"

@@ -40,10 +40,12 @@ def parse_language(text: str) -> str:
     """A language code as a routine may give it (de, pt-BR, pt_br), in the form voiceguide uses (pt-br); raise
     ValueError with a message for the user when voiceguide has no words for it."""
     code = text.strip().casefold().replace("_", "-")
-    language, _, region = code.partition("-")
-    if language in PHRASES and (not region or _REGION.fullmatch(region)):
+    language, dash, region = code.partition("-")
+    if language in PHRASES and (not dash or _REGION.fullmatch(region)):
         return code
+    # What people write instead of the code: the language's name, in English or in itself, or its three letters.
     names = {name.casefold(): key for key, found in NAMES.items() for name in found}
+    names.update({three: key for key, three in ID3_CODES.items()})
     meant = names.get(code) or names.get(language)
     if meant is None:
         close = difflib.get_close_matches(code, list(names), n=1, cutoff=0.75)
