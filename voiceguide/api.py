@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 import string
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,14 +49,15 @@ from voiceguide.units import FRAME, SAMPLE_RATE, milliseconds, samples
 if TYPE_CHECKING:
     from pydub import AudioSegment
 
+    from voiceguide.batch import Outcome, Pair
     from voiceguide.loudness import Analyses
     from voiceguide.render import Level, Measured
     from voiceguide.sounds import Sounds
 
 __all__ = [
     "DEFAULT_BITRATE", "DEFAULT_LOUDNESS", "RATE_RANGE", "Built", "Fit", "HoldSetting", "Overrides", "Session", "Voice",
-    "adjust", "build_session", "check_scale", "load", "load_profile", "parse_fit", "parse_hold_option", "plan_session",
-    "sidecar_kinds", "skipped_holds", "step_ids", "voices",
+    "adjust", "build_session", "build_sessions", "check_scale", "load", "load_profile", "parse_fit",
+    "parse_hold_option", "plan_session", "sidecar_kinds", "skipped_holds", "step_ids", "voices",
 ]
 
 DEFAULT_LOUDNESS = -16.0  # LUFS, integrated: the norm for spoken word
@@ -357,3 +358,19 @@ def build_session(session: Session, target: str | os.PathLike[str], bitrate: int
                                  session._analyses or Analyses(environment.cache), environment.tools,
                                  export.tags(session.timeline, cover))
     return Built(path, path.stat().st_size, level, measured, session.timeline, environment)
+
+
+def build_sessions(pairs: Sequence[Pair], overrides: Overrides | None = None, environment: Environment | None = None,
+                   jobs: int | None = None, bitrate: int = DEFAULT_BITRATE, loudness: float = DEFAULT_LOUDNESS,
+                   sidecars: tuple[str, ...] = (), strict: bool = False, progress: Progress | None = None,
+                   done: Callable[[Outcome], None] | None = None) -> list[Outcome]:
+    """Build many sessions at once: each voiceguide.batch.Pair (a routine, a profile or None, the MP3 to
+    write; batch.pairs_of names them) goes through load_profile, load, adjust, plan_session and build_session
+    with ``overrides`` over its profile. Every line is spoken once for all of them, and the sessions are
+    rendered side by side, one process a core. A pair that fails does not stop the others: each Outcome
+    (in the order of ``pairs``, and given to ``done`` as it ends) says how its pair ended."""
+    from voiceguide import batch
+
+    settings = batch.Settings(overrides or Overrides(), jobs, bitrate, loudness, tuple(sidecars), strict)
+    stages = batch.Stages(load, load_profile, adjust, plan_session, build_session)
+    return batch.build_all(pairs, settings, environment or Environment.from_os(), stages, progress, done)

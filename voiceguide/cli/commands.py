@@ -6,6 +6,7 @@ import functools
 import json
 import os
 import sys
+import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
@@ -163,16 +164,22 @@ def _check_voice_model(ctx: click.Context, param: click.Parameter, value: Path |
     return value
 
 
-def session_options(command: Callable) -> Callable:
-    """Options shared by `plan` and `build`, so both accept the same words and plan what build makes."""
+def session_options(command: Callable, several: bool = False) -> Callable:
+    """Options shared by `plan` and `build`, so both accept the same words and plan what build makes;
+    ``several``: --profile may be repeated or name a folder (build makes a session for each)."""
+    profile = (click.option("--profile", "profiles", multiple=True, type=click.Path(path_type=Path),
+                            help="YAML file of standing preferences: holds, hold-scale or fit, voice. Repeat it, "
+                                 "or name a folder of them, to build a session with each.")
+               if several else
+               click.option("--profile", type=click.Path(dir_okay=False, path_type=Path),
+                            help="YAML file of standing preferences: holds, hold-scale or fit, voice."))
     options = [
         click.option("--hold", "holds", multiple=True, type=HoldType(),
                      help="Set one step's hold, e.g. --hold tennis-balls=90s (repeatable)."),
         click.option("--hold-scale", type=ScaleType(), help="Multiply every hold not set explicitly, e.g. 1.5."),
         click.option("--fit", type=FitType(),
                      help="Make the session last this long, e.g. 20m, by scaling every hold not set explicitly."),
-        click.option("--profile", type=click.Path(dir_okay=False, path_type=Path),
-                     help="YAML file of standing preferences: holds, hold-scale or fit, voice."),
+        profile,
         click.option("--engine", help="Speech engine: pyttsx3 (the default), piper, or a plugin's."),
         click.option("--voice", help="Voice id, name or language, e.g. en-us (see `voiceguide voices`)."),
         click.option("--voice-model", type=click.Path(dir_okay=False, path_type=Path), callback=_check_voice_model,
@@ -189,6 +196,13 @@ def session_options(command: Callable) -> Callable:
 def _overrides(environment: Environment, holds: tuple[tuple[str, int], ...], hold_scale: float | None,
                fit: Fit | None, profile: Path | None, engine: str | None, voice: str | None, rate: int | None,
                voice_model: Path | None) -> Overrides:
+    command_line = _command_line(holds, hold_scale, fit, engine, voice, rate, voice_model)
+    return command_line.over(api.load_profile(profile, environment)) if profile else command_line
+
+
+def _command_line(holds: tuple[tuple[str, int], ...], hold_scale: float | None, fit: Fit | None,
+                  engine: str | None, voice: str | None, rate: int | None, voice_model: Path | None) -> Overrides:
+    """What the command line sets, which wins over a profile."""
     if fit is not None and hold_scale is not None:
         raise InputError("--fit and --hold-scale both say how long the holds are; give one of them")
     if voice_model is not None:
@@ -196,13 +210,12 @@ def _overrides(environment: Environment, holds: tuple[tuple[str, int], ...], hol
             raise click.UsageError("--voice and --voice-model both choose the voice; give one of them")
         # A model file is a Piper voice; relative to the current folder, as it was typed.
         engine, voice = engine or "piper", str(voice_model)
-    command_line = Overrides(
+    return Overrides(
         holds={step_id: HoldSetting(ms, f"--hold {step_id}") for step_id, ms in holds},
         hold_scale=hold_scale,
         voice=Voice(engine=engine, voice=voice, rate=rate, engine_at=None, voice_at=None),
         fit=fit,
     )
-    return command_line.over(api.load_profile(profile, environment)) if profile else command_line
 
 
 def _plan(routine: Path, options: dict[str, Any], building: bool = False) -> api.Session:
@@ -250,6 +263,12 @@ class _Progress:
     def __exit__(self, *exc: object) -> None:
         if self.bar is not None:
             self.bar.__exit__(*exc)
+            self.bar = None
+
+    def finish(self) -> None:
+        """Close the bar now, and show no other: what follows is printed below it."""
+        self.__exit__(None, None, None)
+        self.quiet = True
 
 
 @cli.command(context_settings=CONTEXT)
@@ -301,25 +320,42 @@ def plan(routine: Path, as_json: bool, **options: Any) -> None:
 
 
 @cli.command(context_settings=CONTEXT)
-@click.argument("routine", type=click.Path(path_type=Path))
-@session_options
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
-              help="Where to write the MP3 (default: output/ROUTINE.mp3).")
+@click.argument("routines", metavar="ROUTINE...", nargs=-1, required=True, type=click.Path(path_type=Path))
+@functools.partial(session_options, several=True)
+@click.option("-o", "--output", type=click.Path(path_type=Path),
+              help="Where to write the MP3 (default: output/ROUTINE.mp3); with several sessions, the folder to "
+                   "write them to (default: output/, as ROUTINE-PROFILE.mp3).")
 @click.option("--bitrate", type=click.Choice([str(b) for b in BITRATES]), default=str(api.DEFAULT_BITRATE),
               show_default=True, help="MP3 bitrate in kbps (constant).")
 @click.option("--loudness", type=click.FloatRange(-40, -6), default=api.DEFAULT_LOUDNESS, show_default=True,
               help="Integrated loudness to reach, in LUFS (-16 is the spoken-word norm).")
 @click.option("--with", "sidecars", type=SidecarType(), default="",
               help="Sidecar files to write beside the MP3, comma-separated: lrc, vtt, json, m3u.")
-def build(routine: Path, output: Path | None, bitrate: str, loudness: float, sidecars: tuple[str, ...],
-          **options: Any) -> None:
+@click.pass_context
+def build(ctx: click.Context, routines: tuple[Path, ...], output: Path | None, bitrate: str, loudness: float,
+          sidecars: tuple[str, ...], profiles: tuple[Path, ...], **options: Any) -> None:
     """Render a routine to one MP3: speech, holds and chimes, ready for a phone.
+
+    Several routines (or a folder of them) and several --profile files
+    (or a folder) build every routine with every profile, side by side,
+    each line spoken once for all; a session that fails does not stop the
+    others. Exit code 0 when all were built, 2 when every failure was bad
+    input, 1 otherwise.
 
     \b
     Example:
       voiceguide build scripts/sciatica-self-massage.yaml
       voiceguide build scripts/piriformis-stretch.yaml --hold figure-four=45s -o ~/stretch.mp3
+      voiceguide build scripts/sciatica-self-massage.yaml --profile patients/ -o sessions/
     """
+    if len(routines) > 1 or routines[0].is_dir() or len(profiles) > 1 or any(p.is_dir() for p in profiles):
+        _build_many(routines, profiles, output, int(bitrate), loudness, sidecars, options)
+        return
+    routine = routines[0]
+    options["profile"] = profiles[0] if profiles else None
+    if output is not None and output.is_dir():  # as click says it for a path that must be a file
+        param = next(param for param in ctx.command.params if param.name == "output")
+        raise click.BadParameter(f"File {str(output)!r} is a directory.", ctx, param)
     session = _plan(routine, options, building=True)
     target = output or session.environment.output_dir / f"{routine.stem}.mp3"
     # A build's files (the MP3 and its sidecars) are replaced together, or (a full disk, say) none of them is.
@@ -329,6 +365,45 @@ def build(routine: Path, output: Path | None, bitrate: str, loudness: float, sid
     # The voice is levelled to the target; a bed heard through long holds makes the whole file measure quieter,
     # and that is what a player's loudness normalisation sees.
     click.echo(f"loudness: speech {built.measured.speech:.1f} LUFS, whole file {built.measured.whole:.1f} LUFS")
+
+
+def _build_many(routines: tuple[Path, ...], profiles: tuple[Path, ...], output: Path | None, bitrate: int,
+                loudness: float, sidecars: tuple[str, ...], options: dict[str, Any]) -> None:
+    """Build every routine with every profile (see voiceguide.batch): a line for each as it ends, then a sum."""
+    from voiceguide import batch
+
+    started = time.monotonic()
+    environment = _environment(options["cache_dir"])
+    overrides = _command_line(options["holds"], options["hold_scale"], options["fit"], options["engine"],
+                              options["voice"], options["rate"], options["voice_model"])
+    if output is not None and (output.is_file() or output.suffix.casefold() == ".mp3"):
+        raise click.UsageError(f"-o names the folder to write several sessions to, got '{output}'")
+    pairs = batch.pairs_of(batch.routine_files(routines), batch.routine_files(profiles),
+                           output or environment.output_dir)
+    said: set[str] = set()
+
+    def done(outcome: batch.Outcome) -> None:
+        progress.finish()  # the bar of the speech, before the first line of a session
+        for note in outcome.notes:  # a routine's warning or a profile's skipped hold, said once for all pairs
+            if note not in said:
+                said.add(note)
+                click.echo(note, err=True)
+        figures = outcome.figures
+        if figures is None:
+            for line in outcome.error:
+                click.echo(f"{outcome.pair.name}: {line}", err=True)
+            return
+        click.echo(f"{outcome.pair.name}: {outcome.pair.target}  {format_clock(milliseconds(figures.duration))}  "
+                   f"{figures.size / 1_000_000:.1f} MB  loudness: speech {figures.speech:.1f} LUFS, "
+                   f"whole file {figures.whole:.1f} LUFS")
+
+    with _Progress(options["quiet"] or not environment.is_terminal) as progress:
+        outcomes = api.build_sessions(pairs, overrides, environment, options["jobs"], bitrate, loudness, sidecars,
+                                      options["strict"], progress, done)
+    failed = sum(1 for outcome in outcomes if outcome.figures is None)
+    click.echo(f"{len(outcomes) - failed} built, {failed} failed in {time.monotonic() - started:.1f} s")
+    if failed:
+        raise click.exceptions.Exit(batch.exit_code(outcomes))
 
 
 @cli.group(context_settings=CONTEXT)
