@@ -1,7 +1,7 @@
 """Benchmark: build time and peak memory of voiceguide against the naive pydub approach.
 
     python benchmarks/bench.py [--quick] [--runs N] [--pairs N] [--piper-pairs N] [--lengths 10,60,180]
-                               [--no-bed] [--no-sample] [--no-piper]
+                               [--no-bed] [--no-sample] [--no-piper] [--no-batch] [--batch-only]
 
 Generates routines of 10, 60 and 180 minutes with the same spoken text (they
 differ only in hold lengths), then measures, each as a separate process
@@ -14,7 +14,10 @@ the plain rebuilds); the sample routine scripts/sciatica-self-massage.yaml,
 whose lines say `{hold}`, is rebuilt after a new hold with pyttsx3. With
 `--engine piper` the sample routine is measured in benchmarks/piper.py's
 rounds: a replay of pure Piper (Piper's own API) paired with a cold build,
-then a warm build and the same `{hold}` rebuild. Prints tables and the
+then a warm build and the same `{hold}` rebuild. The sample routine is also
+built for 50 profiles that vary two holds its lines name: one `build` of
+them all against 50 separate `build` commands, cold and warm, in sessions a
+minute. Prints tables and the
 project's targets marked PASS/FAIL, and writes everything to
 benchmarks/results.json.
 
@@ -28,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import queue
@@ -59,6 +63,10 @@ BED = "rain"
 # A routine whose lines say {hold}: a new hold on its SAMPLE_STEP speaks new lines.
 SAMPLE = Path("scripts") / "sciatica-self-massage.yaml"
 SAMPLE_STEP = piper_bench.REBUILD_STEP
+# Many sessions at once: the sample routine with this many profiles, each a pair of holds on two steps whose lines
+# say {hold} (as a clinic's patients' own holds differ: in steps of 5 and 15 seconds).
+BATCH_VARIANTS = 50
+BATCH_HOLDS = (("palms", 45, 5, 10), ("knuckles", 60, 15, 5))  # step, first hold (s), step (s), how many values
 
 TARGETS = {
     "rebuild_vs_naive_60": 20.0,      # naive 60 min / rebuild 60 min, at least
@@ -325,6 +333,53 @@ class Bench:
                   for extra in ((), ("--hold", holds[0]))]
         found["new_lines"] = len(spoken[1] - spoken[0])
         found["hold_s"] = base
+        return found
+
+    # -- many sessions at once
+
+    def batch_runs(self, routine: Path) -> dict:
+        """The sample routine built for BATCH_VARIANTS profiles: one `build` with every profile against as many
+        separate `build` commands, each in a cache of its own; first cold (made cache emptied first), then warm.
+        """
+        profiles = self.routines / "profiles"
+        profiles.mkdir(exist_ok=True)
+        for number in range(BATCH_VARIANTS):
+            holds = []
+            for index, (step, first, step_s, values) in enumerate(BATCH_HOLDS):
+                place = number // math.prod(v for *_, v in BATCH_HOLDS[:index]) % values
+                holds.append(f"  {step}: {first + step_s * place}s")
+            (profiles / f"patient-{number + 1:02d}.yaml").write_text("holds:\n" + "\n".join(holds) + "\n")
+        files = sorted(profiles.glob("*.yaml"))
+        together, apart = self.root / "cache-batch", self.root / "cache-separate"
+        found: dict = {"routine": str(SAMPLE), "sessions": len(files), "holds": [list(h) for h in BATCH_HOLDS]}
+
+        def one_build(kind: str) -> dict:
+            return self.run(f"batch {kind}", self.voiceguide("build", str(routine), "--profile", str(profiles),
+                                                             "--cache-dir", str(together), "-o",
+                                                             str(self.out / "batch"), "--quiet"))
+
+        def separate(kind: str) -> dict:
+            runs = [self.build(f"separate {kind} {file.stem}", routine, "--profile", str(file), cache=apart,
+                               output=f"separate/{routine.stem}-{file.stem}") for file in files]
+            return {"wall_s": round(sum(r["wall_s"] for r in runs), 4), "peak_mb": max(r["peak_mb"] for r in runs),
+                    "cpu_s": round(sum(r["cpu_s"] for r in runs), 4), "runs": runs}
+
+        (self.out / "separate").mkdir(exist_ok=True)
+        for kind in ("cold", "warm"):
+            if kind == "cold":
+                self.forget_made(together)
+                self.forget_made(apart)
+            found[kind] = {"batch": one_build(kind), "separate": separate(kind)}
+            for way in ("batch", "separate"):
+                measured = found[kind][way]
+                measured["sessions_per_minute"] = round(len(files) * 60 / measured["wall_s"], 1)
+            found[kind]["speedup"] = round(found[kind]["separate"]["wall_s"] / found[kind]["batch"]["wall_s"], 2)
+            print(f"  {kind}: one build {found[kind]['batch']['sessions_per_minute']:.1f} sessions a minute, "
+                  f"separate builds {found[kind]['separate']['sessions_per_minute']:.1f} "
+                  f"({found[kind]['speedup']:.2f}x)", flush=True)
+        same = sum((self.out / "batch" / f"{routine.stem}-{file.stem}.mp3").read_bytes()
+                   == (self.out / "separate" / f"{routine.stem}-{file.stem}.mp3").read_bytes() for file in files)
+        found["identical_files"] = same
         return found
 
     # -- Piper
@@ -662,6 +717,18 @@ def sample_table(sample: dict) -> str:
     return "\n".join(rows)
 
 
+def batch_table(batch: dict) -> str:
+    """Many sessions at once: sessions a minute with one build of them all, and with a build each."""
+    rows = ["| cache | one build s | sessions / min | peak MB | separate builds s | sessions / min | largest peak MB "
+            "| one build / separate |", "|---" * 8 + "|"]
+    for kind in ("cold", "warm"):
+        together, apart = batch[kind]["batch"], batch[kind]["separate"]
+        rows.append(f"| {kind} | {together['wall_s']:.2f} | {together['sessions_per_minute']:.1f} | "
+                    f"{together['peak_mb']:.0f} | {apart['wall_s']:.2f} | {apart['sessions_per_minute']:.1f} | "
+                    f"{apart['peak_mb']:.0f} | {batch[kind]['speedup']:.2f}x |")
+    return "\n".join(rows)
+
+
 def piper_table(piper: dict) -> str:
     """Piper's rows: medians over the rounds; "/ pure Piper" is paired for the cold build (the median of each
     round's ratio), the ratio of medians for the others."""
@@ -697,6 +764,43 @@ def target_lines(found: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def print_batch(batch: dict) -> None:
+    print(f"\nmany sessions at once: {batch['routine']} with {batch['sessions']} profiles (holds "
+          + ", ".join(f"{step} {first}-{first + step_s * (values - 1)} s" for step, first, step_s, values in batch["holds"])
+          + f"), one build against {batch['sessions']} separate builds, each in a cache of its own, cold then warm; "
+          f"{batch['identical_files']} of {batch['sessions']} files byte for byte the same both ways")
+    print(batch_table(batch))
+
+
+def batch_only(args: argparse.Namespace) -> int:
+    """Only the row of many sessions at once."""
+    if sys.platform != "linux":
+        sys.exit("needs Linux (/proc)")
+    root = Path(tempfile.mkdtemp(prefix="voiceguide-bench-"))
+    try:
+        source, commit = (export_revision(args.rev, root) if args.rev
+                          else (args.source.resolve(), None) if args.source else (None, None))
+        bench = Bench(root, 1, 1, True, [], source, bed=False)
+        print(f"load average {loadavg()}; temp folder: {root}")
+        text = sample_routine(commit)
+        if text is None:
+            sys.exit(f"{SAMPLE} not found")
+        routine = bench.routines / SAMPLE.name
+        routine.write_text(text)
+        print(f"many sessions at once ({SAMPLE} with {BATCH_VARIANTS} profiles):")
+        found = {"machine": machine(bench.env, commit), "batch": bench.batch_runs(routine)}
+    finally:
+        if args.keep:
+            print(f"kept {root}")
+        else:
+            shutil.rmtree(root, ignore_errors=True)
+    print_batch(found["batch"])
+    if args.json:
+        args.json.write_text(json.dumps(found, indent=2) + "\n")
+        print(f"\nresults written to {args.json}")
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description="Benchmark voiceguide builds against the naive pydub approach.")
     parser.add_argument("--quick", action="store_true", help="one run of each (not the median of 3); skip naive 180 min")
@@ -712,14 +816,20 @@ def main() -> int:
                                                          "median of (default 3; 1 with --quick)")
     parser.add_argument("--no-sample", action="store_true", help=f"skip the pyttsx3 {{hold}} rebuilds of {SAMPLE}")
     parser.add_argument("--no-piper", action="store_true", help=f"skip the Piper rows ({SAMPLE} with --engine piper)")
+    parser.add_argument("--no-batch", action="store_true", help=f"skip the row of {BATCH_VARIANTS} sessions at once")
+    parser.add_argument("--batch-only", action="store_true", help=f"only the row of {BATCH_VARIANTS} sessions at "
+                                                                  "once (results printed, written only with --json)")
     which = parser.add_mutually_exclusive_group()
     which.add_argument("--rev", help="benchmark this git revision of voiceguide/ (exported with git archive) "
                                      "instead of the installed package, e.g. --rev HEAD")
     which.add_argument("--source", type=Path, help="benchmark the voiceguide package in this folder "
                                                    "(the folder that contains voiceguide/)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder (routines, MP3s, logs)")
-    parser.add_argument("--json", type=Path, default=RESULTS, help=f"where to write results (default {RESULTS})")
+    parser.add_argument("--json", type=Path, help=f"where to write results (default {RESULTS})")
     args = parser.parse_args()
+    if args.batch_only:
+        return batch_only(args)
+    args.json = args.json or RESULTS
     runs = args.runs or (1 if args.quick else 3)
     pairs = args.pairs or (1 if args.quick else 5)
     piper_pairs = args.piper_pairs or (1 if args.quick else 3)
@@ -754,8 +864,8 @@ def main() -> int:
             entry = {k: session[k] for k in ("hold_s", "duration_s", "events", "distinct_texts")}
             entry.update(bench.voiceguide_runs(minutes, session))
             results["sessions"][str(minutes)] = entry
-        results["sample"] = results["piper"] = None
-        if not (args.no_sample and args.no_piper):
+        results["sample"] = results["piper"] = results["batch"] = None
+        if not (args.no_sample and args.no_piper and args.no_batch):
             text = sample_routine(revision)
             routine = bench.routines / SAMPLE.name
             if text is None:
@@ -768,6 +878,9 @@ def main() -> int:
             if text is not None and not args.no_piper:
                 print(f"Piper ({SAMPLE} with --engine piper; a warm-up of each first, not measured):")
                 results["piper"] = bench.piper_runs(routine, piper_pairs, source)
+            if text is not None and not args.no_batch:
+                print(f"many sessions at once ({SAMPLE} with {BATCH_VARIANTS} profiles):")
+                results["batch"] = bench.batch_runs(routine)
         first = next(iter(sessions.values()))
         timed = [s["pure_synthesis"]["runs"] for s in results["sessions"].values() if "pure_synthesis" in s]
         synthesis = ({"wall_s": round(statistics.median([t for runs in timed for t in runs]), 4),
@@ -812,6 +925,8 @@ def main() -> int:
               f"cache of its own: pure Piper and a cold build (paired, which goes first alternating), a warm build, "
               f"a {{hold}} rebuild")
         print(piper_table(results["piper"]))
+    if results["batch"]:
+        print_batch(results["batch"])
     if synthesis:
         print(f"pure synthesis (speech workers only): {synthesis['wall_s']:.2f} s for {synthesis['lines']} lines; "
               f"naive pyttsx3 synthesis of the same lines in one process: "
