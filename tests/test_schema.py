@@ -243,6 +243,26 @@ def test_every_routine_example_in_the_readme_is_valid() -> None:
         assert found == [], (kind, data)
 
 
+@pytest.mark.parametrize("word", ["yes", "no", "on", "off", "Yes", "OFF"])
+def test_true_and_false_written_as_yaml_1_1_words_are_valid_where_the_loader_takes_them(word: str,
+                                                                                         tmp_path: Path) -> None:
+    """PyYAML reads `strict: yes` as true, an editor as the text 'yes': the schema takes both where the loader
+    takes true or false."""
+    texts = [f"title: T\n{key}: {word}\nsteps:\n  - title: A\n    hold: 20s\n"
+             for key in ("countdown", "halfway", "remaining", "bells", "switch", "next", "lead-in", "background")]
+    texts += [f"title: T\nsteps:\n  - title: G\n    rounds: 2\n    {key}: {word}\n    steps:\n      - title: A\n"
+              f"        hold: 20s\n" for key in ("strict", "last-round")]
+    texts.append(f"title: T\nbackground:\n  sound: rain\n  duck: {word}\nsteps:\n  - title: A\n    hold: 20s\n")
+    taken = 0
+    for number, text in enumerate(texts):
+        path = tmp_path / f"{number}.yaml"
+        path.write_text(text, encoding="utf-8")
+        if loads(path):
+            taken += 1
+            assert [errors(ROUTINES, data) for data in readings(path)] == [[], []], text
+    assert taken >= 5
+
+
 # --- bad cases ------------------------------------------------------------------------------
 
 # The bad cases no schema can refuse, and why; every other case in tests/bad must be refused by it.

@@ -97,6 +97,10 @@ VAR_PATTERN = r"^[A-Za-z_\u00c0-\uffff][A-Za-z0-9_\u00c0-\uffff]*$"
 # A code parse_language takes (routine/phrases): a language voiceguide has words for, and perhaps a country.
 LANGUAGE_PATTERN = (r"^\s*(?:" + "|".join(_anycase(code) for code in LANGUAGES) + r")(?:[-_][A-Za-z0-9]{2,8})?\s*$")
 
+# Words YAML 1.1 reads as true and false, and so the loader (PyYAML); YAML 1.2, which editors read, takes them
+# for text. A setting that may be true or false takes them too: `strict: yes` is what the file means.
+TRUE_WORDS = ("yes", "Yes", "YES", "on", "On", "ON")
+FALSE_WORDS = ("no", "No", "NO", "off", "Off", "OFF")
 # Far beyond any session (parse_duration's own limit), so that `hold: 1e308` is marked.
 LONGEST_SECONDS = 10**12
 
@@ -181,7 +185,7 @@ def _signal(keys: tuple[str, ...], description: str) -> Schema:
     shapes = {"say": _ref("line"), "sound": _ref("chime"),
               "gap": _ref("duration", "Time to change position after the line")}
     return {"description": description, "anyOf": [
-        {"type": "boolean"}, _ref("texts"), _object(keys, shapes, description, **_not_both("say", "sound"))]}
+        _ref("flag"), _ref("texts"), _object(keys, shapes, description, **_not_both("say", "sound"))]}
 
 
 def _cue_definitions() -> dict[str, Schema]:
@@ -192,11 +196,11 @@ def _cue_definitions() -> dict[str, Schema]:
     return {
         "countdown": {"description": "Count the last seconds of each hold: a number, true (3), false, or "
                                      "{count, sound} for ticks", "default": DEFAULT_COUNTDOWN,
-                      "anyOf": [{"type": "boolean"}, count, _object(COUNTDOWN_KEYS, {
+                      "anyOf": [_ref("flag"), count, _object(COUNTDOWN_KEYS, {
                           "count": count, "sound": _ref("chime")}, "Ticks instead of words")]},
         "halfway": _signal(SIGNAL_KEYS, "A line or sound at the middle of each hold; true: \"Halfway.\""),
         "remaining": {"description": "Say how long is left, at these times before a hold ends; false: off",
-                      "anyOf": [{"const": False}, times, _object(REMAINING_KEYS, {
+                      "anyOf": [_ref("off"), times, _object(REMAINING_KEYS, {
                           "at": times, "every": _ref("positive-duration", "Say it this often in long holds"),
                       }, "At chosen times, and every so often")]},
         "cues": {"type": "array", "description": "Your own lines or sounds at chosen times of each hold",
@@ -209,7 +213,7 @@ def _cue_definitions() -> dict[str, Schema]:
                  }, "A line or a sound at a chosen time", required=["at"],
                      anyOf=[{"required": ["say"]}, {"required": ["sound"]}], **_not_both("say", "sound"))},
         "bells": {"description": "Interval bells inside long holds, and the end chime struck several times",
-                  "anyOf": [{"const": False}, _object(BELLS_KEYS, {
+                  "anyOf": [_ref("off"), _object(BELLS_KEYS, {
                       "every": _ref("positive-duration", "A bell this often inside each hold"),
                       "sound": _ref("chime"),
                       "strikes": _count("Strikes of the chime that ends each hold", 0, MAX_COUNTDOWN),
@@ -241,7 +245,7 @@ def _step_definitions() -> dict[str, Schema]:
         "voice": _ref("voice"),
         "steps": _ref("steps", f"The steps of the group, in order (groups nest at most {MAX_NESTING} deep)"),
         "rounds": _count("How many times the whole group runs"),
-        "strict": {"type": "boolean", "description": "Keep an interval timer's clock: every hold one cycle after "
+        "strict": {**_ref("flag"), "description": "Keep an interval timer's clock: every hold one cycle after "
                                                      "the one before, the words inside the rests"},
         "chapters": {"const": "rounds", "description": "rounds: each round its own chapter (a group at the top "
                                                        "with 2 rounds or more)"},
@@ -274,7 +278,7 @@ def _background() -> Schema:
         "crossfade": {**_durations(positive=True, most_ms=MAX_CROSSFADE_MS),
                       "description": "Where a sound file repeats or gives way to the next"},
         "duck": {"description": "The dip under speech and sounds; false: none", "anyOf": [
-            {"const": False}, _object(DUCK_KEYS, {
+            _ref("off"), _object(DUCK_KEYS, {
                 "depth": _decibels("How far it dips", 0.0, MAX_DUCK_DB),
                 "attack": _ref("duration", "It is fully down this long before a word starts"),
                 "release": _ref("duration", "And back up this long after it ends"),
@@ -284,7 +288,7 @@ def _background() -> Schema:
     settings["if"] = {"required": ["sound"], "properties": {"sound": {"enum": list(BUILTIN_BEDS)}}}
     settings["then"] = {"not": {"required": ["crossfade"]}}
     return {"description": "A calm sound under the whole session",
-            "anyOf": [{"enum": [False, "none"]}, bed, playlist, settings]}
+            "anyOf": [_ref("off"), {"const": "none"}, bed, playlist, settings]}
 
 
 def routine_schema() -> Schema:
@@ -304,7 +308,7 @@ def routine_schema() -> Schema:
                  "additionalProperties": _ref("scalar")},
         "steps": _ref("steps", "The routine's steps, in order; at least one"),
         "lead-in": {"description": "After the intro: a line, then time to get in place", "anyOf": [
-            {"type": "boolean"}, _ref("duration"),
+            _ref("flag"), _ref("duration"),
             _object(LEAD_IN_KEYS, {"say": _ref("line"), "time": _ref("duration", "Time to get in place")},
                     "A line and a time")]},
         "closing": {"description": "A chime at the very end of the session", "anyOf": [
@@ -327,6 +331,8 @@ def routine_schema() -> Schema:
             "line": {"description": "The line to say", "anyOf": [
                 _ref("text"), {"type": "array", "items": _ref("text"), "maxItems": 1}]},
             "chime": _sound(BUILTIN_CHIMES, "A built-in chime, or a sound file relative to this file"),
+            "flag": {"anyOf": [{"type": "boolean"}, {"enum": list(TRUE_WORDS + FALSE_WORDS)}]},
+            "off": {"anyOf": [{"const": False}, {"enum": list(FALSE_WORDS)}]},
             **_cue_definitions(),
             **_step_definitions(),
         },
