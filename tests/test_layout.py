@@ -14,7 +14,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "voiceguide"
 # The stages in the order data flows through them; a module may import its own stage and those before it.
 # Shared vocabulary and services sit at the bottom; serve reads MP3s, not routines, and stands apart.
 BOTTOM = ("units", "errors", "durations", "yamlfile", "environment", "cache", "tools", "audio", "loudness")
-FLOW = ("routine", "overrides", "plan", "speech", "sounds", "render", "mp3", "export", "batch", "api", "cli")
+FLOW = ("routine", "importing", "overrides", "plan", "speech", "sounds", "render", "mp3", "export", "templates", "batch", "api", "cli")
 APART = ("serve",)
 MAX_LINES = 500
 
