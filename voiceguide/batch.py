@@ -207,13 +207,24 @@ def _try(load: Callable[..., Any], *arguments: object) -> Any:
         return None
 
 
-def build_pair(pair: Pair, settings: Settings, environment: Environment, stages: Stages) -> Outcome:
-    """Plan and build one pair as the `build` command does (see cli.commands._plan), its errors caught."""
+def build_pair(pair: Pair, settings: Settings, environment: Environment, stages: Stages,
+               read: dict[tuple[str, Path], Any] | None = None) -> Outcome:
+    """Plan and build one pair as the `build` command does (see cli.commands._plan), its errors caught.
+    ``read``: the routines and profiles read so far, kept there (a worker reads each file once, not once a
+    pair: a routine takes longer to read than its session, warm, to plan)."""
     notes: list[str] = []
+
+    def loaded(kind: str, load: Callable[..., Any], path: Path) -> Any:
+        if read is None:
+            return load(path, environment)
+        if (kind, path) not in read:
+            read[kind, path] = load(path, environment)
+        return read[kind, path]
+
     try:
-        profile = stages.load_profile(pair.profile, environment) if pair.profile is not None else None
+        profile = loaded("profile", stages.load_profile, pair.profile) if pair.profile is not None else None
         overrides = settings.overrides.over(profile) if profile else settings.overrides
-        original = stages.load(pair.routine, environment)
+        original = loaded("routine", stages.load, pair.routine)
         routine = stages.adjust(original, profile=overrides)
         skipped = skipped_holds(original, overrides)
         if skipped is not None:
@@ -411,11 +422,12 @@ def _work(connection: Connection, settings: Settings, spec: _Spec, stages: Stage
         if hasattr(signal, "pthread_sigmask"):
             signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
         environment = spec.environment()
+        read: dict[tuple[str, Path], Any] = {}
         while True:
             pair = connection.recv()
             if pair is None:
                 break
-            connection.send(build_pair(pair, settings, environment, stages))
+            connection.send(build_pair(pair, settings, environment, stages, read))
     except (KeyboardInterrupt, EOFError, BrokenPipeError):
         pass
     finally:
