@@ -227,3 +227,27 @@ def test_ctrl_c_leaves_no_partial_file(delay: float, whole_group: bool, tmp_path
             break
         assert time.monotonic() < deadline, "a process of the build outlived it"
         time.sleep(0.05)
+
+
+def test_a_process_that_dies_fails_only_its_pair(routines: list[Path], profiles: list[Path], tmp_path: Path,
+                                                 speech_cache: Path) -> None:
+    """A worker that dies outright (a crash in a library, the system out of memory) fails the pair it was
+    building; another worker takes its place for the pairs left."""
+    from voiceguide import api, batch
+    from voiceguide.environment import Environment
+
+    def build_or_die(session, target, *args):  # type: ignore[no-untyped-def]
+        if Path(target).stem == "stretch-half":
+            os._exit(3)
+        return api.build_session(session, target, *args)
+
+    stages = batch.Stages(api.load, api.load_profile, api.adjust, api.plan_session, build_or_die)
+    pairs = batch.pairs_of(routines, profiles, tmp_path / "out")
+    outcomes = batch.build_all(pairs, batch.Settings(), Environment(speech_cache), stages, workers=2)
+    assert [outcome.pair for outcome in outcomes] == pairs
+    failed = [outcome for outcome in outcomes if outcome.figures is None]
+    assert [(o.pair.target.name, o.error, o.exit_code) for o in failed] == [
+        ("stretch-half.mp3", ("the process building it ended unexpectedly (exit code 3)",), 1)]
+    assert batch.exit_code(outcomes) == 1
+    assert sorted(path.name for path in (tmp_path / "out").iterdir()) == sorted(
+        pair.target.name for pair in pairs if pair.target.name != "stretch-half.mp3")
