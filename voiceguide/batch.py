@@ -276,21 +276,24 @@ class _Workers:
         self.stages = stages
         # Forked where that is safe and quick (Linux): the worker starts with everything loaded.
         self.context: Any = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")
-        self.running: dict[Connection, tuple[multiprocessing.process.BaseProcess, Pair | None]] = {}
+        # Each worker's pipe: its process, and the number of the pair it builds (None: it waits for one).
+        self.running: dict[Connection, tuple[multiprocessing.process.BaseProcess, int | None]] = {}
+        self.pairs: list[Pair] = []
 
     def run(self, pairs: list[Pair], done: Callable[[Outcome], None]) -> list[Outcome]:
+        self.pairs = pairs
         outcomes: dict[int, Outcome] = {}
-        index = {id(pair): number for number, pair in enumerate(pairs)}
-        leaders = {pair.routine: pair for pair in reversed(pairs)}
-        ready = deque(pair for pair in pairs if leaders[pair.routine] is pair)
-        following = {routine: deque(pair for pair in pairs if pair.routine == routine and pair is not leader)
+        leaders = {pair.routine: number for number, pair in reversed(list(enumerate(pairs)))}
+        ready = deque(sorted(leaders.values()))
+        following = {routine: deque(number for number, pair in enumerate(pairs)
+                                    if pair.routine == routine and number != leader)
                      for routine, leader in leaders.items()}
         try:
             while len(outcomes) < len(pairs):
                 self._hand_out(ready)
-                for outcome in self._finished():
-                    outcomes[index[id(outcome.pair)]] = outcome
-                    if leaders[outcome.pair.routine] is outcome.pair:
+                for number, outcome in self._finished():
+                    outcomes[number] = outcome
+                    if leaders[outcome.pair.routine] == number:
                         ready.extend(following.pop(outcome.pair.routine))
                     done(outcome)
         except BaseException:
@@ -299,7 +302,7 @@ class _Workers:
         self._end()
         return [outcomes[number] for number in range(len(pairs))]
 
-    def _hand_out(self, ready: deque[Pair]) -> None:
+    def _hand_out(self, ready: deque[int]) -> None:
         """Send the pairs that are ready to the workers that are idle, starting workers up to ``count``."""
         while ready:
             idle = next((connection for connection, (_, pair) in self.running.items() if pair is None), None)
@@ -309,7 +312,7 @@ class _Workers:
                 idle = self._start()
             process, _ = self.running[idle]
             try:
-                idle.send(ready[0])
+                idle.send(self.pairs[ready[0]])
             except OSError:  # it died while it waited: the pair goes to another
                 process.join()
                 del self.running[idle]
@@ -330,8 +333,8 @@ class _Workers:
         self.running[ours] = (process, None)
         return ours
 
-    def _finished(self) -> Iterator[Outcome]:
-        """The outcomes of the pairs that end next (waiting for at least one)."""
+    def _finished(self) -> Iterator[tuple[int, Outcome]]:
+        """The pairs that end next (waiting for at least one), by number, with their outcomes."""
         busy = {connection: entry for connection, entry in self.running.items() if entry[1] is not None}
         assert busy, "every pair handed out has its outcome, yet pairs are left"
         sentinels = {process.sentinel: connection for connection, (process, _) in busy.items()}
@@ -339,10 +342,11 @@ class _Workers:
             connection = sentinels[ready] if isinstance(ready, int) else ready
             if connection not in self.running or self.running[connection][1] is None:
                 continue  # both its answer and its end were ready: taken once
-            process, pair = self.running[connection]
-            assert pair is not None
+            process, number = self.running[connection]
+            assert number is not None
+            pair = self.pairs[number]
             try:
-                # The pair itself, not the copy that came back through the pipe: run knows pairs by identity.
+                # With the pair as it was given, not the copy that came back through the pipe.
                 outcome = dataclasses.replace(connection.recv(), pair=pair)
                 self.running[connection] = (process, None)
             except (EOFError, OSError):
@@ -352,7 +356,7 @@ class _Workers:
                 connection.close()
                 outcome = Outcome(pair, error=(f"the process building it ended unexpectedly (exit code "
                                                f"{process.exitcode})",), exit_code=1)
-            yield outcome
+            yield number, outcome
 
     def _end(self) -> None:
         for connection, (process, _) in self.running.items():
