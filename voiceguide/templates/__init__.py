@@ -58,10 +58,7 @@ def write_template(name: str, target: Path, force: bool = False) -> list[Path]:
         raise InputError(f"{target}: is a folder; give a file name, such as {target / (name + '.yaml')}")
     from voiceguide.export import replace_together
 
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise InputError(f"{target}: cannot make its folder: {error.strerror or error}") from None
+    _folder(target)
     if force:
         replace_together({target: text})
     elif not _create(target, text):
@@ -83,7 +80,16 @@ def write_schema(target: Path, profile: bool = False) -> None:
 
     if target.is_dir():
         raise InputError(f"{target}: is a folder; give a file name, such as {target / ROUTINE_SCHEMA_FILE}")
+    _folder(target)
     replace_together({target: schema_text(profile)})
+
+
+def _folder(target: Path) -> None:
+    """Make the folder ``target`` is to be written into, if it is not there yet."""
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise InputError(f"{target}: cannot make its folder: {error.strerror or error}") from None
 
 
 def _create(target: Path, text: str) -> bool:
