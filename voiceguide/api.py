@@ -44,12 +44,23 @@ from voiceguide.routine import RATE_RANGE, Routine, Step, Voice, load_routine
 from voiceguide.speech.clips import DEFAULT_VOICE, Progress, Speech
 from voiceguide.speech.engines import VoiceInfo, create_engine, engine_names
 from voiceguide.speech.engines.languages import speaking
+from voiceguide.templates import (
+    DEFAULT_TEMPLATE,
+    TEMPLATES,
+    schema,
+    schema_text,
+    template_text,
+    write_schema,
+    write_template,
+)
+from voiceguide.templates import summary as template_summary
 from voiceguide.units import FRAME, SAMPLE_RATE, milliseconds, samples
 
 if TYPE_CHECKING:
     from pydub import AudioSegment
 
     from voiceguide.batch import Outcome, Pair
+    from voiceguide.importing import Imported
     from voiceguide.loudness import Analyses
     from voiceguide.render import Level, Measured
     from voiceguide.sounds import Sounds
@@ -58,6 +69,9 @@ __all__ = [
     "DEFAULT_BITRATE", "DEFAULT_LOUDNESS", "RATE_RANGE", "Built", "Fit", "HoldSetting", "Overrides", "Session", "Voice",
     "adjust", "build_session", "build_sessions", "check_scale", "load", "load_profile", "parse_fit",
     "parse_hold_option", "plan_session", "sidecar_kinds", "skipped_holds", "step_ids", "voices",
+    # Help while writing a routine: its schema for editors, and routines to start from (voiceguide.templates).
+    "DEFAULT_TEMPLATE", "TEMPLATES", "schema", "schema_text", "template_summary", "template_text", "write_schema",
+    "write_template",
 ]
 
 DEFAULT_LOUDNESS = -16.0  # LUFS, integrated: the norm for spoken word
@@ -374,3 +388,12 @@ def build_sessions(pairs: Sequence[Pair], overrides: Overrides | None = None, en
     settings = batch.Settings(overrides or Overrides(), jobs, bitrate, loudness, tuple(sidecars), strict)
     stages = batch.Stages(load, load_profile, adjust, plan_session, build_session)
     return batch.build_all(pairs, settings, environment or Environment.from_os(), stages, progress, done)
+
+
+def import_routine(path: str | os.PathLike[str], source: str | None = None) -> Imported:
+    """Read a file of another tool, a w2a workout or an audio_program_generator phrase file (``source``:
+    "w2a" or "apg"; by default told from the file), as a voiceguide routine: its text, which ``.save(path)``
+    writes, and what could not be carried over. Bad input raises RoutineError (FILE:LINE:COL)."""
+    from voiceguide.importing import import_file
+
+    return import_file(path, source)
