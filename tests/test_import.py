@@ -277,3 +277,21 @@ def test_import_has_help() -> None:
     result = invoke("import", "-h")
     assert result.exit_code == 0
     assert "voiceguide import workout.yaml" in result.stdout
+
+
+@pytest.mark.parametrize(("tts", "voice", "warning"), [
+    ("  espeak_ng_voice: 'en-gb'\n", "en-gb", None),
+    ("  say_voice: 'Daniel'\n", "Daniel",
+     "2:3: warning: tts.say_voice 'Daniel' kept as voice:, a macOS voice other systems lack; `voiceguide voices` "
+     "lists this one's"),
+    ("  say_voice: 'Daniel'\n  espeak_ng_voice: 'en-gb'\n", "en-gb",
+     "2:3: warning: tts.say_voice 'Daniel' (a macOS voice) not carried over: the espeak-ng voice is kept"),
+])
+def test_w2a_voices_prefer_espeak_ng_and_say_a_macos_voice_is_one(tts: str, voice: str, warning: str | None,
+                                                                  tmp_path: Path) -> None:
+    source = tmp_path / "workout.yaml"
+    source.write_text(f"tts:\n{tts}exercises:\n  - name: 'Plank'\n    duration: '30s'\n")
+    result = invoke("import", source)
+    assert result.exit_code == 0, result.output
+    assert yaml.safe_load(result.stdout)["voice"] == voice
+    assert result.stderr == (f"{source}:{warning}\n" if warning else "")

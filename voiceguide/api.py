@@ -67,7 +67,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_BITRATE", "DEFAULT_LOUDNESS", "RATE_RANGE", "Built", "Fit", "HoldSetting", "Overrides", "Session", "Voice",
-    "adjust", "build_session", "build_sessions", "check_scale", "load", "load_profile", "parse_fit",
+    "adjust", "build_session", "build_sessions", "check_scale", "import_routine", "load", "load_profile", "parse_fit",
     "parse_hold_option", "plan_session", "sidecar_kinds", "skipped_holds", "step_ids", "voices",
     # Help while writing a routine: its schema for editors, and routines to start from (voiceguide.templates).
     "DEFAULT_TEMPLATE", "TEMPLATES", "schema", "schema_text", "template_summary", "template_text", "write_schema",

@@ -168,11 +168,11 @@ def session_options(command: Callable, several: bool = False) -> Callable:
     """Options shared by `plan` and `build`, so both accept the same words and plan what build makes;
     ``several``: --profile may be repeated or name a folder (build makes a session for each)."""
     profile = (click.option("--profile", "profiles", multiple=True, type=click.Path(path_type=Path),
-                            help="YAML file of standing preferences: holds, hold-scale or fit, voice. Repeat it, "
+                            help="YAML file of standing preferences: holds, hold-scale or fit, voice, language. Repeat it, "
                                  "or name a folder of them, to build a session with each.")
                if several else
                click.option("--profile", type=click.Path(dir_okay=False, path_type=Path),
-                            help="YAML file of standing preferences: holds, hold-scale or fit, voice."))
+                            help="YAML file of standing preferences: holds, hold-scale or fit, voice, language."))
     options = [
         click.option("--hold", "holds", multiple=True, type=HoldType(),
                      help="Set one step's hold, e.g. --hold tennis-balls=90s (repeatable)."),

@@ -306,13 +306,24 @@ class _Workout:
         value = self.data.get("tts")
         if not isinstance(value, YMap):
             return None
-        voice = None
+        named = {key: value[key].strip() for key in ("espeak_ng_voice", "say_voice")
+                 if isinstance(value.get(key), str) and value[key].strip()}
         for key in value:
-            if key in ("espeak_ng_voice", "say_voice") and isinstance(value[key], str) and value[key].strip():
-                voice = value[key].strip()
-            elif key == "custom_command":
+            if key == "custom_command":
                 self.reading.lose(value.key_at[key], "tts.custom_command: not carried over; voiceguide speaks with "
                                                      "its own engines (pyttsx3, piper): choose one with voice:")
             elif key not in ("espeak_ng_voice", "say_voice"):
                 self.reading.lose(value.key_at[key], f"unknown key '{key}' in 'tts': not carried over")
-        return voice
+        # espeak-ng's voices are the default engine's wherever espeak-ng runs (Linux, and the bundled one); a
+        # macOS voice's name is kept only when it is all there is, and said to be one.
+        if "espeak_ng_voice" in named:
+            if "say_voice" in named:
+                self.reading.lose(value.key_at["say_voice"], f"tts.say_voice '{named['say_voice']}' (a macOS voice) "
+                                                             "not carried over: the espeak-ng voice is kept")
+            return named["espeak_ng_voice"]
+        if "say_voice" in named:
+            self.reading.lose(value.key_at["say_voice"], f"tts.say_voice '{named['say_voice']}' kept as voice:, a "
+                                                         "macOS voice other systems lack; `voiceguide voices` lists "
+                                                         "this one's")
+            return named["say_voice"]
+        return None
