@@ -30,8 +30,8 @@ def import_routine(source: Path, output: Path | None, force: bool, source_format
 
     \b
     Example:
-      voiceguide import workout.yaml -o scripts/workout.yaml
-      voiceguide import phrases.txt > scripts/phrases.yaml
+      voiceguide import workout.yaml -o my-workout.yaml
+      voiceguide import phrases.txt > my-phrases.yaml
     """
     imported = api.import_routine(source, source_format)
     for lost in imported.lost:
