@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from voiceguide.environment import Environment
-from voiceguide.errors import InputError, RoutineError, VoiceguideError
+from voiceguide.errors import InputError, RoutineError, VoiceguideError, after_ctrl_c
 from voiceguide.overrides import Overrides, skipped_holds
 from voiceguide.plan.planner import expand, lines_of
 from voiceguide.plan.timeline import Line
@@ -239,23 +239,11 @@ def build_pair(pair: Pair, settings: Settings, environment: Environment, stages:
         figures = Figures(session.timeline.duration, built.size, built.measured.speech, built.measured.whole)
         return Outcome(pair, figures, tuple(notes))
     except Exception as error:
-        if _after_interrupt(error):
+        if after_ctrl_c(error):
             raise KeyboardInterrupt from error
         if isinstance(error, VoiceguideError):
             return Outcome(pair, None, tuple(notes), tuple(error.lines()), error.exit_code)
         return Outcome(pair, None, tuple(notes), (f"internal error: {type(error).__name__}: {error}",), 1)
-
-
-def _after_interrupt(error: BaseException) -> bool:
-    """Whether ``error`` was raised while Ctrl-C was being undone (an encoder that Ctrl-C ended too)."""
-    seen: set[int] = set()
-    cause: BaseException | None = error
-    while cause is not None and id(cause) not in seen:
-        if isinstance(cause, KeyboardInterrupt):
-            return True
-        seen.add(id(cause))
-        cause = cause.__cause__ or cause.__context__
-    return False
 
 
 # ---------------------------------------------------------------- the worker processes

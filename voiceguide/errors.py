@@ -96,3 +96,16 @@ class AudioError(VoiceguideError):
 
 class ServeError(VoiceguideError):
     """The session server cannot start, for example because its port is taken."""
+
+
+def after_ctrl_c(error: BaseException) -> bool:
+    """Whether ``error`` was raised while a KeyboardInterrupt was being handled: while undoing what Ctrl-C
+    stopped (an encoder that Ctrl-C ended too), so that it is reported as Ctrl-C, not as a failure."""
+    seen: set[int] = set()
+    cause: BaseException | None = error
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, KeyboardInterrupt):
+            return True
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+    return False

@@ -20,7 +20,7 @@ from voiceguide.cache import Stored
 from voiceguide.cli import Exit
 from voiceguide.durations import format_clock
 from voiceguide.environment import Environment
-from voiceguide.errors import InputError, RoutineError, VoiceguideError, printable
+from voiceguide.errors import InputError, RoutineError, VoiceguideError, after_ctrl_c, printable
 from voiceguide.units import milliseconds
 
 # The MP3 bitrates a phone plays in CBR, in kbps (voiceguide.mp3.BITRATES, not imported: it loads numpy).
@@ -95,7 +95,7 @@ class Group(click.Group):
             click.echo("interrupted", err=True)
             ctx.exit(Exit.INTERRUPTED)
         except Exception as error:
-            if _after_ctrl_c(error):
+            if after_ctrl_c(error):
                 # Raised while undoing what Ctrl-C stopped (an encoder that Ctrl-C ended too): still Ctrl-C.
                 click.echo("interrupted", err=True)
                 ctx.exit(Exit.INTERRUPTED)
@@ -112,18 +112,6 @@ class Group(click.Group):
             click.echo(f"voiceguide: internal error: {type(error).__name__}: {error} (run with --debug for details)", err=True)
             _debug_traceback(ctx)
             ctx.exit(Exit.FAILURE)
-
-
-def _after_ctrl_c(error: BaseException) -> bool:
-    """Whether ``error`` was raised while a KeyboardInterrupt was being handled."""
-    seen: set[int] = set()
-    cause: BaseException | None = error
-    while cause is not None and id(cause) not in seen:
-        if isinstance(cause, KeyboardInterrupt):
-            return True
-        seen.add(id(cause))
-        cause = cause.__cause__ or cause.__context__
-    return False
 
 
 def _debug_traceback(ctx: click.Context) -> None:
