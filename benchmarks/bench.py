@@ -328,12 +328,29 @@ class Bench:
                               output="sample-pyttsx3") for i, hold in enumerate(holds)]
         found["engines"]["pyttsx3"] = {"first": summary([first]), "warm": summary(warm),
                                        "rebuild": summary(rebuild), "holds": holds}
+        if self.bed:
+            found["engines"][f"pyttsx3 under {BED}"] = self.sample_under_bed(routine, holds)
         # Planned with the first rebuild's hold, whose lines are in the cache by now.
         spoken = [{e["text"] for e in self.plan_json(routine, *extra, cache=cache)["events"] if "text" in e}
                   for extra in ((), ("--hold", holds[0]))]
         found["new_lines"] = len(spoken[1] - spoken[0])
         found["hold_s"] = base
         return found
+
+    def sample_under_bed(self, routine: Path, holds: list[str]) -> dict:
+        """The sample routine under BED, as a user adds a bed to it, in a cache of its own: a first build, warm
+        builds, then the same `{hold}` rebuilds as without the bed. Its many cues make many dips in the bed, each
+        a stretch to encode anew when a hold before it moves, which the generated routines, with few cues, do not
+        show."""
+        cache = self.root / f"cache-sample-{BED}"
+        under = self.routines / f"{routine.stem}-{BED}.yaml"
+        under.write_text(f"background: {BED}\n" + routine.read_text(encoding="utf-8"), encoding="utf-8")
+        first = self.build(f"sample under {BED} first build", under, cache=cache, output=f"sample-{BED}")
+        warm = [self.build(f"sample under {BED} warm build #{i + 1}", under, cache=cache, output=f"sample-{BED}")
+                for i in range(self.runs)]
+        rebuild = [self.build(f"sample under {BED} rebuild #{i + 1}", under, "--hold", hold, cache=cache,
+                              output=f"sample-{BED}") for i, hold in enumerate(holds)]
+        return {"first": summary([first]), "warm": summary(warm), "rebuild": summary(rebuild), "holds": holds}
 
     # -- many sessions at once
 
@@ -714,6 +731,10 @@ def sample_table(sample: dict) -> str:
             continue
         cells = [engine] + [f"{m[k]['wall_s']:.2f} | {m[k]['peak_mb']:.0f}" for k in ("first", "warm", "rebuild")]
         rows.append("| " + " | ".join(cells) + " |")
+    plain, under = sample["engines"].get("pyttsx3"), sample["engines"].get(f"pyttsx3 under {BED}")
+    if plain and under:
+        rows.append(f"{{hold}} rebuild under {BED} / without: "
+                    f"{under['rebuild']['wall_s'] / plain['rebuild']['wall_s']:.2f}x (ratio of medians; no target)")
     return "\n".join(rows)
 
 
