@@ -225,8 +225,21 @@ def test_ctrl_c_leaves_no_partial_file(delay: float, whole_group: bool, tmp_path
             os.killpg(process.pid, 0)
         except ProcessLookupError:
             break
-        assert time.monotonic() < deadline, "a process of the build outlived it"
+        assert time.monotonic() < deadline, f"a process of the build outlived it: {group_members(process.pid)}"
         time.sleep(0.05)
+
+
+def group_members(group: int) -> list[str]:
+    """The command lines of the processes still in process group ``group``, to say which one outlived it."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[2]) == group:  # after the name: state, parent, group
+                found.append((stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace"))
+        except (OSError, IndexError, ValueError):
+            continue  # ended while it was read
+    return found
 
 
 def test_a_process_that_dies_fails_only_its_pair(routines: list[Path], profiles: list[Path], tmp_path: Path,
