@@ -368,14 +368,14 @@ def _build_many(routines: tuple[Path, ...], profiles: tuple[Path, ...], output: 
         raise click.UsageError(f"-o names the folder to write several sessions to, got '{output}'")
     pairs = batch.pairs_of(batch.routine_files(routines), batch.routine_files(profiles),
                            output or environment.output_dir)
-    said: set[str] = set()
+    # Each note (a routine's warning, a profile's skipped hold) and the sessions it concerns, said once at the
+    # end: plain when it concerns every session, else after the ones it does, whose profile may be its cause.
+    notes: dict[str, list[str]] = {}
 
     def done(outcome: batch.Outcome) -> None:
         progress.finish()  # the bar of the speech, before the first line of a session
-        for note in outcome.notes:  # a routine's warning or a profile's skipped hold, said once for all pairs
-            if note not in said:
-                said.add(note)
-                click.echo(note, err=True)
+        for note in outcome.notes:
+            notes.setdefault(note, []).append(outcome.pair.name)
         figures = outcome.figures
         if figures is None:
             for line in outcome.error:
@@ -388,6 +388,8 @@ def _build_many(routines: tuple[Path, ...], profiles: tuple[Path, ...], output: 
     with _Progress(options["quiet"] or not environment.is_terminal) as progress:
         outcomes = api.build_sessions(pairs, overrides, environment, options["jobs"], bitrate, loudness, sidecars,
                                       options["strict"], progress, done)
+    for note, names in notes.items():
+        click.echo(note if len(names) == len(pairs) else f"{', '.join(names)}: {note}", err=True)
     failed = sum(1 for outcome in outcomes if outcome.figures is None)
     click.echo(f"{len(outcomes) - failed} built, {failed} failed in {time.monotonic() - started:.1f} s")
     if failed:
