@@ -13,6 +13,7 @@ import yaml
 from audio_probe import decode, measure_timeline, worst
 from click.testing import CliRunner
 from mutagen.id3 import ID3
+from test_plan import plan_json
 
 from voiceguide.cli import cli
 from voiceguide.durations import ENGLISH_UNITS, number_words, spoken_duration
@@ -124,12 +125,6 @@ def _all(steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
 @pytest.fixture(scope="module")
 def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("clips")
-
-
-def plan_json(cache_dir: Path, routine: Path, *options: str) -> dict:
-    result = CliRunner().invoke(cli, ["plan", str(routine), "--json", "--cache-dir", str(cache_dir), *options])
-    assert result.exit_code == 0, result.output
-    return json.loads(result.stdout)
 
 
 @pytest.mark.parametrize("code", OTHERS)
